@@ -1,0 +1,231 @@
+"""``firmware-sim`` / ``python -m firmware_sim``: the simulated implant on a pty or a socket.
+
+The first line on stdout is ``firmware-sim: listening on <address>`` (flushed at once), where
+``<address>`` is what ``neuroloop run --device`` takes: a pty path such as ``/dev/pts/5`` or
+``socket://127.0.0.1:7000``. Everything else goes to stderr (and ``--log``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from neuroloop.errors import ConfigError, NeuroloopError
+
+__all__ = ["main", "build_parser"]
+
+_EXIT_OK = 0
+_EXIT_USAGE = 2
+
+
+def _prob(text: str) -> float:
+    try:
+        p = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= p <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability in [0, 1] "
+                                         "(1 % is 0.01)")
+    return p
+
+
+def _nonneg(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not x >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return x
+
+
+def _at(text: str) -> tuple[int, float]:
+    """``C`` or ``C@SECONDS``."""
+    idx, _, at = text.partition("@")
+    try:
+        return int(idx), float(at) if at else 0.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use INDEX or INDEX@SECONDS, e.g. 3@10"
+                                         ) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump): ``firmware-sim: error: ...``, exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(_EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="firmware-sim",
+        description="Simulated implant: streams a synthetic patient over a framed, "
+                    "authenticated serial protocol and applies STIM commands after its own "
+                    "checks (see docs/protocol.md).")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="create a pseudo-terminal (default)")
+    where.add_argument("--listen", metavar="socket://HOST:PORT",
+                       help="listen on TCP instead (port 0 picks a free one)")
+    p.add_argument("--key-file", metavar="FILE",
+                   help="link keys; created (mode 0600) if missing. Default: environment "
+                        "NEUROLOOP_KEY_H2D/NEUROLOOP_KEY_D2H")
+    p.add_argument("--preset", choices=("bsi", "eeg-bci"), default="bsi")
+    p.add_argument("--seed", type=int, default=1, help="patient data seed (default 1)")
+    p.add_argument("--snr", type=_nonneg, default=1.0, help="task modulation depth (default 1)")
+    p.add_argument("--samples-per-frame", type=int, default=None,
+                   help="samples per DATA frame (default: one control hop, 59 bsi / 25 eeg)")
+    p.add_argument("--baud", type=int, default=921600, help="line speed (default 921600)")
+    p.add_argument("--watchdog-ms", type=_nonneg, default=300.0, help="T_wd (default 300)")
+    p.add_argument("--watchdog-ramp-ms", type=_nonneg, default=200.0,
+                   help="ramp-down time after a watchdog trip (default 200)")
+    p.add_argument("--battery-pct", type=_nonneg, default=80.0, help="initial charge (80)")
+    p.add_argument("--limits", metavar="FILE", help="the device's own limits file (TOML)")
+    faults = p.add_argument_group("fault injection")
+    faults.add_argument("--drop-frames", type=_prob, default=0.0, metavar="P",
+                        help="probability a DATA frame is lost")
+    faults.add_argument("--corrupt-bytes", type=_prob, default=0.0, metavar="P",
+                        help="probability a byte gets a flipped bit (both directions)")
+    faults.add_argument("--latency-ms", type=_nonneg, default=0.0, metavar="X",
+                        help="added delay on every device->host frame")
+    faults.add_argument("--stuck-channel", type=_at, metavar="C[@S]",
+                        help="channel C freezes (from S seconds of stream)")
+    faults.add_argument("--noise-bursts", type=_nonneg, default=0.0, metavar="RATE",
+                        help="broadband noise bursts per second")
+    faults.add_argument("--faults-after", type=_nonneg, default=0.0, metavar="S",
+                        help="start dropping/corrupting/delaying after S seconds (default 0)")
+    faults.add_argument("--disconnect-after", type=_nonneg, metavar="S",
+                        help="pull the cable after S seconds")
+    faults.add_argument("--reboot-after", type=_nonneg, metavar="S",
+                        help="reboot the device after S seconds")
+    faults.add_argument("--open-contact", type=_at, metavar="C[@S]",
+                        help="contact C's lead breaks (after S seconds)")
+    p.add_argument("--no-realtime", action="store_true",
+                   help="stay time-shared (default: ask for SCHED_FIFO, as firmware runs on "
+                        "its own core)")
+    p.add_argument("--log", metavar="FILE", help="JSON lines: every pulse train and event")
+    p.add_argument("--duration", type=_nonneg, metavar="S", help="stop after S seconds")
+    return p
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    addr = text.split("://", 1)[1] if "://" in text else text
+    host, _, port = addr.rpartition(":")
+    try:
+        port_n = int(port)
+    except ValueError:
+        port_n = -1
+    if not host or not 0 <= port_n <= 65535:
+        raise ConfigError(f"--listen {text!r}: use socket://HOST:PORT, e.g. "
+                          "socket://127.0.0.1:7000")
+    return host, port_n
+
+
+def _keys(path: str | None) -> Any:
+    from neuroloop.link.keys import generate_key_file, load_key_file, load_keys
+
+    if path is None:
+        return load_keys(None)
+    if not Path(path).exists():
+        keys = generate_key_file(path)
+        print(f"firmware-sim: created key file {path} (mode 0600); give it to neuroloop with "
+              f"--key-file {path}", file=sys.stderr)
+        return keys
+    return load_key_file(path)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from neuroloop.safety.limits import SafetyLimits, load_limits_file
+
+    from .device import DeviceConfig
+    from .faults import FaultConfig
+    from .sim import Simulator
+    from .streamer import Streamer
+    from .transport import BAUD_CONSTANTS, PtyTransport, SocketTransport
+
+    if args.baud not in BAUD_CONSTANTS:
+        raise ConfigError(f"--baud {args.baud} is not a standard rate; use one of "
+                          f"{', '.join(map(str, BAUD_CONSTANTS))}")
+    limits = load_limits_file(args.limits) if args.limits else SafetyLimits()
+    stuck, stuck_at = args.stuck_channel or (None, 0.0)
+    open_c, open_at = args.open_contact or (None, 0.0)
+    try:
+        streamer = Streamer(args.preset, args.seed, samples_per_frame=args.samples_per_frame,
+                            stuck_channel=stuck, stuck_after_s=stuck_at,
+                            noise_bursts_per_s=args.noise_bursts, fault_seed=args.seed,
+                            snr=args.snr)
+        faults = FaultConfig(drop_frames=args.drop_frames, corrupt_bytes=args.corrupt_bytes,
+                             latency_ms=args.latency_ms, stuck_channel=stuck,
+                             stuck_after_s=stuck_at, noise_bursts_per_s=args.noise_bursts,
+                             disconnect_after_s=args.disconnect_after,
+                             reboot_after_s=args.reboot_after, open_contact=open_c,
+                             open_contact_after_s=open_at, faults_after_s=args.faults_after)
+        config = DeviceConfig(stream=streamer.info, limits=limits,
+                              watchdog_ms=args.watchdog_ms,
+                              watchdog_ramp_ms=args.watchdog_ramp_ms,
+                              battery_pct=min(args.battery_pct, 100.0),
+                              device_name=f"firmware_sim preset={args.preset} seed={args.seed}")
+        if open_c is not None and not 0 <= open_c < config.array.n_contacts:
+            raise ValueError(f"--open-contact {open_c}: contacts are 0..."
+                             f"{config.array.n_contacts - 1}")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    listen = _parse_listen(args.listen) if args.listen else None
+    keys = _keys(args.key_file)  # after every other check: bad input creates no file
+    if listen is not None:
+        host, port = listen
+        try:
+            transport: Any = SocketTransport(host, port)
+        except OSError as exc:
+            raise ConfigError(f"--listen {args.listen}: {exc.strerror}; pick another port"
+                              ) from None
+    else:
+        transport = PtyTransport(args.baud, rng=np.random.default_rng(args.seed))
+    log = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115
+    sim = Simulator(transport=transport, keys=keys, streamer=streamer, config=config,
+                    faults=faults, seed=args.seed, log=log, duration_s=args.duration)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sim.request_stop())
+    info = streamer.info
+    rt_note = ""
+    if not args.no_realtime:
+        from neuroloop.runtime.realtime import enter_realtime
+
+        rt = enter_realtime(60, lock_memory=True)
+        rt_note = f", {rt.scheduler}"
+    print(f"firmware-sim: listening on {transport.address}", flush=True)
+    print(f"firmware-sim: {args.preset}, {len(info.channel_names)} ch at "
+          f"{info.sampling_rate_hz:g} Hz, {info.samples_per_frame} samples/frame, "
+          f"{args.baud} baud, watchdog {args.watchdog_ms:g} ms, keys {keys.fingerprint()}"
+          f"{rt_note}",
+          file=sys.stderr, flush=True)
+    try:
+        summary = sim.run()
+    finally:
+        if log is not None:
+            log.close()
+    print(f"firmware-sim: stopped ({summary['stopped_by']}): {summary['frames_sent']} frames "
+          f"sent, {summary['device']['stims_applied']} STIMs applied, "
+          f"{summary['device']['naks_sent']} NAKs, {summary['pulse_trains']} pulse trains",
+          file=sys.stderr, flush=True)
+    return _EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``firmware-sim``; returns the exit code (2 on bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except NeuroloopError as exc:
+        print(f"firmware-sim: error: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+    except KeyboardInterrupt:
+        return _EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

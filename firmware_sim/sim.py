@@ -1,0 +1,251 @@
+"""The simulator's main loop: transport <-> device, streaming paced by a monotonic clock.
+
+One thread, one ``select``: it wakes when the host sends bytes (so a STIM is applied as soon
+as it arrives), when the next DATA frame is due, when a delayed frame is due, or every
+``tick_ms`` for the watchdog and the periodic frames. Frame ``k`` is due when its last sample
+has been acquired, ``t0 + ((k + 1) * samples_per_frame) / fs`` on the device clock, computed
+from the frame index (drift-free); a late wake-up sends the overdue frames at once, never
+skips one.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+import numpy as np
+
+from neuroloop.link.keys import LinkKeys
+from neuroloop.link.messages import FaultFlag
+
+from .device import DeviceConfig, FirmwareDevice
+from .faults import FaultConfig, LinkFaults
+from .streamer import Streamer
+from .transport import PtyTransport, SocketTransport, Transport, TransportClosed
+
+__all__ = ["Simulator"]
+
+
+class Simulator:
+    """Runs one simulated implant until ``duration_s``, :meth:`request_stop`, or (pty) the link
+    is down and the output has ramped to zero.
+
+    Parameters
+    ----------
+    transport : Transport
+    keys : LinkKeys
+    streamer : Streamer
+    config : DeviceConfig
+    faults : FaultConfig
+    seed : int
+    log : text file or None
+        JSON-lines log of pulse trains and events (line-buffered).
+    duration_s : float or None
+    tick_ms : float
+        Housekeeping period (watchdog resolution).
+    clock_ns : callable
+        Monotonic clock (``time.monotonic_ns``); injectable for tests.
+    """
+
+    def __init__(self, *, transport: Transport, keys: LinkKeys, streamer: Streamer,
+                 config: DeviceConfig, faults: FaultConfig | None = None, seed: int = 0,
+                 log: IO[str] | None = None, duration_s: float | None = None,
+                 tick_ms: float = 2.0,
+                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.transport = transport
+        self.streamer = streamer
+        self.faults_cfg = faults or FaultConfig()
+        self.faults = LinkFaults(self.faults_cfg, np.random.default_rng([seed, 0xFA17]))
+        self.log_file = log
+        self.duration_us = None if duration_s is None else int(duration_s * 1e6)
+        self.tick_us = int(tick_ms * 1000)
+        self._clock = clock_ns
+        self._t0 = clock_ns()
+        self.device = FirmwareDevice(keys, config, now_us=0, seed=seed, on_log=self._log)
+        self._stop = False
+        self.link_up = True
+        self.stopped_by = ""
+        self.frames_produced = 0
+        self._late: list[int] = []  # how late each DATA frame left, us (scheduling jitter)
+
+    # ------------------------------------------------------------------ helpers
+    def now_us(self) -> int:
+        return (self._clock() - self._t0) // 1000
+
+    def request_stop(self) -> None:
+        """Stop after the current iteration (signal-safe)."""
+        self._stop = True
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        if self.log_file is not None:
+            self.log_file.write(json.dumps(entry) + "\n")
+            self.log_file.flush()
+
+    def _send(self, frames: list[bytes], now_us: int) -> None:
+        if not self.link_up:
+            return
+        for f in frames:
+            if self.faults_cfg.latency_ms > 0:
+                self.faults.delay(f, now_us)
+            else:
+                self._transmit(f)
+
+    def _transmit(self, frame: bytes) -> None:
+        if not self.transport.send(self.faults.corrupt_tx(frame)):
+            # nobody reads the line: the device says so in its next STATUS
+            self.device.fault_flags |= FaultFlag.TX_OVERFLOW
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> dict[str, Any]:
+        """Run the device; returns the summary (also logged as the last line)."""
+        dev = self.device
+        cfg = self.faults_cfg
+        s_us = 1_000_000
+        disconnect_at = None if cfg.disconnect_after_s is None else int(cfg.disconnect_after_s
+                                                                        * s_us)
+        reboot_at = None if cfg.reboot_after_s is None else int(cfg.reboot_after_s * s_us)
+        open_at = None if cfg.open_contact is None else int(cfg.open_contact_after_s * s_us)
+        silent_until = -1
+        down_since: int | None = None
+        last_stream_us: int | None = None
+        is_pty = isinstance(self.transport, PtyTransport)
+        faults_from = int(cfg.faults_after_s * s_us)
+        fs = dev.cfg.stream.sampling_rate_hz
+        self._log({"kind": "boot", "time_us": 0, "session": f"0x{dev.session:08x}",
+                   "address": self.transport.address})
+        # firmware does not stop for a garbage collector: everything allocated so far (models,
+        # compiled kernels) is frozen out of the collector's scans
+        gc.collect()
+        gc.freeze()
+        try:
+            while not self._stop:
+                now = self.now_us()
+                if self.duration_us is not None and now >= self.duration_us:
+                    self.stopped_by = "duration"
+                    break
+                # scheduled faults
+                if disconnect_at is not None and now >= disconnect_at:
+                    disconnect_at = None
+                    self._disconnect(now)
+                    if isinstance(self.transport, PtyTransport):
+                        down_since = now
+                if reboot_at is not None and now >= reboot_at:
+                    reboot_at = None
+                    dev.reboot(now)
+                    silent_until = now + int(cfg.reboot_time_ms * 1000)
+                    self.faults.released(2**62)  # frames in flight die with the radio
+                if open_at is not None and now >= open_at:
+                    open_at = None
+                    dev.impedance.open_contact(int(cfg.open_contact))  # type: ignore[arg-type]
+                    self._log({"kind": "inject", "time_us": now, "fault": "open_contact",
+                               "contact": cfg.open_contact})
+                silent = now < silent_until
+                # line speed (pty): a mismatch turns the line into noise both ways
+                if is_pty and self.link_up:
+                    self.transport.line_speed_matches()  # type: ignore[attr-defined]
+                self.faults.active = now >= faults_from
+                # input
+                if self.link_up:
+                    try:
+                        data = self.transport.read()
+                    except TransportClosed:
+                        self.link_up = False
+                        data = b""
+                    if data and not silent:
+                        self._send(dev.receive(self.faults.corrupt_rx(data), now), now)
+                if not silent:
+                    # a stream restarted after a reboot resumes the patient's present
+                    if dev.streaming and dev.frame_counter == 0 and last_stream_us is not None:
+                        gap = int((dev.stream_t0_us - last_stream_us) * fs / 1e6)
+                        if gap > 0:
+                            self.streamer.skip(gap)
+                        last_stream_us = None
+                    while dev.streaming and now >= dev.frame_due_us(dev.frame_counter):
+                        due = int(dev.frame_due_us(dev.frame_counter))
+                        samples, labels = self.streamer.next_frame()
+                        frame = dev.data_frame(samples, labels, due)
+                        self.frames_produced += 1
+                        self._late.append(now - due)
+                        last_stream_us = due
+                        if not self.faults.drop_data_frame():
+                            self._send([frame], now)
+                        else:
+                            self._log({"kind": "inject", "time_us": now, "fault": "drop_frame",
+                                       "frame_counter": dev.frame_counter - 1})
+                        self.streamer.prepare()
+                    self._send(dev.tick(now), now)
+                # output
+                if self.link_up:
+                    for f in self.faults.released(now):
+                        self._transmit(f)
+                    try:
+                        self.transport.flush()
+                    except TransportClosed:
+                        self.link_up = False
+                # a pty whose cable was pulled: run on until the output is safely off
+                if down_since is not None and dev.output.is_off \
+                        and now - down_since > dev.cfg.watchdog_ms * 1000 + 500_000 \
+                        and self.duration_us is None:
+                    self.stopped_by = "link_down"
+                    break
+                # sleep until the next event
+                wake = now + self.tick_us
+                if dev.streaming and not silent:
+                    wake = min(wake, int(dev.frame_due_us(dev.frame_counter)))
+                rel = self.faults.next_release_us()
+                if rel is not None:
+                    wake = min(wake, rel)
+                if self.link_up:
+                    self.transport.wait((wake - self.now_us()) / 1e6)
+                else:
+                    time.sleep(max(0.0, (wake - self.now_us()) / 1e6))
+            else:
+                self.stopped_by = self.stopped_by or "signal"
+        finally:
+            end = self.now_us()
+            dev.shutdown(end)
+            summary = self.summary()
+            self._log(summary)
+            self.transport.close()
+        return summary
+
+    def _disconnect(self, now_us: int) -> None:
+        self._log({"kind": "inject", "time_us": now_us, "fault": "disconnect"})
+        if isinstance(self.transport, SocketTransport):
+            self.transport.hang_up()
+        else:
+            self.transport.close()
+            self.link_up = False
+
+    def summary(self) -> dict[str, Any]:
+        """Counters of the run so far."""
+        dev = self.device
+        trains = [t for t in dev.log if not t.ramp]
+        return {
+            "kind": "summary", "time_us": self.now_us(), "stopped_by": self.stopped_by,
+            "session": f"0x{dev.session:08x}", "state": dev.state.name,
+            "frames_produced": self.frames_produced,
+            "frames_sent": self.frames_produced - self.faults.frames_dropped,
+            "pulse_trains": len(trains), "ramps": len(dev.log) - len(trains),
+            "battery_pct": round(dev.battery.soc_pct, 3),
+            "device": dict(dev.counters), "naks_by_reason": dict(dev.naks_by_reason),
+            "rx": dev.parser.counters(), "injected": self.faults.counters(),
+            "noise_bursts": self.streamer.noise_bursts,
+            "tx_overflow": self.transport.tx_overflow, "bytes_sent": self.transport.bytes_sent,
+            "stim_latency_us": _pct(dev.latencies_us), "frame_lateness_us": _pct(self._late),
+            "slowest_stims": [{"latency_us": a, "applied_us": b, "seq": c, "hop_last_sample": d}
+                              for a, b, c, d in reversed(dev.slow_stims)],
+        }
+
+
+def _pct(values: list[int]) -> dict[str, float]:
+    """p50/p99/p99.9/max of microsecond samples (NaN when empty)."""
+    if not values:
+        return {"n": 0}
+    v = np.asarray(values, dtype=np.float64)
+    p50, p99, p999 = np.percentile(v, [50, 99, 99.9])
+    return {"n": int(v.size), "p50": round(float(p50), 1), "p99": round(float(p99), 1),
+            "p999": round(float(p999), 1), "max": round(float(v.max()), 1)}

@@ -1,0 +1,169 @@
+"""Soak test: ``neuroloop run --device`` against firmware-sim over a pty, for minutes.
+
+Usage::
+
+    python -m firmware_sim.soak --duration 600            # the issue-4 target run (10 min)
+    python -m firmware_sim.soak --duration 60 -- --corrupt-bytes 0.01 --samples-per-frame 1
+
+Everything after ``--`` goes to firmware-sim. The report compares the run with the link
+targets: no frame lost, no CRC error, every STIM acknowledged (host STIMs sent = STIMs the
+device applied, no NAK, no ACK missing) and the device-measured end-to-end latency (hop's
+last sample acquired -> STIM applied, device clock) p99 <= 5 ms. With faults injected the
+targets do not apply; the report still shows every counter. Exit code 0 when the targets hold
+(or ``--no-targets``), 1 otherwise, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "soak"]
+
+LATENCY_P99_TARGET_US = 5000.0
+
+
+def _start_sim(key_file: Path, log: Path, duration_s: float, extra: list[str]
+               ) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "firmware_sim", "--pty", "--key-file", str(key_file),
+           "--log", str(log), "--duration", str(duration_s), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([proc.stdout], [], [], 60.0)
+    line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+    if not line.startswith("firmware-sim: listening on "):
+        proc.kill()
+        raise RuntimeError(f"firmware-sim did not start: {line!r} {proc.stderr.read()}")  # type: ignore[union-attr]
+    return proc, line.split()[-1]
+
+
+def soak(duration_s: float, *, scenario: str = "bsi", sim_args: list[str] | None = None,
+         key_file: Path | None = None, workdir: Path | None = None) -> dict[str, Any]:
+    """Run the soak; returns {"run": neuroloop's JSON summary, "device": firmware-sim's
+    summary, "checks": {...}, "passed": bool}."""
+    tmp = Path(workdir or tempfile.mkdtemp(prefix="neuroloop-soak-"))
+    kf = key_file or tmp / "keys.toml"
+    log = tmp / "firmware.jsonl"
+    sim, address = _start_sim(kf, log, duration_s + 120.0, list(sim_args or []))
+    try:
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "neuroloop.cli", "run", "--scenario", scenario,
+                            "--device", address, "--key-file", str(kf), "--duration",
+                            str(duration_s), "--json"], capture_output=True, text=True)
+        wall = time.monotonic() - t0
+    finally:
+        if sim.poll() is None:
+            sim.send_signal(signal.SIGTERM)
+        try:
+            sim.wait(30)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+    if r.returncode != 0:
+        raise RuntimeError(f"neuroloop run failed ({r.returncode}): {r.stderr.strip()}")
+    run = json.loads(r.stdout)
+    entries = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    device = entries[-1]
+    trains = [e for e in entries if e["kind"] == "train"]
+    out_of_limits = _out_of_limits(trains)
+    link = run["link"]
+    lat = device["stim_latency_us"]
+    checks = {
+        f"all {len(trains)} delivered pulse trains within limits (validate)": not out_of_limits,
+        "frames_lost == 0": link["frames_lost"] == 0,
+        "crc_errors == 0": link["crc_errors"] == 0,
+        "malformed_frames == 0": link["malformed_frames"] == 0,
+        "every STIM acknowledged": (link["stims_sent"] == device["device"]["stims_applied"]
+                                    and link["naks"]["total"] == 0
+                                    and link["acks_missing"] == 0),
+        f"device latency p99 <= {LATENCY_P99_TARGET_US:g} us":
+            lat.get("p99", float("inf")) <= LATENCY_P99_TARGET_US,
+    }
+    return {"run": run, "device": device, "checks": checks, "passed": all(checks.values()),
+            "out_of_limits": out_of_limits,
+            "wall_s": round(wall, 1), "workdir": str(tmp)}
+
+
+def _out_of_limits(trains: list[dict[str, Any]]) -> list[str]:
+    """Every delivered train checked with the independent oracle (SAFETY.md defaults)."""
+    import numpy as np
+
+    from neuroloop.safety.limits import SafetyLimits
+    from neuroloop.safety.validate import validate
+    from neuroloop.stimulation.command import StimCommand
+    from neuroloop.stimulation.electrodes import paddle_5_6_5
+
+    limits, array = SafetyLimits(), paddle_5_6_5()
+    bad = []
+    for tr in trains:
+        cmd = StimCommand(amplitude_ma=np.asarray(tr["amplitude_ma"], dtype=np.float64),
+                          pulse_width_us=tr["pulse_width_us"], frequency_hz=tr["frequency_hz"],
+                          interphase_gap_us=tr["interphase_gap_us"], case_ma=tr["case_ma"])
+        bad += [f"train at {tr['start_us']} us: {v}" for v in validate(cmd, limits, array)]
+    return bad
+
+
+def _report(res: dict[str, Any]) -> str:
+    run, dev, link = res["run"], res["device"], res["run"]["link"]
+    lat = dev["stim_latency_us"]
+    lines = [
+        f"soak: {run['cycles']} cycles, {run.get('simulated_s', 0):g} s of {run.get('scenario')}"
+        f" through {link['device']} ({res['wall_s']} s wall)",
+        f"  frames: {link['frames_received']} received, {link['frames_lost']} lost, "
+        f"{link['crc_errors']} CRC errors, {link['malformed_frames']} malformed "
+        f"(device sent {dev['frames_sent']} of {dev['frames_produced']})",
+        f"  STIM: {link['stims_sent']} sent, {dev['device']['stims_applied']} applied, "
+        f"{link['naks']['total']} NAKs {link['naks']['by_reason']}, "
+        f"{link['acks_missing']} ACKs missing",
+        f"  device latency (sample acquired -> applied) us: p50 {lat.get('p50')} "
+        f"p99 {lat.get('p99')} p99.9 {lat.get('p999')} max {lat.get('max')} (n={lat.get('n')})",
+        f"  link RTT us: {link['link_rtt_us']}; loop e2e us: {run['e2e_us']}; "
+        f"deadline misses {run['deadline_misses']}",
+        f"  DATA frame lateness on the device us: {dev['frame_lateness_us']}",
+        f"  accuracy {run.get('accuracy')}, intent_to_stim_ms {run.get('intent_to_stim_ms')}, "
+        f"interlocks {run.get('interlock_events')}",
+        f"  link utilisation at {link['utilisation']['baud']} baud: "
+        f"{link['utilisation']['d2h_pct']} % device->host, "
+        f"{link['utilisation']['h2d_pct']} % host->device",
+    ]
+    for name, ok in res["checks"].items():
+        lines.append(f"  [{'PASS' if ok else 'FAIL'}] {name}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sim_args: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, sim_args = argv[:i], argv[i + 1:]
+    p = argparse.ArgumentParser(prog="python -m firmware_sim.soak",
+                                description="Long closed-loop run through firmware-sim.")
+    p.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
+    p.add_argument("--scenario", default="bsi")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--no-targets", action="store_true",
+                   help="exit 0 whatever the figures (for fault-injection runs)")
+    args = p.parse_args(argv)
+    if not args.duration > 0:
+        print("soak: error: --duration must be > 0", file=sys.stderr)
+        return 2
+    try:
+        res = soak(args.duration, scenario=args.scenario, sim_args=sim_args)
+    except RuntimeError as exc:
+        print(f"soak: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(res, indent=1, default=str) if args.json else _report(res))
+    return 0 if res["passed"] or args.no_targets else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The one place that sets Numba options for every compiled kernel in neuroloop.
+
+``cache=True`` keeps compiled code across processes, ``nogil=True`` lets a kernel run while
+another thread (a serial reader, the recorder) holds the GIL, and ``error_model="numpy"`` gives
+NumPy semantics for division by zero instead of raising. We never pass ``fastmath``: it would
+let LLVM assume there are no NaN or infinities, and the safety path depends on seeing them.
+
+Set ``NUMBA_DISABLE_JIT=1`` to run every kernel as plain Python (for coverage or debugging).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numba
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+def jit(func: F) -> F:
+    """Compile ``func`` in nopython mode with neuroloop's standard options."""
+    return numba.njit(**_OPTIONS)(func)  # type: ignore[no-any-return]
+
+
+def is_compiled(func: Any) -> bool:
+    """True when ``func`` is a Numba dispatcher with at least one compiled signature."""
+    sigs = getattr(func, "signatures", None)
+    return bool(sigs)
+
+
+def compiled_signature_count(func: Any) -> int:
+    """Number of signatures compiled so far (a change inside the loop means a JIT compile)."""
+    return len(getattr(func, "signatures", ()) or ())
+
+
+def total_compiled_signatures(prefix: str = "neuroloop") -> int:
+    """Compiled signatures summed over every Numba dispatcher in loaded ``prefix*`` modules.
+
+    The loop compares this before and after running: any difference is a JIT compile inside
+    the loop, which is a bug (a latency spike of tens of milliseconds).
+    """
+    import sys
+
+    from numba.core.registry import CPUDispatcher
+
+    total = 0
+    for name, module in list(sys.modules.items()):
+        if not (name == prefix or name.startswith(prefix + ".")) or module is None:
+            continue
+        for obj in list(vars(module).values()):
+            if isinstance(obj, CPUDispatcher):
+                total += len(obj.signatures)
+    return total

@@ -1,0 +1,412 @@
+"""Compiled kernels of the synthetic patient (private; see :mod:`.synthetic`).
+
+Random numbers
+    ``xoshiro256**`` (Blackman & Vigna 2018) on an explicit ``uint64[4]`` state array, so
+    that a stream is a pure function of its seed and never touches Numba's global
+    ``np.random`` state. Normal deviates come from a 256-layer ziggurat (Marsaglia & Tsang
+    2000, in Doornik's 2005 "ZIGNOR" form, which avoids the correlation of the original):
+    one 64-bit draw gives both the layer (low 8 bits) and the abscissa (top 53 bits).
+    Because every deviate is drawn in a fixed order (sample-major, then source), the stream
+    does not depend on how the caller cuts it into blocks.
+
+Signal synthesis
+    :func:`synth_block` advances the patient model by ``n`` samples: for every source a
+    white deviate goes through that source's SOS cascade (direct form II transposed, exactly
+    the recursion of ``scipy.signal.sosfilt``; the states are carried across calls), is
+    scaled by a smoothed task envelope and is scattered onto channels through a sparse
+    (CSR) lead field; line noise and artifacts are added and the result clipped at the
+    amplifier rail.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._jit import jit
+
+__all__ = [
+    "ZIG_LAYERS", "ZIG_R", "ZIG_V", "ziggurat_tables", "xoshiro_seed_state",
+    "splitmix64", "ARTIFACT_SPIKE", "ARTIFACT_SATURATION", "ARTIFACT_FLAT",
+    "xoshiro_fill", "normal_fill", "fill_labels", "synth_block",
+]
+
+_MASK64 = (1 << 64) - 1
+
+#: Ziggurat constants for 256 layers (Marsaglia & Tsang 2000): tail start R and layer area V.
+ZIG_LAYERS = 256
+ZIG_R = 3.6541528853610088
+ZIG_V = 0.00492867323399
+
+#: Artifact kinds (``ev_kind`` codes of :func:`synth_block`).
+ARTIFACT_SPIKE = 0
+ARTIFACT_SATURATION = 1
+ARTIFACT_FLAT = 2
+
+
+def ziggurat_tables(
+    n_layers: int = ZIG_LAYERS, r: float = ZIG_R, v: float = ZIG_V
+) -> tuple[np.ndarray, np.ndarray]:
+    """Layer edges and ratios of the normal ziggurat (Doornik 2005, ``zigNorInit``).
+
+    Returns
+    -------
+    x : ndarray, shape (n_layers + 1,)
+        Right edge of each layer; ``x[0] = V / f(R)`` is the base strip's virtual width,
+        ``x[1] = R`` and ``x[n_layers] = 0``.
+    ratio : ndarray, shape (n_layers,)
+        ``x[i + 1] / x[i]``: a draw with ``|u| < ratio[i]`` lies inside the rectangle.
+    """
+    x = np.empty(n_layers + 1)
+    f = math.exp(-0.5 * r * r)
+    x[0] = v / f
+    x[1] = r
+    x[n_layers] = 0.0
+    for i in range(2, n_layers):
+        x[i] = math.sqrt(-2.0 * math.log(v / x[i - 1] + f))
+        f = math.exp(-0.5 * x[i] * x[i])
+    ratio = x[1:] / x[:-1]
+    return x, ratio
+
+
+_ZIG_X, _ZIG_RATIO = ziggurat_tables()
+_TWO_M53 = 1.0 / 9007199254740992.0
+
+
+def splitmix64(value: int) -> tuple[int, int]:
+    """One step of SplitMix64 (Steele et al. 2014) on Python ints.
+
+    Returns ``(next_state, output)``; used to expand a seed into a xoshiro state, as the
+    xoshiro authors recommend.
+    """
+    value = (value + 0x9E3779B97F4A7C15) & _MASK64
+    z = value
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value, z ^ (z >> 31)
+
+
+def xoshiro_seed_state(*keys: int) -> np.ndarray:
+    """A ``uint64[4]`` xoshiro256** state derived from integer keys (seed, segment, stream).
+
+    Each key is folded into a SplitMix64 chain, so ``(1, 0)`` and ``(0, 1)`` give unrelated
+    streams. The state is never all zero.
+    """
+    acc = 0x6A09E667F3BCC909
+    for k in keys:
+        acc, out = splitmix64(acc ^ (int(k) & _MASK64))
+        acc ^= out
+    state = np.empty(4, dtype=np.uint64)
+    for i in range(4):
+        acc, out = splitmix64(acc)
+        state[i] = out
+    if not state.any():  # pragma: no cover - probability 2**-256
+        state[0] = 1
+    return state
+
+
+# --------------------------------------------------------------------------------------------
+# RNG primitives
+# --------------------------------------------------------------------------------------------
+@jit
+def _rotl(x: np.uint64, k: np.uint64) -> np.uint64:
+    return (x << k) | (x >> (np.uint64(64) - k))
+
+
+@jit
+def _next_u64(s: np.ndarray) -> np.uint64:
+    """xoshiro256** step: returns the next 64-bit output and advances ``s`` in place."""
+    s0 = s[0]
+    s1 = s[1]
+    s2 = s[2]
+    s3 = s[3]
+    result = _rotl(s1 * np.uint64(5), np.uint64(7)) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, np.uint64(45))
+    s[0] = s0
+    s[1] = s1
+    s[2] = s2
+    s[3] = s3
+    return result
+
+
+@jit
+def _open_uniform(s: np.ndarray) -> float:
+    """Uniform deviate in the open interval (0, 1) (safe for ``log``)."""
+    return (float(np.int64(_next_u64(s) >> np.uint64(11))) + 0.5) * _TWO_M53
+
+
+@jit
+def _normal_slow(s: np.ndarray, u: float, i: int, zx: np.ndarray, zr: np.ndarray) -> float:
+    """Rest of the ZIGNOR ziggurat after the rectangle test of ``(u, i)`` failed.
+
+    Callers inline the fast path (about 98.5 % of draws)::
+
+        bits = _next_u64(s)
+        u = 2.0 * float(np.int64(bits >> 11)) * 2**-53 - 1.0    # uniform in [-1, 1)
+        i = np.int64(bits & 0xFF)                                # layer
+        z = u * zx[i] if abs(u) < zr[i] else _normal_slow(s, u, i, zx, zr)
+
+    (a non-inlined call per deviate costs Numba an order of magnitude in speed).
+    """
+    while True:
+        if i == 0:
+            # tail beyond R (Marsaglia 1964)
+            while True:
+                xt = math.log(_open_uniform(s)) / zx[1]
+                yt = math.log(_open_uniform(s))
+                if -2.0 * yt >= xt * xt:
+                    break
+            if u < 0.0:
+                return xt - zx[1]
+            return zx[1] - xt
+        # wedge between layer i and i + 1
+        xx = u * zx[i]
+        f0 = math.exp(-0.5 * (zx[i] * zx[i] - xx * xx))
+        f1 = math.exp(-0.5 * (zx[i + 1] * zx[i + 1] - xx * xx))
+        if f1 + _open_uniform(s) * (f0 - f1) < 1.0:
+            return xx
+        # rejected: a fresh draw, starting with the rectangle test
+        bits = _next_u64(s)
+        u = 2.0 * (float(np.int64(bits >> np.uint64(11))) * _TWO_M53) - 1.0
+        i = np.int64(bits & np.uint64(0xFF))
+        if abs(u) < zr[i]:
+            return u * zx[i]
+
+
+@jit
+def xoshiro_fill(state: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out`` (uint64, 1-D) with successive xoshiro256** outputs; advances ``state``."""
+    for i in range(out.shape[0]):
+        out[i] = _next_u64(state)
+
+
+@jit
+def normal_fill(state: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out`` (float64, 1-D) with standard normal deviates; advances ``state``."""
+    zx = _ZIG_X
+    zr = _ZIG_RATIO
+    for k in range(out.shape[0]):
+        bits = _next_u64(state)
+        u = 2.0 * (float(np.int64(bits >> np.uint64(11))) * _TWO_M53) - 1.0
+        i = np.int64(bits & np.uint64(0xFF))
+        if abs(u) < zr[i]:
+            out[k] = u * zx[i]
+        else:
+            out[k] = _normal_slow(state, u, i, zx, zr)
+
+
+# --------------------------------------------------------------------------------------------
+# Schedule lookup
+# --------------------------------------------------------------------------------------------
+@jit
+def fill_labels(onsets: np.ndarray, states: np.ndarray, first: int, n: int,
+                out: np.ndarray) -> None:
+    """Ground-truth state of samples ``first .. first + n - 1`` into ``out[:n]``.
+
+    ``onsets`` (int64, increasing, ``onsets[0] == 0``) are segment starts and ``states``
+    (int8) their states; samples past the last onset take the last state.
+    """
+    n_seg = onsets.shape[0]
+    lo = 0
+    hi = n_seg
+    while hi - lo > 1:  # binary search: last onset <= first
+        mid = (lo + hi) // 2
+        if onsets[mid] <= first:
+            lo = mid
+        else:
+            hi = mid
+    seg = lo
+    for k in range(n):
+        idx = first + k
+        while seg + 1 < n_seg and onsets[seg + 1] <= idx:
+            seg += 1
+        out[k] = states[seg]
+
+
+# --------------------------------------------------------------------------------------------
+# The patient model
+# --------------------------------------------------------------------------------------------
+@jit
+def _update_targets(seg: int, states: np.ndarray, strengths: np.ndarray,
+                    logmod: np.ndarray, target: np.ndarray) -> None:
+    st = states[seg]
+    g = strengths[seg]
+    for src in range(target.shape[0]):
+        target[src] = math.exp(g * logmod[st, src])
+
+
+@jit
+def synth_block(
+    n: int,
+    first_index: int,
+    out: np.ndarray,
+    labels: np.ndarray,
+    onsets: np.ndarray,
+    states: np.ndarray,
+    strengths: np.ndarray,
+    cursor: np.ndarray,
+    rng: np.ndarray,
+    sos: np.ndarray,
+    n_sections: np.ndarray,
+    zi: np.ndarray,
+    logmod: np.ndarray,
+    env: np.ndarray,
+    target: np.ndarray,
+    env_alpha: float,
+    mix_ptr: np.ndarray,
+    mix_ch: np.ndarray,
+    mix_w: np.ndarray,
+    line_hz: np.ndarray,
+    line_a: np.ndarray,
+    line_b: np.ndarray,
+    sampling_rate_hz: float,
+    rail_uv: float,
+    ev_onset: np.ndarray,
+    ev_len: np.ndarray,
+    ev_kind: np.ndarray,
+    ev_amp: np.ndarray,
+    ev_tau: np.ndarray,
+    ev_w: np.ndarray,
+    ev_hold: np.ndarray,
+) -> None:
+    """Generate samples ``first_index .. first_index + n - 1`` into ``out[:n]``, ``labels[:n]``.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples to generate (``<= out.shape[0]``).
+    first_index : int
+        Stream index of the first sample; calls must be consecutive (the filter, envelope and
+        RNG states carry the stream).
+    out : ndarray, shape (>= n, n_channels), float64, microvolts
+    labels : ndarray, shape (>= n,), int8
+        Ground-truth state per sample (from the schedule).
+    onsets, states, strengths : ndarray, shape (n_segments,)
+        Schedule: segment start (int64 sample index), state (int8), modulation strength.
+    cursor : ndarray, shape (3,), int64
+        ``[segment, first unfinished artifact, segment the targets were computed for]``;
+        start with ``[0, 0, -1]``.
+    rng : ndarray, shape (4,), uint64
+        xoshiro256** state (advanced in place).
+    sos : ndarray, shape (n_sources, max_sections, 6)
+        Per-source SOS cascade (``a0 == 1``), as ``scipy.signal`` designs it.
+    n_sections : ndarray, shape (n_sources,), int64
+        Sections in use per source (0 = white source).
+    zi : ndarray, shape (n_sources, max_sections, 2)
+        Direct-form-II-transposed filter states (updated in place).
+    logmod : ndarray, shape (n_states, n_sources)
+        Natural log of each source's amplitude factor in each state (0 = unmodulated).
+    env, target : ndarray, shape (n_sources,)
+        Current envelope and its target (``exp(strength * logmod[state])``), in place.
+    env_alpha : float
+        One-pole smoothing coefficient of the envelope per sample.
+    mix_ptr, mix_ch, mix_w : ndarray
+        CSR lead field: source ``s`` adds ``mix_w[j] * signal`` to channel ``mix_ch[j]`` for
+        ``j`` in ``mix_ptr[s] .. mix_ptr[s + 1] - 1`` (microvolts per unit source).
+    line_hz : ndarray, shape (n_harmonics,)
+        Frequencies of the mains components.
+    line_a, line_b : ndarray, shape (n_harmonics, n_channels)
+        Sine and cosine amplitudes (uV) of each component on each channel.
+    sampling_rate_hz : float
+    rail_uv : float
+        Amplifier rail: every sample is clipped to ``[-rail_uv, rail_uv]``.
+    ev_onset, ev_len, ev_kind, ev_amp, ev_tau : ndarray, shape (n_events,)
+        Artifact table sorted by onset: start sample, length (samples), kind code
+        (:data:`ARTIFACT_SPIKE`, :data:`ARTIFACT_SATURATION`, :data:`ARTIFACT_FLAT`),
+        amplitude (uV; the signed rail value for saturation) and spike time constant
+        (samples).
+    ev_w : ndarray, shape (n_events, n_channels)
+        Per-channel weight of each artifact (0 = channel untouched).
+    ev_hold : ndarray, shape (n_events, n_channels)
+        Value a flat channel holds (written at the artifact's onset).
+    """
+    n_src = sos.shape[0]
+    n_ch = out.shape[1]
+    n_seg = onsets.shape[0]
+    n_ev = ev_onset.shape[0]
+    n_harm = line_hz.shape[0]
+    two_pi = 2.0 * math.pi
+    zx = _ZIG_X
+    zr = _ZIG_RATIO
+    seg = cursor[0]
+    while seg > 0 and onsets[seg] > first_index:
+        seg -= 1
+    for k in range(n):
+        idx = first_index + k
+        while seg + 1 < n_seg and onsets[seg + 1] <= idx:
+            seg += 1
+        if seg != cursor[2]:
+            _update_targets(seg, states, strengths, logmod, target)
+            cursor[2] = seg
+        labels[k] = states[seg]
+
+        # mains interference (phase is a function of the absolute sample index only)
+        for ch in range(n_ch):
+            out[k, ch] = 0.0
+        for h in range(n_harm):
+            phase = two_pi * ((idx * line_hz[h]) % sampling_rate_hz) / sampling_rate_hz
+            sn = math.sin(phase)
+            cs = math.cos(phase)
+            for ch in range(n_ch):
+                out[k, ch] += line_a[h, ch] * sn + line_b[h, ch] * cs
+
+        # sources: white deviate -> SOS cascade -> task envelope -> lead field
+        for src in range(n_src):
+            bits = _next_u64(rng)
+            u = 2.0 * (float(np.int64(bits >> np.uint64(11))) * _TWO_M53) - 1.0
+            zi_layer = np.int64(bits & np.uint64(0xFF))
+            if abs(u) < zr[zi_layer]:
+                x = u * zx[zi_layer]
+            else:
+                x = _normal_slow(rng, u, zi_layer, zx, zr)
+            for sec in range(n_sections[src]):
+                y = sos[src, sec, 0] * x + zi[src, sec, 0]
+                zi[src, sec, 0] = sos[src, sec, 1] * x - sos[src, sec, 4] * y + zi[src, sec, 1]
+                zi[src, sec, 1] = sos[src, sec, 2] * x - sos[src, sec, 5] * y
+                x = y
+            e = env[src] + env_alpha * (target[src] - env[src])
+            env[src] = e
+            v = x * e
+            for j in range(mix_ptr[src], mix_ptr[src + 1]):
+                out[k, mix_ch[j]] += mix_w[j] * v
+
+        # artifacts
+        ev = cursor[1]
+        while ev < n_ev and ev_onset[ev] + ev_len[ev] <= idx:
+            ev += 1
+        cursor[1] = ev
+        while ev < n_ev and ev_onset[ev] <= idx:
+            t = idx - ev_onset[ev]
+            if t < ev_len[ev]:
+                kind = ev_kind[ev]
+                if kind == ARTIFACT_SPIKE:
+                    r = t / ev_tau[ev]
+                    shape = ev_amp[ev] * r * math.exp(1.0 - r)
+                    for ch in range(n_ch):
+                        out[k, ch] += ev_w[ev, ch] * shape
+                elif kind == ARTIFACT_SATURATION:
+                    for ch in range(n_ch):
+                        if ev_w[ev, ch] != 0.0:
+                            out[k, ch] = ev_amp[ev]
+                else:
+                    for ch in range(n_ch):
+                        if ev_w[ev, ch] != 0.0:
+                            if t == 0:
+                                ev_hold[ev, ch] = out[k, ch]
+                            out[k, ch] = ev_hold[ev, ch]
+            ev += 1
+
+        for ch in range(n_ch):
+            val = out[k, ch]
+            if val > rail_uv:
+                out[k, ch] = rail_uv
+            elif val < -rail_uv:
+                out[k, ch] = -rail_uv
+    cursor[0] = seg

@@ -1,0 +1,168 @@
+"""Source interface: where samples come from (synthetic patient, serial device, recording).
+
+Modelled on python-can's ``BusABC``: the public methods live here and do the bookkeeping
+(open state, idempotent close, context manager); a backend implements the private hooks
+``_open``, ``_read`` and ``_close`` only.
+
+Samples are laid out ``(n_samples, n_channels)``, C-contiguous, float64, in microvolts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import DeviceError
+
+__all__ = ["CHANNEL_TYPES", "Block", "SourceInfo", "BaseSource", "NO_LABEL"]
+
+CHANNEL_TYPES = ("ecog", "eeg", "lfp", "emg", "stim", "misc")
+
+#: Label value meaning "ground truth unknown" (real devices, unlabelled recordings).
+NO_LABEL = -1
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source delivers.
+
+    Attributes
+    ----------
+    channel_names : tuple of str, length n_channels
+    channel_types : tuple of str, length n_channels, each one of :data:`CHANNEL_TYPES`
+    sampling_rate_hz : float
+    unit : str
+        Physical unit of the samples after scaling (``"uV"``).
+    intention_names : tuple of str
+        Names of the ground-truth intention states the labels index into (empty if none).
+    """
+
+    channel_names: tuple[str, ...]
+    channel_types: tuple[str, ...]
+    sampling_rate_hz: float
+    unit: str = "uV"
+    intention_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.channel_names) != len(self.channel_types):
+            raise ValueError("channel_names and channel_types differ in length")
+        for t in self.channel_types:
+            if t not in CHANNEL_TYPES:
+                raise ValueError(f"channel type {t!r} is not one of {CHANNEL_TYPES}")
+        if not (self.sampling_rate_hz > 0 and np.isfinite(self.sampling_rate_hz)):
+            raise ValueError(f"sampling_rate_hz must be positive, got {self.sampling_rate_hz}")
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channel_names)
+
+
+@dataclass
+class Block:
+    """A block of consecutive samples handed out by :meth:`BaseSource.read`.
+
+    A source may reuse one ``Block`` and its arrays for every read (the hot path allocates
+    nothing): the contents are valid until the next ``read``. Copy them to keep them.
+
+    Attributes
+    ----------
+    data : ndarray, shape (n_samples, n_channels), float64, microvolts
+    first_index : int
+        Index of ``data[0]`` in the source's sample stream (starts at 0). A gap between two
+        blocks (``first_index`` jumps) means samples were lost; sources never hide a gap.
+    labels : ndarray, shape (n_samples,), int8
+        Ground-truth intention per sample, :data:`NO_LABEL` when unknown.
+    received_ns : int
+        Monotonic time (ns, the loop's clock) at which the block's last sample became
+        available to the host. 0 when the source does not know (the loop then stamps it).
+    """
+
+    data: np.ndarray
+    first_index: int = 0
+    labels: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
+    received_ns: int = 0
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.data.shape[0])
+
+
+class BaseSource:
+    """Abstract source of neural samples.
+
+    Use it as a context manager::
+
+        with open_source("synthetic://bsi?seed=1") as src:
+            block = src.read(max_samples=59)
+
+    Subclasses set :attr:`info` in ``__init__`` and implement ``_open``, ``_read``, ``_close``.
+    """
+
+    #: URL scheme this backend answers to (``synthetic``, ``serial``, ``replay``, ``edf`` ...).
+    scheme: ClassVar[str] = ""
+    #: True when samples arrive in real time on their own (a device): the loop must not pace.
+    paced_by_device: ClassVar[bool] = False
+
+    info: SourceInfo
+
+    def __init__(self) -> None:
+        self._is_open = False
+
+    # -- public API -------------------------------------------------------------------------
+    def open(self) -> BaseSource:
+        """Open the source (idempotent). Raises :class:`DeviceError` when it cannot."""
+        if not self._is_open:
+            self._open()
+            self._is_open = True
+        return self
+
+    def read(self, max_samples: int, timeout: float | None = None) -> Block | None:
+        """Return the next block of at most ``max_samples`` samples.
+
+        Parameters
+        ----------
+        max_samples : int
+            Upper bound on ``block.n_samples``; offline sources return exactly this many
+            until they run out.
+        timeout : float or None
+            Seconds to wait for data; ``None`` waits as the backend sees fit.
+
+        Returns
+        -------
+        Block or None
+            ``None`` on timeout or when a finite source is exhausted (see :attr:`exhausted`).
+        """
+        if not self._is_open:
+            raise DeviceError(f"{type(self).__name__} is not open; call open() first")
+        if max_samples <= 0:
+            raise ValueError(f"max_samples must be positive, got {max_samples}")
+        return self._read(int(max_samples), timeout)
+
+    def close(self) -> None:
+        """Close the source. Safe to call more than once."""
+        if self._is_open:
+            self._is_open = False
+            self._close()
+
+    @property
+    def exhausted(self) -> bool:
+        """True when a finite source (a recording) has no more samples."""
+        return False
+
+    def __enter__(self) -> BaseSource:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- backend hooks ----------------------------------------------------------------------
+    def _open(self) -> None:  # pragma: no cover - trivial default
+        pass
+
+    def _read(self, max_samples: int, timeout: float | None) -> Block | None:
+        raise NotImplementedError
+
+    def _close(self) -> None:  # pragma: no cover - trivial default
+        pass

@@ -1,0 +1,414 @@
+"""The ``neuroloop`` command: a thin layer over the library.
+
+Exit codes: 0 success; 1 ``replay --check`` found a divergence; 2 a user error (bad option,
+bad config, missing file, device problem) reported as one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+
+from .errors import ConfigError, NeuroloopError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _eprint(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return v
+
+
+def _build_parser() -> _Parser:
+    p = _Parser(prog="neuroloop", description=(
+        "Simulated closed-loop neuromodulation controller: ECoG/EEG -> Numba DSP -> decoder "
+        "-> safe epidural stimulation, in a deadline-checked real-time loop."))
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a scenario in closed loop",
+                         description="Calibrate (or load) a decoder, then run the closed "
+                         "loop in real time (or --fast on a simulated clock).")
+    _scenario_args(run)
+    run.add_argument("--duration", type=_positive_float, metavar="S",
+                     help="seconds of closed loop (default: the scenario's runtime.duration_s)")
+    run.add_argument("--fast", action="store_true",
+                     help="simulated clock: run as fast as possible")
+    run.add_argument("--seed", type=int, help="seed of the synthetic patient (closed-loop segment)")
+    run.add_argument("--decoder", metavar="FILE", help="use a trained decoder file instead of "
+                     "calibrating")
+    run.add_argument("--limits", metavar="FILE", help="safety limits file (TOML) replacing the "
+                     "scenario's [safety] table; it can only tighten the built-in ceilings")
+    run.add_argument("--deadline-ms", type=_positive_float, metavar="MS",
+                     help="end-to-end deadline per cycle (default: runtime.deadline_ms, 10)")
+    run.add_argument("--source", metavar="URL", help="override the scenario's source URL")
+    run.add_argument("--device", metavar="URL", help="close the loop through a device: a serial "
+                     "port, a pty path or socket://host:port (firmware-sim or hardware)")
+    run.add_argument("--key-file", metavar="FILE", help="link keys for --device (else "
+                     "NEUROLOOP_KEY_H2D / NEUROLOOP_KEY_D2H)")
+    run.add_argument("--baud", type=int, default=921600, help="baud rate for --device")
+    run.add_argument("--record", metavar="DIR", help="record the session into DIR")
+    run.add_argument("--inject", action="append", default=[], metavar="KIND@SECONDS",
+                     help="inject a fault: decoder-nan, decoder-random, decoder-max, "
+                     "source-stall, deadline-overrun, impedance-open, estop (repeatable)")
+    run.add_argument("--no-rt", action="store_true",
+                     help="do not ask for SCHED_FIFO priority and locked memory in live runs")
+    run.add_argument("--json", action="store_true",
+                     help="print exactly one JSON summary object on stdout")
+
+    train = sub.add_parser("train", help="calibrate a decoder and save it")
+    _scenario_args(train)
+    train.add_argument("--source", metavar="URL", help="labelled calibration source "
+                       "(default: the scenario's synthetic patient, calibration seed)")
+    train.add_argument("--duration", type=_positive_float, metavar="S",
+                       help="seconds of calibration data (default decoder.calibration_s)")
+    train.add_argument("--seed", type=int, help="seed of the calibration segment")
+    train.add_argument("--out", required=True, metavar="FILE", help="decoder file to write")
+    train.add_argument("--json", action="store_true")
+
+    bench = sub.add_parser("bench", help="latency benchmarks against SciPy/NumPy references")
+    bench.add_argument("workloads", nargs="*", metavar="WORKLOAD",
+                       help="workloads to run (default: all)")
+    bench.add_argument("--hops", type=int, default=5000, help="measured hops per workload")
+    bench.add_argument("--no-rt", action="store_true",
+                       help="measure under the normal scheduler (default: SCHED_FIFO if allowed, "
+                       "for both paths alike)")
+    bench.add_argument("--json", action="store_true")
+
+    rep = sub.add_parser("replay", help="replay a recording through the current pipeline")
+    rep.add_argument("directory", metavar="DIR")
+    rep.add_argument("--decoder", metavar="FILE", help="decoder file (default: the recorded one "
+                     "when it was saved in the recording)")
+    rep.add_argument("--config", metavar="FILE", help="scenario file (default: the recorded one)")
+    rep.add_argument("--check", action="store_true",
+                     help="compare every cycle with the recording; exit 1 on divergence")
+    rep.add_argument("--json", action="store_true")
+
+    exp = sub.add_parser("export", help="export a recording")
+    exp.add_argument("directory", metavar="DIR")
+    exp.add_argument("--edf", required=True, metavar="FILE", help="EDF+ file to write")
+
+    sub.add_parser("scenarios", help="list the shipped scenarios")
+    return p
+
+
+def _scenario_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scenario", default=None, metavar="NAME",
+                   help="shipped scenario: bsi or eeg-bci (default bsi)")
+    g.add_argument("--config", metavar="FILE", help="your own scenario TOML file")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"neuroloop {__version__}"
+
+
+def _load_scenario(args: argparse.Namespace) -> Any:
+    from .config import load_scenario
+
+    return load_scenario(args.config or args.scenario or "bsi")
+
+
+# -- run -------------------------------------------------------------------------------------
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runtime.session import RunOptions, Session, summary_json
+
+    scenario = _load_scenario(args)
+    quiet = args.json
+    progress = (lambda m: None) if quiet else (lambda m: _eprint(f"neuroloop: {m}"))
+    listeners: list[Any] = []
+    stimulator = None
+    link = None
+    extra_meta: dict[str, Any] = {}
+    if args.inject:
+        from .runtime.inject import parse_injections
+
+        injections = parse_injections(args.inject)
+        extra_meta["inject"] = list(args.inject)
+    else:
+        injections = []
+    if args.record:
+        from .io.recorder import SessionRecorder
+        from .runtime.session import check_new_recording_dir
+
+        check_new_recording_dir(args.record)
+
+        listeners.append(SessionRecorder(args.record))
+    source_url = args.source
+    if args.device:
+        from .link.device import open_device_link
+
+        link = open_device_link(args.device, key_file=args.key_file, baudrate=args.baud)
+        source_url = args.device
+        stimulator = link.stimulator
+        extra_meta["device"] = args.device
+    options = RunOptions(duration_s=args.duration, fast=args.fast, seed=args.seed,
+                         source_url=source_url, decoder_path=args.decoder,
+                         limits_path=args.limits,
+                         deadline_ms=args.deadline_ms, listeners=listeners,
+                         stimulator=stimulator, extra_meta=extra_meta,
+                         realtime_priority=None if args.no_rt else 50)
+    try:
+        session = Session(scenario, options, progress=progress)
+        if args.record:
+            session.save_decoder(args.record)
+        if injections or link is not None:
+            from .runtime.inject import build_hooks
+
+            options.hooks = build_hooks(injections, session, link=link)
+        source = link.source if link is not None else None
+        loop = session.open(source=source)
+        if not quiet and sys.stderr.isatty():
+            loop.status_cb = _StatusLine(session).update
+            loop.status_interval_ns = int(scenario.runtime.status_interval_s * 1e9)
+        progress(f"armed; running {scenario.name} "
+                 f"{'on a simulated clock' if args.fast else 'in real time'} "
+                 f"for {options.duration_s or scenario.runtime.duration_s:g} s")
+        _install_sigint(loop)
+        summary = session.run()
+    finally:
+        if link is not None:
+            link.close()
+    if link is not None:
+        summary["link"] = link.stats()
+    if args.record:
+        summary["recording"] = args.record
+    if args.json:
+        sys.stdout.write(summary_json(summary) + "\n")
+    else:
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        sys.stdout.write(_format_summary(summary) + "\n")
+    if summary.get("error"):  # the run ended on a device error: summary first, then the error
+        sys.stdout.flush()
+        _eprint(f"neuroloop: error: {summary['error']}")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _install_sigint(loop: Any) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        loop.request_stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+class _StatusLine:
+    """The live one-line status on a terminal."""
+
+    def __init__(self, session: Any) -> None:
+        self.names = session.scenario.intention_names
+        self.hop_s = session.scenario.hop_s
+
+    def update(self, loop: Any) -> None:
+        rec = loop.record[0]
+        true = int(rec["true_state"])
+        amp = float(np.abs(rec["amplitude_ma"]).sum()) / 2.0 + abs(float(rec["case_ma"])) / 2.0
+        p99 = np.percentile(loop.e2e_log.recent(600), 99) / 1000.0 if loop.e2e_log.count else 0.0
+        prog = int(rec["program_id"])
+        line = (f"\rcycle {loop.cycle:6d} t={loop.cycle * self.hop_s:7.1f}s  "
+                f"decoded {self._name(int(rec['state'])):<24} true {self._name(true):<24} "
+                f"program {self._name(prog) if prog > 0 else '-':<24} {amp:5.2f} mA  "
+                f"e2e p99 {p99:7.0f} us  misses {loop.deadline_misses}  "
+                f"{loop.supervisor.state.name:<11} events {sum(loop.event_counts.values())}")
+        sys.stderr.write(line)
+        sys.stderr.flush()
+
+    def _name(self, i: int) -> str:
+        return self.names[i] if 0 <= i < len(self.names) else "?"
+
+
+def _fmt_pct(d: dict[str, Any]) -> str:
+    return "  ".join(f"{k} {v:.0f}" for k, v in d.items() if v is not None)
+
+
+def _format_summary(s: dict[str, Any]) -> str:
+    lines = [
+        f"scenario            {s.get('scenario')}  ({s.get('mode')}, {s.get('simulated_s')} s "
+        f"simulated in {s.get('wall_s')} s wall, x{s.get('realtime_factor')})",
+        f"cycles              {s['cycles']}   deadline misses {s['deadline_misses']} "
+        f"(deadline {s['deadline_ms']} ms)",
+        f"compute us          {_fmt_pct(s['compute_us'])}",
+        f"end-to-end us       {_fmt_pct(s['e2e_us'])}",
+        f"accuracy            {s['accuracy']}  over {s['accuracy_hops']} hops",
+        f"intent->stim ms     median {s['intent_to_stim_ms']}  "
+        f"(p90 {s['intent_to_stim']['p90_ms']}, {s['intent_to_stim']['matched']}/"
+        f"{s['intent_to_stim']['onsets']} onsets)",
+        f"interlock events    {s['interlock_events'] or 'none'}",
+        f"supervisor          {s.get('supervisor_state')}  time in state (s) "
+        f"{s.get('time_in_state_s')}",
+    ]
+    if s.get("calibration"):
+        lines.append(f"calibration         {s['calibration']}")
+    if s.get("stall_cycles") or s.get("samples_lost"):
+        lines.append(f"source              stalls {s['stall_cycles']}  samples lost "
+                     f"{s['samples_lost']}")
+    if s.get("realtime"):
+        rt = s["realtime"]
+        lines.append(f"scheduling          {rt['scheduler']}, memory locked {rt['memory_locked']}"
+                     + (f" ({'; '.join(rt['notes'])})" if rt.get("notes") else ""))
+    if s.get("link"):
+        lines.extend(_format_link(s["link"]))
+    if s.get("jit_compiles_in_loop"):
+        lines.append(f"WARNING             {s['jit_compiles_in_loop']} JIT compiles in the loop")
+    if s.get("listener_errors"):
+        lines.append(f"listener errors     {s['listener_errors']}")
+    if s.get("recording"):
+        lines.append(f"recording           {s['recording']}")
+    return "\n".join(lines)
+
+
+def _format_link(k: dict[str, Any]) -> list[str]:
+    def pct(d: Any) -> str:
+        return _fmt_pct(d) if isinstance(d, dict) else "-"
+
+    util = k.get("utilisation") or {}
+    naks = k.get("naks") or {}
+    return [
+        f"link                {k.get('device')}: frames {k.get('frames_received')} "
+        f"(lost {k.get('frames_lost')}, samples lost {k.get('samples_lost')}), "
+        f"crc errors {k.get('crc_errors')}, malformed {k.get('malformed_frames')}, "
+        f"auth failures {k.get('auth_failures')}, reconnects {k.get('reconnects')}",
+        f"link commands       stims {k.get('stims_sent')}, acks {k.get('acks')}, "
+        f"naks {naks.get('total')} {naks.get('by_reason') or ''}, "
+        f"acks missing {k.get('acks_missing')}",
+        f"link rtt us         {pct(k.get('link_rtt_us'))}",
+        f"device latency us   {pct(k.get('device_latency_us'))}  (hop's last sample -> "
+        "STIM applied, device clock)",
+        f"link utilisation    {util.get('d2h_pct')} % device->host, {util.get('h2d_pct')} % "
+        f"host->device at {util.get('baud')} baud; device {k.get('device_state')}, "
+        f"battery {k.get('battery_pct')} %" + (f"; error: {k['error']}" if k.get("error") else ""),
+    ]
+
+
+# -- train -----------------------------------------------------------------------------------
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .runtime.session import build_pipeline, train_decoder
+
+    scenario = _load_scenario(args)
+    progress = (lambda m: None) if args.json else (lambda m: _eprint(f"neuroloop: {m}"))
+    pipeline = build_pipeline(scenario)
+    decoder, cal = train_decoder(scenario, pipeline, url=args.source, duration_s=args.duration,
+                                 seed=args.seed, progress=progress)
+    try:
+        path = decoder.save(args.out)
+    except OSError as exc:
+        raise ConfigError(f"cannot write decoder file {args.out}: {exc.strerror}") from None
+    out = {"decoder": str(path), "kind": decoder.name, "scenario": scenario.name, **cal}
+    if args.json:
+        sys.stdout.write(json.dumps(out) + "\n")
+    else:
+        sys.stdout.write(f"wrote {path} ({decoder.name}, {cal['hops']} calibration hops, "
+                         f"training accuracy {cal['train_accuracy']})\n")
+    return EXIT_OK
+
+
+# -- bench -----------------------------------------------------------------------------------
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import format_bench, run_bench, workload_names
+
+    known = workload_names()
+    for w in args.workloads:
+        if w not in known:
+            raise ConfigError(f"unknown workload {w!r}; use one of: {', '.join(known)}")
+    if args.hops < 100:
+        raise ConfigError(f"--hops {args.hops} is too few for percentiles; use at least 100")
+    progress = (lambda m: None) if args.json else (lambda m: _eprint(f"neuroloop: {m}"))
+    from .runtime.realtime import enter_realtime, leave_realtime
+
+    rt = None if args.no_rt else enter_realtime()
+    try:
+        result = run_bench(args.workloads or None, n_hops=args.hops, progress=progress)
+    finally:
+        if rt is not None:
+            leave_realtime(rt)
+    result["realtime"] = rt.describe() if rt is not None else None
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        sys.stdout.write(format_bench(result) + "\n")
+    return EXIT_OK
+
+
+# -- replay / export -------------------------------------------------------------------------
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from .runtime.replay import replay_recording
+
+    return replay_recording(args.directory, decoder_path=args.decoder, config_path=args.config,
+                            check=args.check, as_json=args.json,
+                            progress=(lambda m: None) if args.json
+                            else (lambda m: _eprint(f"neuroloop: {m}")))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .io.edf import export_edf
+
+    export_edf(args.directory, args.edf)
+    sys.stdout.write(f"wrote {args.edf}\n")
+    return EXIT_OK
+
+
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from .config import load_scenario, scenario_names
+
+    for name in scenario_names():
+        sys.stdout.write(f"{name:10s} {load_scenario(name).description}\n")
+    return EXIT_OK
+
+
+_COMMANDS = {"run": _cmd_run, "train": _cmd_train, "bench": _cmd_bench,
+             "replay": _cmd_replay, "export": _cmd_export, "scenarios": _cmd_scenarios}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``neuroloop`` console script."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _COMMANDS[args.command](args)
+    except NeuroloopError as exc:
+        _eprint(f"neuroloop: error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _eprint("neuroloop: interrupted")
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,366 @@
+"""Scenario files (TOML) -> frozen dataclasses, validated once at load time.
+
+Every error is a :class:`~neuroloop.errors.ConfigError` whose one-line message names the file,
+the key, the bad value and what to do instead. Shipped presets live in
+``neuroloop/scenarios/*.toml``; ``--config FILE`` loads a user's own file, which may start
+from a preset with ``base = "bsi"`` and override only some keys.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = [
+    "Scenario", "SourceConfig", "DspConfig", "DecoderConfig", "ProgramConfig",
+    "StimulationConfig", "RuntimeConfig", "load_scenario", "scenario_names", "scenario_from_dict",
+]
+
+_SECTIONS = ("scenario", "source", "dsp", "decoder", "stimulation", "safety", "runtime", "base")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where samples come from.
+
+    Attributes
+    ----------
+    url : str
+        Source URL (``synthetic://bsi``, ``/dev/ttyUSB0``, ``replay://DIR``, ``edf://F``).
+    sampling_rate_hz : float
+        Rate the pipeline is designed for; checked against the source at start.
+    n_channels : int
+        Channel count the pipeline is designed for; checked against the source at start.
+    options : dict
+        Backend options (seed, snr, ...), passed to the source.
+    """
+
+    url: str
+    sampling_rate_hz: float
+    n_channels: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DspConfig:
+    """Streaming feature extraction: CAR, notch, band-pass bank, log power per hop."""
+
+    hop_samples: int
+    bands_hz: tuple[tuple[float, float], ...]
+    filter_order: int = 4
+    car: bool = True
+    notch_hz: tuple[float, ...] = ()
+    notch_q: float = 30.0
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Decoder kind, its parameters and the calibration segment."""
+
+    kind: str
+    params: Mapping[str, Any]
+    calibration_s: float
+    calibration_seed: int
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    """One stimulation program as written in the scenario (contacts by name)."""
+
+    intention: str
+    cathodes: Mapping[str, float]
+    anodes: Mapping[str, float]
+    frequency_hz: float
+    pulse_width_us: float
+    interphase_gap_us: float
+    amplitude_ma: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class StimulationConfig:
+    """Electrode array, programs and how confidence scales amplitude."""
+
+    array: str
+    contact_area_cm2: float
+    confidence_threshold: float
+    programs: tuple[ProgramConfig, ...]
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Real-time loop settings."""
+
+    deadline_ms: float = 10.0
+    duration_s: float = 60.0
+    status_interval_s: float = 0.25
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A complete, validated scenario."""
+
+    name: str
+    description: str
+    intention_names: tuple[str, ...]
+    source: SourceConfig
+    dsp: DspConfig
+    decoder: DecoderConfig
+    stimulation: StimulationConfig
+    safety: Mapping[str, Any]
+    runtime: RuntimeConfig
+    path: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def hop_s(self) -> float:
+        return self.dsp.hop_samples / self.source.sampling_rate_hz
+
+
+def scenario_names() -> list[str]:
+    """Names of the shipped presets."""
+    files = resources.files("neuroloop.scenarios")
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {label} does not exist; check the path") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {label}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{label} is not valid TOML ({exc}); fix the syntax") from None
+
+
+def _preset_table(name: str) -> dict[str, Any]:
+    res = resources.files("neuroloop.scenarios") / f"{name}.toml"
+    if not res.is_file():
+        raise ConfigError(
+            f"unknown scenario {name!r}; use one of: {', '.join(scenario_names())}")
+    return tomllib.loads(res.read_text(encoding="utf-8"))
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a preset by name (``"bsi"``) or a TOML file by path.
+
+    A file may say ``base = "bsi"`` to start from a preset and override some keys.
+    """
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text or Path(text).is_file():
+        path = Path(text)
+        table = _read_toml(path, str(path))
+        label = str(path)
+        base = table.pop("base", None)
+        if base is not None:
+            if not isinstance(base, str):
+                raise ConfigError(f"{label}: base must be a preset name such as \"bsi\"")
+            table = _merge(_preset_table(base), table)
+    else:
+        table = _preset_table(text)
+        label = f"{text}.toml"
+    return scenario_from_dict(table, label=label)
+
+
+# -- validation helpers ----------------------------------------------------------------------
+class _Section:
+    """Typed getters over one TOML table that name the key on error."""
+
+    def __init__(self, table: Any, prefix: str, label: str) -> None:
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{label}: [{prefix}] must be a table")
+        self.t, self.prefix, self.label = table, prefix, label
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}.{key}"
+
+    def fail(self, key: str, value: Any, what: str) -> ConfigError:
+        return ConfigError(f"{self.label}: {self._key(key)} = {value!r} {what}")
+
+    def get(self, key: str, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key in self.t:
+            return self.t[key]
+        if default is ...:
+            raise ConfigError(f"{self.label}: missing key {self._key(key)}; add it "
+                              "(see the shipped presets in neuroloop/scenarios/)")
+        return default
+
+    def number(self, key: str, default: Any = ..., *, lo: float | None = None,
+               hi: float | None = None, positive: bool = False) -> float:
+        v = self.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise self.fail(key, v, "must be a finite number")
+        if positive and v <= 0:
+            raise self.fail(key, v, "must be positive")
+        if lo is not None and v < lo:
+            raise self.fail(key, v, f"must be >= {lo}")
+        if hi is not None and v > hi:
+            raise self.fail(key, v, f"must be <= {hi}")
+        return float(v)
+
+    def integer(self, key: str, default: Any = ..., *, lo: int | None = None) -> int:
+        v = self.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(key, v, "must be an integer")
+        if lo is not None and v < lo:
+            raise self.fail(key, v, f"must be an integer >= {lo}")
+        return int(v)
+
+    def string(self, key: str, default: Any = ...) -> str:
+        v = self.get(key, default)
+        if not isinstance(v, str) or not v:
+            raise self.fail(key, v, "must be a non-empty string")
+        return v
+
+    def boolean(self, key: str, default: Any = ...) -> bool:
+        v = self.get(key, default)
+        if not isinstance(v, bool):
+            raise self.fail(key, v, "must be true or false")
+        return v
+
+    def check_unknown(self, allowed_extra: tuple[str, ...] = ()) -> None:
+        unknown = set(self.t) - self.used - set(allowed_extra)
+        if unknown:
+            k = sorted(unknown)[0]
+            raise ConfigError(f"{self.label}: unknown key {self._key(k)}; "
+                              f"known keys are {', '.join(sorted(self.used))}")
+
+
+def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> Scenario:
+    """Validate a parsed scenario table and build a :class:`Scenario`."""
+    unknown = set(table) - set(_SECTIONS)
+    if unknown:
+        raise ConfigError(f"{label}: unknown section [{sorted(unknown)[0]}]; "
+                          f"sections are {', '.join(_SECTIONS[:-1])}")
+    sc = _Section(table.get("scenario", {}), "scenario", label)
+    name = sc.string("name")
+    description = str(sc.get("description", ""))
+    intentions = sc.get("intentions")
+    if (not isinstance(intentions, list) or len(intentions) < 2
+            or not all(isinstance(s, str) and s for s in intentions)
+            or len(set(intentions)) != len(intentions)):
+        raise sc.fail("intentions", intentions,
+                      "must list at least two distinct state names, rest first")
+    if intentions[0] != "rest":
+        raise sc.fail("intentions", intentions, "must start with \"rest\"")
+    sc.check_unknown()
+
+    so = _Section(table.get("source", {}), "source", label)
+    url = so.string("url")
+    rate = so.number("sampling_rate_hz", positive=True)
+    n_channels = so.integer("n_channels", lo=1)
+    options = {k: v for k, v in so.t.items() if k not in ("url", "sampling_rate_hz", "n_channels")}
+    source = SourceConfig(url, rate, n_channels, options)
+
+    ds = _Section(table.get("dsp", {}), "dsp", label)
+    hop = ds.integer("hop_samples", lo=1)
+    nyquist = rate / 2.0
+    bands_raw = ds.get("bands_hz")
+    if not isinstance(bands_raw, list) or not bands_raw:
+        raise ds.fail("bands_hz", bands_raw, "must be a list of [low, high] pairs in Hz")
+    bands: list[tuple[float, float]] = []
+    for b in bands_raw:
+        if (not isinstance(b, list) or len(b) != 2
+                or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in b)):
+            raise ds.fail("bands_hz", b, "must be a [low, high] pair of numbers in Hz")
+        lo, hi = float(b[0]), float(b[1])
+        if not 0 < lo < hi:
+            raise ds.fail("bands_hz", b, "must satisfy 0 < low < high")
+        if hi >= nyquist:
+            raise ds.fail("bands_hz", b, f"reaches the Nyquist frequency ({nyquist:g} Hz of a "
+                          f"{rate:g} Hz signal); keep the upper edge below {nyquist:g} Hz")
+        bands.append((lo, hi))
+    order = ds.integer("filter_order", 4, lo=1)
+    car = ds.boolean("car", True)
+    notch_raw = ds.get("notch_hz", [])
+    if not isinstance(notch_raw, list) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and 0 < x for x in notch_raw):
+        raise ds.fail("notch_hz", notch_raw, "must be a list of positive frequencies in Hz")
+    for f in notch_raw:
+        if f >= nyquist:
+            raise ds.fail("notch_hz", notch_raw, f"has {f} Hz at or above Nyquist ({nyquist:g} "
+                          "Hz); drop that harmonic")
+    notch_q = ds.number("notch_q", 30.0, positive=True)
+    ds.check_unknown()
+    dsp = DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q)
+
+    de = _Section(table.get("decoder", {}), "decoder", label)
+    kind = de.string("kind")
+    cal_s = de.number("calibration_s", 120.0, positive=True)
+    cal_seed = de.integer("calibration_seed", 1000)
+    params = {k: v for k, v in de.t.items() if k not in ("kind", "calibration_s",
+                                                          "calibration_seed")}
+    decoder = DecoderConfig(kind, params, cal_s, cal_seed)
+
+    st = _Section(table.get("stimulation", {}), "stimulation", label)
+    array = st.string("array", "paddle-5-6-5")
+    if array != "paddle-5-6-5":
+        raise st.fail("array", array, "is not a known array; use \"paddle-5-6-5\"")
+    area = st.number("contact_area_cm2", 0.06, positive=True)
+    conf_thr = st.number("confidence_threshold", 0.5, lo=0.0, hi=0.99)
+    progs_raw = st.get("programs", [])
+    if not isinstance(progs_raw, list):
+        raise st.fail("programs", progs_raw, "must be an array of tables [[stimulation.programs]]")
+    programs: list[ProgramConfig] = []
+    for i, p in enumerate(progs_raw):
+        ps = _Section(p, f"stimulation.programs[{i}]", label)
+        intention = ps.string("intention")
+        if intention not in intentions[1:]:
+            raise ps.fail("intention", intention,
+                          f"is not a movement intention; use one of {', '.join(intentions[1:])}")
+        cath, an = ps.get("cathodes"), ps.get("anodes", {})
+        for key, m in (("cathodes", cath), ("anodes", an)):
+            if not isinstance(m, Mapping) or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+                    for v in m.values()):
+                raise ps.fail(key, m, "must map contact names to positive fractions, "
+                              "e.g. {E3 = 0.5, E8 = 0.5}")
+        if not cath:
+            raise ps.fail("cathodes", cath, "needs at least one cathode")
+        amp = ps.get("amplitude_ma")
+        if (not isinstance(amp, list) or len(amp) != 2
+                or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in amp)
+                or not 0 <= amp[0] <= amp[1]):
+            raise ps.fail("amplitude_ma", amp, "must be [min, max] with 0 <= min <= max (mA)")
+        programs.append(ProgramConfig(
+            intention, dict(cath), dict(an),
+            ps.number("frequency_hz", positive=True), ps.number("pulse_width_us", positive=True),
+            ps.number("interphase_gap_us", 50.0, lo=0.0), (float(amp[0]), float(amp[1]))))
+        ps.check_unknown()
+    st.check_unknown()
+    stim = StimulationConfig(array, area, conf_thr, tuple(programs))
+
+    safety = table.get("safety", {})
+    if not isinstance(safety, Mapping):
+        raise ConfigError(f"{label}: [safety] must be a table")
+
+    rt = _Section(table.get("runtime", {}), "runtime", label)
+    runtime = RuntimeConfig(
+        deadline_ms=rt.number("deadline_ms", 10.0, positive=True),
+        duration_s=rt.number("duration_s", 60.0, positive=True),
+        status_interval_s=rt.number("status_interval_s", 0.25, positive=True),
+    )
+    rt.check_unknown()
+    return Scenario(name, description, tuple(intentions), source, dsp, decoder, stim,
+                    dict(safety), runtime, path=label, raw=dict(table))

@@ -1,0 +1,1 @@
+"""neuroloop.runtime"""

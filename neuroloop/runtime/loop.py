@@ -1,0 +1,570 @@
+"""The real-time control loop: one hop of samples in, one safe stimulation command out.
+
+Per cycle::
+
+    acquire hop -> FeaturePipeline.step -> Decoder.step -> StimMapper.map
+        -> SafetySupervisor.step(request, now) -> Stimulator.send -> record + listeners
+
+Pacing: with a :class:`~neuroloop.runtime.clock.WallClock` and a source that is not paced by
+a device, cycle ``k`` waits until the hop's last sample is due (``t0 + (index + 1) / fs``;
+computed from the sample index, so it never drifts). With a device, samples arrive on their
+own and the block's receive time is the availability time. With a
+:class:`~neuroloop.runtime.clock.SimClock` (``--fast``, replay) nothing waits.
+
+Everything used per cycle is allocated before the first cycle; the garbage collector is
+frozen while the loop runs. Compute time and end-to-end latency (hop's last sample available
+-> command handed to the stimulator) go into preallocated logs; a cycle whose end-to-end
+latency exceeds the deadline is counted as a miss and reported to the supervisor.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._jit import total_compiled_signatures
+from ..acquisition.base import NO_LABEL, BaseSource
+from ..decoders.base import BaseDecoder, Intention
+from ..errors import DeviceError
+from ..safety.events import InterlockEvent
+from ..stimulation.command import StimCommand
+from ..stimulation.mapper import StimMapper
+from ..stimulation.stimulators import BaseStimulator
+from .clock import Clock
+from .records import (
+    FLAG_DEADLINE_MISSED,
+    FLAG_INJECTED,
+    FLAG_INPUT_INVALID,
+    FLAG_SAMPLES_LOST,
+    FLAG_SOURCE_STALL,
+    LoopListener,
+    cycle_dtype,
+)
+from .stats import LatencyLog
+
+__all__ = ["ControlLoop", "LoopResult", "FaultHooks"]
+
+_NS = 1_000_000_000
+
+
+class FaultHooks:
+    """Hooks through which fault injection (``--inject``) and link monitoring act on a cycle.
+
+    The default does nothing. Subclasses override what they need; every hook is keyed on
+    the cycle index so that a replay reproduces it.
+    """
+
+    def stall(self, cycle: int) -> bool:
+        """True to make this cycle's source read fail (no fresh samples)."""
+        return False
+
+    def alter_intention(self, cycle: int, intention: Intention) -> bool:
+        """Modify the decoder output in place; True when something was injected."""
+        return False
+
+    def alter_request(self, cycle: int, request: StimCommand) -> bool:
+        """Modify the stimulation request in place; True when something was injected."""
+        return False
+
+    def before_supervisor(self, cycle: int, now_ns: int, supervisor: Any) -> Sequence[Any]:
+        """Drive supervisor inputs (estop, impedance, link faults); returns events."""
+        return ()
+
+    def extra_compute_ns(self, cycle: int) -> int:
+        """Busy time to add to this cycle (deadline-overrun injection)."""
+        return 0
+
+
+@dataclass
+class LoopResult:
+    """What a run measured (raw arrays; :mod:`neuroloop.runtime.summary` turns it into numbers).
+
+    Arrays have one entry per retained cycle (all cycles unless the run outgrew capacity).
+    """
+
+    cycles: int
+    deadline_misses: int
+    compute_ns: np.ndarray
+    e2e_ns: np.ndarray
+    true_state: np.ndarray
+    state: np.ndarray
+    program_id: np.ndarray
+    stim_on: np.ndarray
+    last_sample: np.ndarray
+    stall_cycles: int
+    samples_lost: int
+    interlock_events: dict[str, int]
+    time_in_state_ns: dict[str, int]
+    jit_compiles_in_loop: int
+    listener_errors: list[str]
+    stopped_by: str
+    wall_s: float
+    sampling_rate_hz: float
+    hop_samples: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ControlLoop:
+    """The hot loop. Build it, call :meth:`warmup`, arm, then :meth:`run`.
+
+    Parameters
+    ----------
+    source : BaseSource
+        Open source of samples.
+    pipeline : FeaturePipeline
+        ``step(hop (hop_samples, n_channels)) -> features (n_features,)``.
+    decoder : BaseDecoder
+        Fitted decoder.
+    mapper : StimMapper
+    supervisor : SafetySupervisor
+    stimulator : BaseStimulator
+    clock : Clock
+        WallClock for live runs, SimClock for ``--fast`` and replay.
+    hop_samples : int
+    sampling_rate_hz : float
+    deadline_ns : int
+        End-to-end latency above which a cycle counts as a deadline miss.
+    listeners : sequence of LoopListener
+    hooks : FaultHooks or None
+    capacity : int
+        Cycles whose per-cycle statistics are retained (ring beyond that).
+    replay_cycles : ndarray of cycle_dtype or None
+        Recorded cycles whose ``now_ns``, ``available_ns`` and stall/deadline flags replace
+        the clock, so that time-based interlocks are reproduced exactly.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: BaseSource,
+        pipeline: Any,
+        decoder: BaseDecoder,
+        mapper: StimMapper,
+        supervisor: Any,
+        stimulator: BaseStimulator,
+        clock: Clock,
+        hop_samples: int,
+        sampling_rate_hz: float,
+        deadline_ns: int,
+        listeners: Sequence[LoopListener] = (),
+        hooks: FaultHooks | None = None,
+        capacity: int = 1 << 16,
+        replay_cycles: np.ndarray | None = None,
+        read_timeout_s: float | None = None,
+    ) -> None:
+        self.source = source
+        self.pipeline = pipeline
+        self.decoder = decoder
+        self.mapper = mapper
+        self.supervisor = supervisor
+        self.stimulator = stimulator
+        self.clock = clock
+        self.hop = int(hop_samples)
+        self.fs = float(sampling_rate_hz)
+        self.deadline_ns = int(deadline_ns)
+        self.listeners: tuple[LoopListener, ...] = tuple(listeners)
+        self.hooks = hooks or FaultHooks()
+        self.replay_cycles = replay_cycles
+        self.paced = not clock.simulated and not source.paced_by_device
+        hop_s = self.hop / self.fs
+        self.read_timeout_s = read_timeout_s if read_timeout_s is not None else 2.0 * hop_s
+        n_ch = source.info.n_channels
+        n_contacts = mapper.programs.array.n_contacts
+        n_states = len(mapper.programs.intention_names)
+
+        # preallocated buffers
+        self._hop_buf = np.zeros((self.hop, n_ch), dtype=np.float64)
+        self._hop_labels = np.full(self.hop, NO_LABEL, dtype=np.int8)
+        self._fill = 0
+        self._off = StimCommand.off(n_contacts)
+        self.dtype = cycle_dtype(pipeline.n_features, n_states, n_contacts)
+        self.record = np.zeros(1, dtype=self.dtype)
+        r = self.record
+        self._r_scalar = {name: r[name] for name in self.dtype.names
+                          if self.dtype[name].shape == ()}
+        self._r_probs = r["probabilities"][0]
+        self._r_feats = r["features"][0]
+        self._r_req = r["request_amplitude_ma"][0]
+        self._r_amp = r["amplitude_ma"][0]
+
+        cap = int(capacity)
+        self.compute_log = LatencyLog(cap)
+        self.e2e_log = LatencyLog(cap)
+        self._true = np.full(cap, NO_LABEL, dtype=np.int8)
+        self._state = np.zeros(cap, dtype=np.int8)
+        self._prog = np.full(cap, -1, dtype=np.int16)
+        self._on = np.zeros(cap, dtype=np.bool_)
+        self._last = np.zeros(cap, dtype=np.int64)
+        self._cap = cap
+
+        # run state
+        self.cycle = 0
+        self.deadline_misses = 0
+        self.stall_cycles = 0
+        self.samples_lost = 0
+        self._expected_index = 0  # stream index of the next sample we expect
+        self._started = False
+        self._gap = False
+        self._available_ns = 0
+        self._t0_ns = 0
+        self._last_good_available = 0
+        self._prev_missed = False
+        self.event_counts: dict[str, int] = {}
+        self.listener_errors: list[str] = []
+        self._stop_requested = False
+        #: The device error that ended the run, if one did (the stimulator was stopped).
+        self.device_error: DeviceError | None = None
+        self.status_cb: Callable[[ControlLoop], None] | None = None
+        self.status_interval_ns = int(0.25 * _NS)
+
+    # -- set-up -----------------------------------------------------------------------------
+    def warmup(self, n_cycles: int = 3) -> None:
+        """Compile and exercise every kernel with real shapes, then reset all online state.
+
+        Must run before the supervisor is armed: a JIT compile inside the loop is a bug.
+        """
+        self.pipeline.warmup()
+        self.decoder.warmup()
+        if hasattr(self.supervisor, "warmup"):
+            self.supervisor.warmup()
+        zeros = np.zeros_like(self._hop_buf)
+        for _ in range(n_cycles):
+            feats = self.pipeline.step(zeros)
+            intention = self.decoder.step(feats)
+            self.mapper.map(intention, 0)
+        self.pipeline.reset()
+        self.decoder.reset()
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the current cycle (thread- and signal-safe)."""
+        self._stop_requested = True
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, max_cycles: int | None = None) -> LoopResult:
+        """Run until ``max_cycles``, the source is exhausted, or :meth:`request_stop`.
+
+        The stimulator is stopped on the way out, whatever happened.
+        """
+        stopped_by = "max_cycles"
+        jit_before = total_compiled_signatures()
+        gc_was_enabled = gc.isenabled()
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        wall0 = time.perf_counter()
+        self._t0_ns = self.clock.now_ns()
+        next_status = self._t0_ns
+        try:
+            while max_cycles is None or self.cycle < max_cycles:
+                if self._stop_requested:
+                    stopped_by = "stop_requested"
+                    break
+                try:
+                    more = self._one_cycle()
+                except DeviceError as exc:  # cable pulled, port gone: stop, keep the summary
+                    self.device_error = exc
+                    stopped_by = "device_error"
+                    break
+                if not more:
+                    stopped_by = "source_exhausted"
+                    break
+                if self.status_cb is not None:
+                    now = self.clock.now_ns()
+                    if now >= next_status:
+                        next_status = now + self.status_interval_ns
+                        self.status_cb(self)
+        finally:
+            try:
+                self.stimulator.stop()
+            except DeviceError:
+                pass  # the device is gone; its own watchdog ramps its output to zero
+            finally:
+                if gc_was_enabled:
+                    gc.enable()
+                gc.unfreeze()
+        wall_s = time.perf_counter() - wall0
+        return self._result(stopped_by, total_compiled_signatures() - jit_before, wall_s)
+
+    def _one_cycle(self) -> bool:
+        k = self.cycle
+        flags = 0
+        rec = None
+        if self.replay_cycles is not None:
+            if k >= self.replay_cycles.shape[0]:
+                return False
+            rec = self.replay_cycles[k]
+
+        # 1. acquire one hop
+        if rec is not None:
+            stalled = bool(rec["flags"] & FLAG_SOURCE_STALL)
+        else:
+            stalled = self.hooks.stall(k)
+        if stalled:
+            if rec is None:
+                if not self._drop_one_hop() and self.source.exhausted:
+                    return False
+            else:  # the live run dropped this hop: it was never recorded
+                self._expected_index = int(rec["first_sample"]) + self.hop
+                self._started = True
+            available_ns = self._due_ns(self._expected_index - 1)
+            flags |= FLAG_SOURCE_STALL
+        else:
+            status = self._acquire()
+            if status == 0:
+                return False
+            if status < 0:
+                flags |= FLAG_SOURCE_STALL
+                available_ns = self.clock.now_ns()
+            else:
+                available_ns = self._available_ns
+                if self._gap:
+                    flags |= FLAG_SAMPLES_LOST
+        if rec is not None:
+            available_ns = int(rec["available_ns"])
+        elif self.clock.simulated:
+            self.clock.sleep_until(available_ns)
+
+        # 2. compute
+        t_start = time.perf_counter_ns()
+        features = self._r_feats
+        if flags & FLAG_SOURCE_STALL:
+            self.stall_cycles += 1
+            intention = None
+            request = self._off
+            request.cycle = k
+            # no decoder output this cycle: the supervisor judges the input by its age
+            # (input_ns is the last fresh hop), so the reason it reports is stale input
+            valid, confidence = True, 1.0
+        else:
+            self._last_good_available = available_ns
+            features = self.pipeline.step(self._hop_buf)
+            intention = self.decoder.step(features)
+            if self.hooks.alter_intention(k, intention):
+                flags |= FLAG_INJECTED
+            valid, confidence = bool(intention.valid), float(intention.confidence)
+            request = self.mapper.map(intention, k)
+            if self.hooks.alter_request(k, request):
+                flags |= FLAG_INJECTED
+        if not valid and intention is not None:
+            flags |= FLAG_INPUT_INVALID
+        extra = self.hooks.extra_compute_ns(k)
+        if extra:
+            flags |= FLAG_INJECTED
+        if extra and rec is None:  # a replay takes the recorded deadline flags instead
+            end = time.perf_counter_ns() + extra
+            while time.perf_counter_ns() < end:
+                pass
+
+        now_ns = int(rec["now_ns"]) if rec is not None else self.clock.now_ns()
+        hook_events = self.hooks.before_supervisor(k, now_ns, self.supervisor)
+        command, events = self.supervisor.step(
+            request, now_ns, input_ns=self._last_good_available, decoder_valid=valid,
+            confidence=confidence, deadline_missed=self._prev_missed)
+        self.stimulator.send(command, hop_last_sample=self._expected_index - 1)
+        t_end = time.perf_counter_ns()
+        compute_ns = t_end - t_start
+        if rec is not None:
+            sent_ns = int(rec["sent_ns"])
+            e2e_ns = int(rec["e2e_ns"])
+            missed = bool(rec["flags"] & FLAG_DEADLINE_MISSED)
+        elif self.clock.simulated:
+            sent_ns = now_ns + compute_ns
+            e2e_ns = compute_ns
+            missed = e2e_ns > self.deadline_ns
+        else:
+            sent_ns = self.clock.now_ns()
+            e2e_ns = sent_ns - available_ns
+            missed = e2e_ns > self.deadline_ns
+        if missed:
+            flags |= FLAG_DEADLINE_MISSED
+            self.deadline_misses += 1
+        self._prev_missed = missed
+
+        # 3. bookkeeping (preallocated)
+        self.compute_log.add(compute_ns)
+        self.e2e_log.add(e2e_ns)
+        i = k % self._cap
+        true_state = int(self._hop_labels[self.hop - 1]) if not (flags & FLAG_SOURCE_STALL) \
+            else NO_LABEL
+        state = int(intention.state) if intention is not None else 0
+        self._true[i] = true_state
+        self._state[i] = state
+        self._prog[i] = command.program_id
+        self._on[i] = not command.is_off
+        self._last[i] = self._expected_index - 1
+        self._fill_record(k, flags, available_ns, now_ns, sent_ns, compute_ns, e2e_ns,
+                          true_state, intention, features, request, command,
+                          len(events) + len(hook_events))
+        if events or hook_events:
+            self._note_events(hook_events, events)
+        for listener in self.listeners:
+            try:
+                listener.on_cycle(self.record)
+            except Exception as exc:  # noqa: BLE001 - a listener never stops the loop
+                self._detach(listener, exc)
+        self.cycle = k + 1
+        return True
+
+    # -- acquisition ------------------------------------------------------------------------
+    def _due_ns(self, sample_index: int) -> int:
+        """Time the sample with stream index ``sample_index`` is due (paced sources)."""
+        return self._t0_ns + int(round((sample_index + 1) * _NS / self.fs))
+
+    def _acquire(self) -> int:
+        """Fill the hop buffer. Returns 1 on a full hop, -1 on a stall, 0 when exhausted."""
+        self._gap = False
+        if self.paced:
+            self.clock.sleep_until(
+                self._due_ns(self._expected_index + self.hop - self._fill - 1))
+        deadline = time.perf_counter_ns() + int(self.read_timeout_s * _NS)
+        while self._fill < self.hop:
+            remaining = (deadline - time.perf_counter_ns()) / _NS
+            if remaining <= 0:
+                return -1
+            block = self.source.read(self.hop - self._fill, timeout=remaining)
+            if block is None:
+                if self.source.exhausted:
+                    return 0
+                if self.clock.simulated and not self.source.paced_by_device:
+                    return -1
+                continue
+            n = block.n_samples
+            if self._started and block.first_index != self._expected_index:
+                lost = block.first_index - self._expected_index
+                if lost > 0:
+                    self.samples_lost += lost
+                self._gap = True
+                if self._fill:  # a hop never spans a gap: restart it at the new block
+                    self._fill = 0
+            self._started = True
+            self._expected_index = block.first_index + n
+            self._hop_buf[self._fill:self._fill + n] = block.data
+            if block.labels.shape[0] == n:
+                self._hop_labels[self._fill:self._fill + n] = block.labels
+            else:
+                self._hop_labels[self._fill:self._fill + n] = NO_LABEL
+            self._fill += n
+            # a device's receive time is when the sample became available; any other
+            # source is available when it is due (a recording's stored times belong to
+            # another run's clock)
+            self._available_ns = (block.received_ns
+                                  if self.source.paced_by_device and block.received_ns
+                                  else self._due_ns(self._expected_index - 1))
+            for listener in self.listeners:
+                try:
+                    listener.on_samples(block.data, block.first_index)
+                except Exception as exc:  # noqa: BLE001
+                    self._detach(listener, exc)
+        self._fill = 0
+        return 1
+
+    def _drop_one_hop(self) -> bool:
+        """Injected stall: the hop's samples never reach the controller (a visible gap)."""
+        if self.paced:
+            self.clock.sleep_until(self._due_ns(self._expected_index + self.hop - 1))
+        need = self.hop
+        while need > 0:
+            block = self.source.read(need, timeout=self.read_timeout_s)
+            if block is None:
+                return False
+            self._started = True
+            self._expected_index = block.first_index + block.n_samples
+            need -= block.n_samples
+        return True
+
+    # -- records, events, listeners ---------------------------------------------------------
+    def _fill_record(self, k: int, flags: int, available_ns: int, now_ns: int, sent_ns: int,
+                     compute_ns: int, e2e_ns: int, true_state: int,
+                     intention: Intention | None, features: np.ndarray,
+                     request: StimCommand,
+                     command: StimCommand, n_events: int) -> None:
+        s = self._r_scalar
+        s["cycle"][0] = k
+        s["first_sample"][0] = self._expected_index - self.hop
+        s["available_ns"][0] = available_ns
+        s["now_ns"][0] = now_ns
+        s["sent_ns"][0] = sent_ns
+        s["compute_ns"][0] = compute_ns
+        s["e2e_ns"][0] = e2e_ns
+        s["flags"][0] = flags
+        s["true_state"][0] = true_state
+        if intention is not None:
+            s["raw_state"][0] = intention.raw_state
+            s["state"][0] = intention.state
+            s["valid"][0] = intention.valid
+            s["confidence"][0] = intention.confidence
+            self._r_probs[:] = intention.probabilities
+            self._r_feats[:] = features
+        else:
+            s["raw_state"][0] = 0
+            s["state"][0] = 0
+            s["valid"][0] = 0
+            s["confidence"][0] = 0.0
+            self._r_probs[:] = 0.0
+            self._r_feats[:] = np.nan
+        self._r_req[:] = request.amplitude_ma
+        self._r_amp[:] = command.amplitude_ma
+        s["pulse_width_us"][0] = command.pulse_width_us
+        s["frequency_hz"][0] = command.frequency_hz
+        s["interphase_gap_us"][0] = command.interphase_gap_us
+        s["case_ma"][0] = command.case_ma
+        s["program_id"][0] = command.program_id
+        s["supervisor_state"][0] = int(self.supervisor.state)
+        s["n_events"][0] = n_events
+
+    def _note_events(self, *groups: Sequence[InterlockEvent | dict[str, Any]]) -> None:
+        """Count interlock events by reason and hand every event to the listeners.
+
+        Plain dicts (annotations such as the link inputs of a device run) are passed on
+        as they are and not counted as interlocks.
+        """
+        out: list[dict[str, Any]] = []
+        for group in groups:
+            for ev in group:
+                if isinstance(ev, dict):
+                    out.append(ev)
+                    continue
+                self.event_counts[ev.reason] = self.event_counts.get(ev.reason, 0) + 1
+                out.append(ev.to_dict())
+        for listener in self.listeners:
+            try:
+                listener.on_events(out)
+            except Exception as exc:  # noqa: BLE001
+                self._detach(listener, exc)
+
+    def _detach(self, listener: LoopListener, exc: BaseException) -> None:
+        # rebuild rather than mutate: a loop iterating the old tuple is not disturbed
+        self.listeners = tuple(x for x in self.listeners if x is not listener)
+        self.listener_errors.append(f"{type(listener).__name__}: {exc}")
+
+    def _result(self, stopped_by: str, jit_compiles: int, wall_s: float) -> LoopResult:
+        n = min(self.cycle, self._cap)
+        order = np.arange(self.cycle - n, self.cycle) % self._cap
+        time_in_state = (self.supervisor.time_in_state_ns()
+                         if hasattr(self.supervisor, "time_in_state_ns") else {})
+        return LoopResult(
+            cycles=self.cycle,
+            deadline_misses=self.deadline_misses,
+            compute_ns=self.compute_log.ordered(),
+            e2e_ns=self.e2e_log.ordered(),
+            true_state=self._true[order],
+            state=self._state[order],
+            program_id=self._prog[order],
+            stim_on=self._on[order],
+            last_sample=self._last[order],
+            stall_cycles=self.stall_cycles,
+            samples_lost=self.samples_lost,
+            interlock_events=dict(self.event_counts),
+            time_in_state_ns=dict(time_in_state),
+            jit_compiles_in_loop=jit_compiles,
+            listener_errors=list(self.listener_errors),
+            stopped_by=stopped_by,
+            wall_s=wall_s,
+            sampling_rate_hz=self.fs,
+            hop_samples=self.hop,
+        )

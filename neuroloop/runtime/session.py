@@ -1,0 +1,392 @@
+"""Build a closed-loop session from a scenario and run it.
+
+This is the library behind ``neuroloop run``: it opens the source, builds the feature
+pipeline, calibrates (or loads) the decoder, builds the mapper, the safety supervisor and the
+stimulator, warms every kernel up, arms the supervisor, runs the loop and summarises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..acquisition import open_source
+from ..acquisition.base import NO_LABEL, BaseSource
+from ..config import Scenario
+from ..decoders.base import BaseDecoder, load_decoder, make_decoder
+from ..errors import ConfigError
+from ..io.format import package_versions, sha256_file
+from ..stimulation.mapper import StimMapper, build_program_set
+from ..stimulation.programs import ProgramSet
+from ..stimulation.stimulators import BaseStimulator, SimulatedStimulator
+from .clock import Clock, SimClock, WallClock
+from .loop import ControlLoop, FaultHooks
+from .realtime import enter_realtime, leave_realtime
+from .records import LoopListener
+from .summary import summarise
+
+__all__ = ["RunOptions", "Session", "build_pipeline", "calibration_data", "train_decoder"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunOptions:
+    """How to run a scenario (the command-line options of ``neuroloop run``)."""
+
+    duration_s: float | None = None
+    fast: bool = False
+    seed: int | None = None
+    source_url: str | None = None
+    decoder_path: str | None = None
+    limits_path: str | None = None  #: a limits file replacing the scenario's [safety] table
+    deadline_ms: float | None = None
+    listeners: Sequence[LoopListener] = ()
+    hooks: FaultHooks | None = None
+    stimulator: BaseStimulator | None = None
+    realtime_priority: int | None = 50  #: SCHED_FIFO priority for live runs; None = don't
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+
+
+def build_pipeline(scenario: Scenario) -> Any:
+    """The scenario's :class:`~neuroloop.dsp.FeaturePipeline`."""
+    from ..dsp import FeaturePipeline
+
+    d = scenario.dsp
+    return FeaturePipeline(
+        n_channels=scenario.source.n_channels,
+        sampling_rate_hz=scenario.source.sampling_rate_hz,
+        hop_samples=d.hop_samples,
+        bands_hz=[list(b) for b in d.bands_hz],
+        filter_order=d.filter_order,
+        car=d.car,
+        notch_hz=list(d.notch_hz),
+        notch_q=d.notch_q,
+    )
+
+
+def _source_options(scenario: Scenario, seed: int | None,
+                    url: str | None = None) -> dict[str, Any]:
+    """Backend options of the scenario's source; none for another kind of source (a
+    recording or a device given with --source/--device does not take synthetic options)."""
+    from ..acquisition import parse_url
+
+    if url is not None and parse_url(url)[0] != parse_url(scenario.source.url)[0]:
+        return {}
+    opts = dict(scenario.source.options)
+    if seed is not None:
+        opts["seed"] = seed
+    return opts
+
+
+def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
+    """Refuse a source whose rate or channel count differs from the scenario's design."""
+    info = source.info
+    if abs(info.sampling_rate_hz - scenario.source.sampling_rate_hz) > 1e-6:
+        raise ConfigError(
+            f"source {url} delivers {info.sampling_rate_hz:g} Hz but scenario "
+            f"{scenario.name} is designed for {scenario.source.sampling_rate_hz:g} Hz; "
+            "set source.sampling_rate_hz to match or use another scenario")
+    if info.n_channels != scenario.source.n_channels:
+        raise ConfigError(
+            f"source {url} delivers {info.n_channels} channels but scenario {scenario.name} "
+            f"expects {scenario.source.n_channels}; set source.n_channels to match")
+
+
+def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = None,
+                     duration_s: float | None = None, seed: int | None = None,
+                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and per-hop labels of a calibration segment.
+
+    The segment comes from ``url`` (default: the scenario's source with the decoder's
+    ``calibration_seed``, so calibration data and closed-loop data differ). Hops whose
+    labels are not constant (a transition inside the hop) or unknown are left out.
+
+    Returns
+    -------
+    X : ndarray, shape (n_hops, n_features)
+    y : ndarray, shape (n_hops,), int64
+    """
+    duration_s = duration_s or scenario.decoder.calibration_s
+    url = url or scenario.source.url
+    opts = _source_options(scenario, seed if seed is not None else scenario.decoder.calibration_seed,
+                           url)
+    hop = scenario.dsp.hop_samples
+    n_hops = int(duration_s * scenario.source.sampling_rate_hz) // hop
+    if progress:
+        progress(f"calibrating: {duration_s:g} s ({n_hops} hops) from {url}")
+    with open_source(url, **opts) as src:
+        check_source(scenario, src, url)
+        data = np.empty((n_hops * hop, src.info.n_channels))
+        labels = np.full(n_hops * hop, NO_LABEL, dtype=np.int8)
+        got = 0
+        while got < data.shape[0]:
+            block = src.read(min(4096, data.shape[0] - got), timeout=5.0)
+            if block is None:
+                if src.exhausted:
+                    break
+                continue
+            n = block.n_samples
+            data[got:got + n] = block.data
+            if block.labels.shape[0] == n:
+                labels[got:got + n] = block.labels
+            got += n
+    n_hops = got // hop
+    if n_hops < 10:
+        raise ConfigError(f"calibration source {url} gave only {got} samples; it needs at "
+                          f"least {10 * hop} (10 hops)")
+    pipeline.reset()
+    X = pipeline.process(data[: n_hops * hop])
+    pipeline.reset()
+    lab = labels[: n_hops * hop].reshape(n_hops, hop)
+    keep = (lab == lab[:, :1]).all(axis=1) & (lab[:, 0] != NO_LABEL)
+    if not keep.any():
+        raise ConfigError(f"calibration source {url} has no labelled samples; a decoder "
+                          "needs labelled calibration data (synthetic, or EDF with labels=)")
+    return X[keep], lab[keep, 0].astype(np.int64)
+
+
+def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
+                  duration_s: float | None = None, seed: int | None = None,
+                  progress: Progress | None = None) -> tuple[BaseDecoder, dict[str, Any]]:
+    """Calibrate a decoder of the scenario's kind; returns it and calibration figures."""
+    X, y = calibration_data(scenario, pipeline, url=url, duration_s=duration_s, seed=seed,
+                            progress=progress)
+    n_states = len(scenario.intention_names)
+    missing = sorted(set(range(n_states)) - set(np.unique(y).tolist()))
+    if missing:
+        names = ", ".join(scenario.intention_names[i] for i in missing)
+        raise ConfigError(f"calibration data has no hops of {names}; lengthen "
+                          "decoder.calibration_s")
+    params = dict(scenario.decoder.params)
+    params.setdefault("n_states", n_states)
+    try:
+        decoder = make_decoder(scenario.decoder.kind, **params)
+    except TypeError as exc:
+        raise ConfigError(f"decoder {scenario.decoder.kind!r}: bad parameter ({exc}); "
+                          "check the [decoder] section") from None
+    decoder.fit(X, y)
+    train_acc = float(np.mean(np.argmax(decoder.predict_proba(X), axis=1) == y))
+    return decoder, {"hops": int(X.shape[0]), "train_accuracy": round(train_acc, 4)}
+
+
+def check_new_recording_dir(directory: str | Path) -> None:
+    """Refuse to record into a directory that exists and is not empty."""
+    d = Path(directory)
+    if d.exists() and (not d.is_dir() or any(d.iterdir())):
+        raise ConfigError(f"recording directory {d} already exists and is not empty; "
+                          "choose a new directory (recordings are never overwritten)")
+
+
+class Session:
+    """A closed-loop session: everything built, warmed up and ready to arm.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    options : RunOptions
+    progress : callable or None
+        Receives one-line progress messages (the CLI prints them on stderr).
+    """
+
+    def __init__(self, scenario: Scenario, options: RunOptions,
+                 progress: Progress | None = None) -> None:
+        from ..safety.limits import load_limits, load_limits_file
+        from ..safety.supervisor import SafetySupervisor
+
+        self.scenario = scenario
+        self.options = options
+        self.progress = progress or (lambda msg: None)
+        self.url = options.source_url or scenario.source.url
+        deadline_ms = options.deadline_ms or scenario.runtime.deadline_ms
+        if not deadline_ms > 0:
+            raise ConfigError(f"deadline must be positive, got {deadline_ms} ms")
+        self.deadline_ms = float(deadline_ms)
+        self.limits = (load_limits_file(options.limits_path) if options.limits_path
+                       else load_limits(scenario.safety, source=f"{scenario.path} [safety]"))
+        self.programs: ProgramSet = build_program_set(scenario.stimulation,
+                                                      scenario.intention_names)
+        self.pipeline = build_pipeline(scenario)
+        self.calibration: dict[str, Any] = {}
+        self.decoder_sha256 = ""
+        if options.decoder_path:
+            self.decoder = load_decoder(options.decoder_path)
+            self.decoder_sha256 = sha256_file(options.decoder_path)
+            self._check_decoder()
+        else:
+            self.decoder, self.calibration = train_decoder(scenario, self.pipeline,
+                                                           progress=self.progress)
+        self.mapper = StimMapper(self.programs, scenario.stimulation.confidence_threshold)
+        self.supervisor = SafetySupervisor(self.limits, self.programs.array, self.programs,
+                                           cycle_period_s=scenario.hop_s)
+        self.stimulator = options.stimulator or SimulatedStimulator(self.programs.array.n_contacts)
+        self.clock: Clock = SimClock() if options.fast else WallClock()
+        self.source: BaseSource | None = None
+        self.loop: ControlLoop | None = None
+        #: Time to arm the supervisor at (replay sets the recorded one); None = now.
+        self.armed_ns: int | None = None
+
+    def save_decoder(self, directory: str | Path) -> Path:
+        """Save the decoder into ``directory/decoder.npz`` (recordings carry their decoder,
+        so that a replay is a function of the recording and the code only)."""
+        d = Path(directory)
+        check_new_recording_dir(d)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            path = self.decoder.save(d / "decoder.npz")
+        except OSError as exc:
+            raise ConfigError(f"cannot write to recording directory {d}: {exc.strerror}") from None
+        self.decoder_sha256 = sha256_file(path)
+        return path
+
+    def _check_decoder(self) -> None:
+        n_states = len(self.scenario.intention_names)
+        if self.decoder.n_features != self.pipeline.n_features:
+            raise ConfigError(
+                f"decoder {self.options.decoder_path} expects {self.decoder.n_features} "
+                f"features but scenario {self.scenario.name} makes {self.pipeline.n_features}; "
+                "retrain it with `neuroloop train` for this scenario")
+        if self.decoder.n_states != n_states:
+            raise ConfigError(
+                f"decoder {self.options.decoder_path} has {self.decoder.n_states} states but "
+                f"scenario {self.scenario.name} has {n_states}; retrain it for this scenario")
+
+    def meta(self) -> dict[str, Any]:
+        """Everything needed to reproduce the run (goes into recordings)."""
+        assert self.source is not None
+        info = self.source.info
+        return {
+            "scenario": self.scenario.name,
+            "config": self.scenario.raw,
+            "source_url": self.url,
+            "options": {"fast": self.options.fast, "seed": self.options.seed,
+                        "duration_s": self.options.duration_s,
+                        "deadline_ms": self.deadline_ms,
+                        "decoder_path": self.options.decoder_path,
+                        "limits_path": self.options.limits_path,
+                        **self.options.extra_meta},
+            "limits": self.limits.to_dict(),
+            "versions": package_versions(),
+            "channels": {"names": list(info.channel_names), "types": list(info.channel_types),
+                         "unit": info.unit, "sampling_rate_hz": info.sampling_rate_hz},
+            "intention_names": list(self.scenario.intention_names),
+            "hop_samples": self.scenario.dsp.hop_samples,
+            "n_features": int(self.pipeline.n_features),
+            "n_states": len(self.scenario.intention_names),
+            "n_contacts": int(self.programs.array.n_contacts),
+            "decoder_sha256": self.decoder_sha256,
+            "decoder_kind": self.decoder.name,
+            "calibration": self.calibration,
+        }
+
+    def open(self, source: BaseSource | None = None,
+             replay_cycles: np.ndarray | None = None) -> ControlLoop:
+        """Open the source, build the loop and warm every kernel up (nothing armed yet)."""
+        if source is None:
+            source = open_source(self.url,
+                                 **_source_options(self.scenario, self.options.seed, self.url))
+        self.source = source.open()
+        check_source(self.scenario, self.source, self.url)
+        hop_s = self.scenario.hop_s
+        if replay_cycles is not None:
+            capacity = int(replay_cycles.shape[0]) + 16
+        else:
+            duration = self.options.duration_s or self.scenario.runtime.duration_s
+            capacity = int(duration / hop_s) + 16
+        self.loop = ControlLoop(
+            source=self.source, pipeline=self.pipeline, decoder=self.decoder,
+            mapper=self.mapper, supervisor=self.supervisor, stimulator=self.stimulator,
+            clock=self.clock, hop_samples=self.scenario.dsp.hop_samples,
+            sampling_rate_hz=self.scenario.source.sampling_rate_hz,
+            deadline_ns=int(self.deadline_ms * 1e6), listeners=self.options.listeners,
+            hooks=self.options.hooks, capacity=min(capacity, 1 << 22),
+            replay_cycles=replay_cycles)
+        self.progress("warming up compiled kernels")
+        self.loop.warmup()
+        return self.loop
+
+    def run(self, max_cycles: int | None = None, *, mode: str | None = None) -> dict[str, Any]:
+        """Arm the supervisor, run the loop, close everything and return the summary."""
+        assert self.loop is not None and self.source is not None, "call open() first"
+        loop = self.loop
+        armed_ns = self.armed_ns if self.armed_ns is not None else self.clock.now_ns()
+        if isinstance(self.clock, SimClock):
+            self.clock.set(armed_ns)
+        arm_events = self.supervisor.arm(armed_ns)
+        device_arm = getattr(self.stimulator, "arm", None)
+        if callable(device_arm):  # a real or simulated device arms explicitly, authenticated
+            device_arm()
+        meta = self.meta()
+        meta["armed_ns"] = int(armed_ns)
+        for listener in list(loop.listeners):
+            try:
+                listener.on_start(meta)
+            except Exception as exc:  # noqa: BLE001
+                loop._detach(listener, exc)
+        if max_cycles is None and loop.replay_cycles is None:
+            duration = self.options.duration_s or self.scenario.runtime.duration_s
+            max_cycles = max(1, int(round(duration / self.scenario.hop_s)))
+        if arm_events:
+            loop._note_events(arm_events)
+        summary: dict[str, Any] = {}
+        rt = None
+        if not self.options.fast and self.options.realtime_priority is not None:
+            rt = enter_realtime(self.options.realtime_priority)
+        try:
+            try:
+                result = loop.run(max_cycles)
+            finally:
+                if rt is not None:
+                    leave_realtime(rt)
+            mode = mode or ("fast" if self.options.fast else "realtime")
+            summary = summarise(result, deadline_ms=self.deadline_ms, mode=mode,
+                                onsets=self._onsets())
+            summary["scenario"] = self.scenario.name
+            summary["calibration"] = self.calibration
+            summary["stimulator"] = self.stimulator.status()
+            summary["supervisor_state"] = self.supervisor.state.name
+            if rt is not None:
+                summary["realtime"] = rt.describe()
+            if loop.device_error is not None:
+                summary["error"] = str(loop.device_error)
+            return summary
+        finally:
+            self.source.close()
+            for listener in list(loop.listeners):
+                try:
+                    listener.on_stop(summary)
+                except Exception as exc:  # noqa: BLE001
+                    loop.listener_errors.append(f"{type(listener).__name__}: {exc}")
+
+    def _onsets(self) -> list[tuple[int, int]] | None:
+        """Exact intention changes from the source's schedule (synthetic), else None."""
+        schedule = getattr(self.source, "schedule", None)
+        if schedule is None or not hasattr(schedule, "transitions"):
+            return None
+        out: list[tuple[int, int]] = []
+        prev = None
+        for sample, state in schedule.transitions():
+            if state != prev:
+                out.append((int(sample), int(state)))
+            prev = state
+        return out
+
+
+def summary_json(summary: dict[str, Any]) -> str:
+    """One JSON object (NaN written as null)."""
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and o != o:
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        if isinstance(o, np.generic):
+            return clean(o.item())
+        return o
+    return json.dumps(clean(summary))

@@ -1,0 +1,56 @@
+"""Latency statistics over preallocated arrays (no allocation while recording)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["LatencyLog", "percentiles_us"]
+
+
+def percentiles_us(values_ns: np.ndarray) -> dict[str, float]:
+    """p50/p99/p99.9/max of nanosecond samples, in microseconds (NaN when empty)."""
+    if values_ns.size == 0:
+        nan = float("nan")
+        return {"p50": nan, "p99": nan, "p999": nan, "max": nan}
+    v = values_ns.astype(np.float64) / 1000.0
+    p50, p99, p999 = np.percentile(v, [50, 99, 99.9])
+    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3),
+            "p999": round(float(p999), 3), "max": round(float(v.max()), 3)}
+
+
+class LatencyLog:
+    """A fixed-capacity ring of int64 nanosecond samples.
+
+    Parameters
+    ----------
+    capacity : int
+        Samples kept; older ones are overwritten once full (the count keeps growing).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self._buf = np.zeros(int(capacity), dtype=np.int64)
+        self.count = 0
+
+    def add(self, value_ns: int) -> None:
+        self._buf[self.count % self._buf.shape[0]] = value_ns
+        self.count += 1
+
+    def values(self) -> np.ndarray:
+        """The retained samples (a view, in ring order: not oldest first once wrapped)."""
+        return self._buf[: min(self.count, self._buf.shape[0])]
+
+    def ordered(self) -> np.ndarray:
+        """The retained samples, oldest first (a copy)."""
+        return self.recent(self._buf.shape[0])
+
+    def recent(self, n: int) -> np.ndarray:
+        """Up to the last ``n`` samples (a copy)."""
+        cap = self._buf.shape[0]
+        n = min(n, self.count, cap)
+        idx = (np.arange(self.count - n, self.count)) % cap
+        return self._buf[idx]
+
+    def summary(self) -> dict[str, float]:
+        return percentiles_us(self.values())

@@ -1,0 +1,228 @@
+"""open_recording: truncated streams open, corrupt/foreign files raise RecordingError with the
+file and the byte offset, newer formats are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from io_fakes import write_session
+
+from neuroloop.errors import NeuroloopError, RecordingError
+from neuroloop.io import open_recording
+from neuroloop.io.format import (
+    CYCLES_FILE,
+    EVENTS_FILE,
+    FORMAT_VERSION,
+    INDEX_FILE,
+    META_FILE,
+    SAMPLES_FILE,
+)
+
+
+def _edit_meta(path, fn):
+    meta = json.loads((path / META_FILE).read_text())
+    fn(meta)
+    (path / META_FILE).write_text(json.dumps(meta))
+
+
+def _truncate(path, nbytes_removed):
+    size = os.path.getsize(path)
+    os.truncate(path, size - nbytes_removed)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert "\n" not in text
+    return text
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(RecordingError, match="does not exist") as ei:
+        open_recording(tmp_path / "nope")
+    assert str(tmp_path / "nope") in _one_line(ei.value)
+    assert isinstance(ei.value, NeuroloopError)
+
+
+def test_file_instead_of_directory_and_missing_meta(tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    with pytest.raises(RecordingError, match="not a recording directory"):
+        open_recording(f)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RecordingError, match="holds no meta.json"):
+        open_recording(tmp_path / "empty")
+
+
+def test_meta_not_json_names_file_and_offset(make_session):
+    s = make_session(n_cycles=3)
+    text = (s.path / META_FILE).read_text()
+    broken = text[:60] + "\u00e9 @" + text[60:]  # a non-ASCII character before the error
+    (s.path / META_FILE).write_text(broken, encoding="utf-8")
+    with pytest.raises(json.JSONDecodeError) as je:
+        json.loads(broken)
+    expected = len(broken[:je.value.pos].encode("utf-8"))
+    with pytest.raises(RecordingError) as ei:
+        open_recording(s.path)
+    msg = _one_line(ei.value)
+    assert str(s.path / META_FILE) in msg and f"byte offset {expected}" in msg
+
+
+def test_meta_binary_garbage(make_session):
+    s = make_session(n_cycles=3)
+    (s.path / META_FILE).write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(RecordingError, match=r"meta.json.*(byte offset|not valid JSON)"):
+        open_recording(s.path)
+
+
+def test_foreign_json_is_refused(make_session):
+    s = make_session(n_cycles=3)
+    (s.path / META_FILE).write_text('{"name": "some other tool"}')
+    with pytest.raises(RecordingError, match="not a neuroloop session"):
+        open_recording(s.path)
+    (s.path / META_FILE).write_text("[1, 2]")
+    with pytest.raises(RecordingError, match="top level is list"):
+        open_recording(s.path)
+
+
+@pytest.mark.parametrize("key,dotted", [
+    ("n_features", "sizes.n_features"), ("names", "channels.names"),
+    ("sampling_rate_hz", "channels.sampling_rate_hz"), ("sample_dtype", "sample_dtype"),
+])
+def test_incomplete_meta_names_the_key(make_session, key, dotted):
+    s = make_session(n_cycles=3)
+
+    def drop(meta):
+        for node in (meta, meta["sizes"], meta["channels"]):
+            node.pop(key, None)
+
+    _edit_meta(s.path, drop)
+    with pytest.raises(RecordingError) as ei:
+        open_recording(s.path)
+    msg = _one_line(ei.value)
+    assert f"missing key {dotted!r}" in msg and "incomplete" in msg
+
+
+def test_newer_format_version_is_refused(make_session):
+    s = make_session(n_cycles=3)
+    _edit_meta(s.path, lambda m: m.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(RecordingError, match="upgrade neuroloop") as ei:
+        open_recording(s.path)
+    assert f"version {FORMAT_VERSION + 1}" in _one_line(ei.value)
+
+
+def test_sizes_mismatch(make_session):
+    s = make_session(n_cycles=3)
+    _edit_meta(s.path, lambda m: m["sizes"].update(n_states=5))
+    with pytest.raises(RecordingError, match="sizes mismatch.*probabilities"):
+        open_recording(s.path)
+    s2 = make_session("b", n_cycles=3)
+    _edit_meta(s2.path, lambda m: m["channels"].update(n_channels=9))
+    with pytest.raises(RecordingError, match="sizes mismatch"):
+        open_recording(s2.path)
+
+
+def test_truncated_streams_ignore_partial_rows(make_session):
+    s = make_session(n_cycles=20, close=False)
+    # a writer killed mid-write: partial last rows in every stream
+    _truncate(s.path / SAMPLES_FILE, 3)
+    _truncate(s.path / CYCLES_FILE, 11)
+    _truncate(s.path / INDEX_FILE, 5)
+    with open(s.path / EVENTS_FILE, "ab") as fh:
+        fh.write(b'{"cycle": 99, "kind": "interl')
+    rec = open_recording(s.path)
+    assert not rec.closed_cleanly
+    assert rec.n_cycles == 19
+    assert rec.cycles.tobytes() == s.cycles[:19].tobytes()
+    # the last block lost its index row and one sample: blocks 0..18 remain whole
+    assert rec.n_blocks == 19 and rec.n_samples == 190
+    assert np.array_equal(rec.samples, s.samples[:190])
+    events = list(rec.events())
+    assert len(events) == 2 * len(s.events)  # the partial line is skipped
+    assert all(e["cycle"] != 99 for e in events)
+
+
+def test_cleanly_closed_but_truncated_is_an_error(make_session):
+    s = make_session(n_cycles=10)
+    row = s.cycles.dtype.itemsize
+    _truncate(s.path / CYCLES_FILE, row + 4)
+    with pytest.raises(RecordingError) as ei:
+        open_recording(s.path)
+    msg = _one_line(ei.value)
+    assert str(s.path / CYCLES_FILE) in msg and f"byte offset {8 * row}" in msg
+
+
+def test_foreign_samples_file_sizes_mismatch(make_session):
+    s = make_session(n_cycles=10)
+    with open(s.path / SAMPLES_FILE, "ab") as fh:
+        fh.write(np.zeros((5, 4)).tobytes())
+    with pytest.raises(RecordingError, match="sizes mismatch"):
+        open_recording(s.path)
+
+
+def test_corrupt_index_names_block_and_offset(make_session):
+    s = make_session(n_cycles=10)
+    idx = np.fromfile(s.path / INDEX_FILE, dtype="<i8").reshape(-1, 3)
+    idx[6, 2] += 1  # row_offset no longer follows the previous block
+    idx.tofile(s.path / INDEX_FILE)
+    with pytest.raises(RecordingError) as ei:
+        open_recording(s.path)
+    msg = _one_line(ei.value)
+    assert str(s.path / INDEX_FILE) in msg and "block 6 at byte offset 144" in msg
+
+    s2 = make_session("b", n_cycles=10)
+    idx = np.fromfile(s2.path / INDEX_FILE, dtype="<i8").reshape(-1, 3)
+    idx[4, 0] = idx[3, 0]  # a block that goes back in the stream
+    idx.tofile(s2.path / INDEX_FILE)
+    with pytest.raises(RecordingError, match="block 4 at byte offset 96"):
+        open_recording(s2.path)
+
+
+def test_events_line_not_json_names_line_and_offset(make_session):
+    s = make_session(n_cycles=20)
+    lines = (s.path / EVENTS_FILE).read_bytes().splitlines(keepends=True)
+    offset = len(lines[0]) + len(lines[1])
+    lines[2] = b"this is not json\n"
+    (s.path / EVENTS_FILE).write_bytes(b"".join(lines))
+    rec = open_recording(s.path)
+    it = rec.events()
+    next(it)
+    next(it)
+    with pytest.raises(RecordingError) as ei:
+        next(it)
+    msg = _one_line(ei.value)
+    assert str(s.path / EVENTS_FILE) in msg and f"line 3 at byte offset {offset}" in msg
+
+
+def test_events_line_not_an_object(make_session):
+    s = make_session(n_cycles=5)
+    (s.path / EVENTS_FILE).write_bytes(b"[1, 2]\n")
+    with pytest.raises(RecordingError, match="line 1 at byte offset 0 is not a JSON object"):
+        list(open_recording(s.path).events())
+
+
+def test_read_helpers_match_memmaps(make_session):
+    s = make_session(n_cycles=30, gaps={7: 4})
+    rec = open_recording(s.path)
+    out = np.zeros((17, 4))
+    assert rec.read_samples(100, out) == 17
+    assert np.array_equal(out, rec.samples[100:117])
+    assert rec.read_samples(rec.n_samples - 5, out) == 5
+    cyc = np.zeros(8, dtype=rec.cycle_dtype)
+    assert rec.read_cycles(25, cyc) == 5
+    assert cyc[:5].tobytes() == rec.cycles[25:].tobytes()
+    blk = np.zeros((4, 3), dtype=np.int64)
+    assert rec.read_blocks(6, blk) == 4
+    assert np.array_equal(blk, rec.blocks[6:10])
+    assert rec.hop_samples == 10
+    assert "30 cycles" in repr(rec)
+    rec.close()
+
+
+def test_empty_recording_opens(tmp_path):
+    write_session(tmp_path / "e", n_cycles=0)
+    rec = open_recording(tmp_path / "e")
+    assert rec.samples.shape == (0, 4) and rec.cycles.shape == (0,)
+    assert list(rec.events()) == []

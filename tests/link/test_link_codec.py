@@ -1,0 +1,221 @@
+"""Frame encoding/decoding: round trips, CRC, tags, direction, and every kind of tampering."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from link_helpers import SESSION, TEST_KEYS, examples, same, stim_example
+
+from neuroloop.errors import AuthenticationError, ProtocolError
+from neuroloop.link.codec import (
+    FLAG_D2H,
+    HEADER,
+    HEADER_LEN,
+    CrcError,
+    Direction,
+    ReplayError,
+    TagError,
+    WrongDirectionError,
+    decode_body,
+    encode_body,
+    encode_frame,
+)
+from neuroloop.link.crc import crc32
+from neuroloop.link.framing import cobs_decode
+from neuroloop.link.messages import Arm, Heartbeat, MsgType, Stop
+from neuroloop.link.session import SequenceGuard
+
+
+def key_for(direction: Direction) -> bytes:
+    return TEST_KEYS.d2h if direction is Direction.D2H else TEST_KEYS.h2d
+
+
+def body(msg, direction, seq=1, session=SESSION, ts=1000, key=None) -> bytes:
+    return bytes(encode_body(msg, direction=direction, seq=seq, session=session,
+                             timestamp_us=ts, key=key if key is not None else key_for(direction)))
+
+
+def test_crc_is_ieee_crc32() -> None:
+    assert crc32(b"123456789") == 0xCBF43926
+
+
+@pytest.mark.parametrize(("msg", "direction"), examples(), ids=lambda x: getattr(x, "name", ""))
+def test_roundtrip_every_message(msg, direction) -> None:
+    wire = encode_frame(msg, direction=direction, seq=77, session=SESSION, timestamp_us=5,
+                        key=key_for(direction))
+    assert wire.endswith(b"\x00") and 0 not in wire[:-1]
+    frame = decode_body(cobs_decode(wire[:-1]), expect=direction, key=key_for(direction))
+    assert frame.seq == 77 and frame.session == SESSION and frame.timestamp_us == 5
+    assert frame.header.direction is direction
+    assert same(frame.message, msg)
+
+
+def test_header_layout_is_documented_one() -> None:
+    b = body(Arm(), Direction.H2D, seq=0x01020304, session=0x0A0B0C0D, ts=0x1122334455667788)
+    assert HEADER_LEN == 21
+    assert b[:HEADER_LEN] == bytes([1, 0x12, 0x02, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A,
+                                    0x04, 0x03, 0x02, 0x01,
+                                    0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11])
+    assert len(b) == HEADER_LEN + 0 + 16 + 4  # empty payload, tag, CRC
+    assert struct.unpack("<I", b[-4:])[0] == crc32(b[:-4])
+
+
+def test_stop_and_get_info_carry_no_tag_and_d2h_always_does() -> None:
+    assert len(body(Stop(), Direction.H2D)) == HEADER_LEN + 4
+    assert len(body(Heartbeat(1, 2), Direction.D2H)) == HEADER_LEN + 5 + 16 + 4
+
+
+def test_encode_refuses_wrong_direction_types_and_missing_keys() -> None:
+    with pytest.raises(ValueError):
+        encode_body(stim_example(), direction=Direction.D2H, seq=1, session=1,
+                    timestamp_us=0, key=TEST_KEYS.d2h)
+    with pytest.raises(ValueError):
+        encode_body(Arm(), direction=Direction.H2D, seq=1, session=1, timestamp_us=0, key=None)
+    with pytest.raises(ValueError):
+        encode_body(Arm(), direction=Direction.H2D, seq=2**32, session=1, timestamp_us=0,
+                    key=TEST_KEYS.h2d)
+
+
+def test_wrong_key_is_a_tag_error_with_the_header() -> None:
+    b = body(stim_example(), Direction.H2D, seq=9)
+    with pytest.raises(TagError) as info:
+        decode_body(b, expect=Direction.H2D, key=TEST_KEYS.d2h)
+    assert isinstance(info.value, AuthenticationError)
+    assert info.value.header.seq == 9  # type: ignore[attr-defined]
+    with pytest.raises(TagError):
+        decode_body(b, expect=Direction.H2D, key=None)
+
+
+def test_a_reflected_frame_is_wrong_direction() -> None:
+    # a device frame bounced back to the device (or a host frame looped back to the host)
+    b = body(Heartbeat(0, 0), Direction.D2H)
+    with pytest.raises(WrongDirectionError):
+        decode_body(b, expect=Direction.H2D, key=TEST_KEYS.d2h)
+    b = body(Heartbeat(0, 0), Direction.H2D)
+    with pytest.raises(WrongDirectionError):
+        decode_body(b, expect=Direction.D2H, key=TEST_KEYS.h2d)
+
+
+def test_flipping_the_direction_bit_with_a_fixed_crc_breaks_the_tag() -> None:
+    # an attacker who recomputes the CRC still cannot change the direction bit (or any
+    # header field) because the tag covers the header
+    b = bytearray(body(Heartbeat(0, 0), Direction.H2D))
+    b[2] |= FLAG_D2H
+    b[-4:] = struct.pack("<I", crc32(bytes(b[:-4])))
+    with pytest.raises(TagError):
+        decode_body(bytes(b), expect=Direction.D2H, key=TEST_KEYS.h2d)
+    b = bytearray(body(stim_example(), Direction.H2D, seq=5))
+    b[9] ^= 0x01  # seq 5 -> 4 (a replay attempt with a new sequence number)
+    b[-4:] = struct.pack("<I", crc32(bytes(b[:-4])))
+    with pytest.raises(TagError):
+        decode_body(bytes(b), expect=Direction.H2D, key=TEST_KEYS.h2d)
+
+
+@given(st.data())
+def test_any_single_bit_flip_is_detected(data: st.DataObject) -> None:
+    msg, direction = data.draw(st.sampled_from(examples()))
+    b = bytearray(body(msg, direction))
+    i = data.draw(st.integers(0, len(b) * 8 - 1))
+    b[i // 8] ^= 1 << (i % 8)
+    with pytest.raises(ProtocolError):
+        decode_body(bytes(b), expect=direction, key=key_for(direction))
+
+
+@given(st.data())
+def test_any_truncation_is_detected(data: st.DataObject) -> None:
+    msg, direction = data.draw(st.sampled_from(examples()))
+    b = body(msg, direction)
+    n = data.draw(st.integers(0, len(b) - 1))
+    with pytest.raises(ProtocolError):
+        decode_body(b[:n], expect=direction, key=key_for(direction))
+
+
+def _recrc(b: bytearray) -> bytes:
+    b[-4:] = struct.pack("<I", crc32(bytes(b[:-4])))
+    return bytes(b)
+
+
+def test_header_checks_name_the_problem() -> None:
+    b = bytearray(body(Stop(), Direction.H2D))
+    b[0] = 2
+    with pytest.raises(ProtocolError, match="version 2"):
+        decode_body(_recrc(b), expect=Direction.H2D, key=None)
+    b = bytearray(body(Stop(), Direction.H2D))
+    b[1] = 0x7F
+    with pytest.raises(ProtocolError, match="unknown message type"):
+        decode_body(_recrc(b), expect=Direction.H2D, key=None)
+    b = bytearray(body(Stop(), Direction.H2D))
+    b[2] = 0x80
+    with pytest.raises(ProtocolError, match="reserved"):
+        decode_body(_recrc(b), expect=Direction.H2D, key=None)
+    b = bytearray(body(Stop(), Direction.H2D))
+    b[3] = 5
+    with pytest.raises(ProtocolError, match="payload_len"):
+        decode_body(_recrc(b), expect=Direction.H2D, key=None)
+    # a STOP that claims to carry a tag, and an ARM that lacks one
+    b = bytearray(body(Stop(), Direction.H2D)[:-4] + bytes(16) + bytes(4))
+    b[2] |= 0x02
+    with pytest.raises(ProtocolError, match="unexpected"):
+        decode_body(_recrc(b), expect=Direction.H2D, key=TEST_KEYS.h2d)
+    arm = body(Arm(), Direction.H2D)
+    b = bytearray(arm[:HEADER_LEN] + arm[-4:])
+    b[2] &= ~0x02
+    with pytest.raises(ProtocolError, match="lacks"):
+        decode_body(_recrc(b), expect=Direction.H2D, key=TEST_KEYS.h2d)
+
+
+def test_crc_error_is_its_own_class() -> None:
+    b = bytearray(body(Stop(), Direction.H2D))
+    b[-1] ^= 0xFF
+    with pytest.raises(CrcError):
+        decode_body(bytes(b), expect=Direction.H2D, key=None)
+
+
+def test_payload_that_lies_about_its_content_is_malformed() -> None:
+    # a DATA frame whose payload is one sample short, correctly tagged and CRC'd
+    msg, direction = examples()[0]
+    payload = msg.encode_payload()[:-1]
+    h = HEADER.pack(1, int(MsgType.DATA), 0x03, len(payload), SESSION, 1, 0)
+    from neuroloop.link.auth import compute_tag
+
+    raw = bytearray(h + payload)
+    raw += compute_tag(TEST_KEYS.d2h, raw)
+    raw += struct.pack("<I", crc32(bytes(raw)))
+    with pytest.raises(ProtocolError) as info:
+        decode_body(bytes(raw), expect=Direction.D2H, key=TEST_KEYS.d2h)
+    assert not isinstance(info.value, AuthenticationError)
+    assert info.value.header is not None  # type: ignore[attr-defined]
+
+
+def test_sequence_guard_refuses_replays_and_old_sessions() -> None:
+    g = SequenceGuard()
+    hdr = lambda session, seq: decode_body(  # noqa: E731
+        body(Heartbeat(0, 0), Direction.D2H, seq=seq, session=session), expect=Direction.D2H,
+        key=TEST_KEYS.d2h).header
+    assert g.accept(hdr(1, 1)) is True
+    assert g.accept(hdr(1, 2)) is False
+    for seq in (2, 1):
+        with pytest.raises(ReplayError):
+            g.accept(hdr(1, seq))
+    assert g.accept(hdr(2, 1)) is True and g.session_changes == 1  # device rebooted
+    with pytest.raises(ReplayError, match="earlier device session"):
+        g.accept(hdr(1, 3))
+    assert g.session == 2 and g.last_seq == 1
+
+
+def test_samples_round_trip_exactly() -> None:
+    rng = np.random.default_rng(0)
+    from neuroloop.link.messages import Data
+
+    q = rng.integers(-32768, 32768, size=(59, 64)).astype(np.int16)
+    lab = rng.integers(-1, 7, size=59).astype(np.int8)
+    wire = encode_frame(Data(3, 10**12, 0.25, q, lab), direction=Direction.D2H, seq=1,
+                        session=1, timestamp_us=0, key=TEST_KEYS.d2h)
+    got = decode_body(cobs_decode(wire[:-1]), expect=Direction.D2H, key=TEST_KEYS.d2h).message
+    np.testing.assert_array_equal(got.samples, q)
+    np.testing.assert_array_equal(got.labels, lab)
+    assert got.first_sample_index == 10**12

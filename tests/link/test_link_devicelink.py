@@ -1,0 +1,77 @@
+"""DeviceLink bookkeeping without a device: gaps, blocks, safety inputs, error messages."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from link_helpers import TEST_KEYS
+
+from neuroloop.errors import DeviceError
+from neuroloop.link.device import DeviceLink, LinkSettings
+from neuroloop.link.messages import Data, DeviceState, Info, Nak, NakReason
+
+
+def fresh_link() -> DeviceLink:
+    link = DeviceLink("loop://", keys=TEST_KEYS, settings=LinkSettings(auto_arm=False))
+    link.info = Info(586.0, 2, 16, 59, 0.25, 300, 100, 0, "t", "ecog", ("A", "B"), ("rest",))
+    link._consumer_started = True  # reading as if the loop were running
+    return link
+
+
+def frame(counter: int, n: int = 59) -> Data:
+    q = np.arange(counter * n * 2, (counter + 1) * n * 2, dtype=np.int64) % 30000
+    return Data(counter, counter * n, 0.25, q.astype(np.int16).reshape(n, 2),
+                np.full(n, counter % 3, np.int8))
+
+
+def test_gaps_are_counted_and_never_spanned_by_a_block() -> None:
+    link = fresh_link()
+    now = time.perf_counter_ns()
+    for c in (0, 1, 4, 5):  # frames 2 and 3 never arrive
+        link._on_data(frame(c), now + c, acquired_us=c * 100_000)
+    st = link.stats()
+    assert st["frames_lost"] == 2 and st["samples_lost"] == 118
+    out = np.zeros((512, 2))
+    lab = np.zeros(512, np.int8)
+    n, first, _ = link._read_into(out, lab, 512, 0.0)
+    assert (n, first) == (118, 0)  # frames 0-1, stops at the gap
+    np.testing.assert_array_equal(out[:59], frame(0).samples * 0.25)
+    n, first, _ = link._read_into(out, lab, 512, 0.0)
+    assert (n, first) == (118, 236)  # frames 4-5: first_index jumps, nothing synthesised
+    assert link._read_into(out, lab, 512, 0.0)[0] == 0
+
+
+def test_device_faults_are_reported_once_per_appearance() -> None:
+    link = fresh_link()
+    assert link.poll_safety_inputs() == []
+    link.device_state = DeviceState.WATCHDOG
+    [(kind, text)] = link.poll_safety_inputs()
+    assert kind == "device_fault" and "watchdog" in text
+    assert link.poll_safety_inputs() == []
+    link.device_state = DeviceState.ARMED
+    assert link.poll_safety_inputs() == []
+    link.device_state = DeviceState.WATCHDOG
+    assert [k for k, _ in link.poll_safety_inputs()] == ["device_fault"]
+
+
+def test_nak_storm_and_timeouts() -> None:
+    link = fresh_link()
+    now = time.perf_counter_ns()
+    for i in range(5):
+        link._on_nak(Nak(i, 0x11, NakReason.LIMIT, 3, "x"), now)
+    assert [k for k, _ in link.poll_safety_inputs()] == ["nak_storm"]
+    assert link.poll_safety_inputs() == []
+    assert link.stats()["naks"] == {"total": 5, "by_reason": {"LIMIT": 5}}
+    link._last_rx_ns = now - 2_000_000_000
+    assert [k for k, _ in link.poll_safety_inputs()] == ["heartbeat_lost"]
+    assert [k for k, _ in link.poll_safety_inputs()] == ["heartbeat_lost"]  # every poll
+    link._last_rx_ns = now
+    link._last_data_ns = now - 2_000_000_000
+    assert [k for k, _ in link.poll_safety_inputs()] == ["stream_stalled"]
+
+
+def test_a_looped_back_line_is_named() -> None:
+    with pytest.raises(DeviceError, match="looped back"):
+        DeviceLink("loop://", keys=TEST_KEYS, settings=LinkSettings(open_timeout_s=0.5)).open()

@@ -1,0 +1,170 @@
+"""Slow, obviously-correct SciPy/NumPy references of every compiled kernel.
+
+Each function here is written from the definition, with SciPy/NumPy doing the numerics and
+plain Python doing the control flow, so that the compiled kernels can be checked against
+something that shares no code with them.
+
+Filtering references use ``scipy.signal.sosfilt`` with its ``zi`` state carried across hops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.signal
+
+__all__ = [
+    "car_ref",
+    "SosfiltStream",
+    "log_power_ref",
+    "FilterBankLogPowerRef",
+    "PipelineRef",
+    "linear_softmax_ref",
+    "lda_fit_ref",
+    "HMMGateRef",
+]
+
+
+# ----------------------------------------------------------------------------------------- DSP
+def car_ref(x: np.ndarray, ref_index: Sequence[int] | None = None) -> np.ndarray:
+    """``x - mean(x[:, ref_index], axis=1)`` (all channels when ``ref_index`` is None)."""
+    x = np.asarray(x, dtype=np.float64)
+    ref = x if ref_index is None else x[:, np.asarray(ref_index)]
+    return x - ref.mean(axis=1, keepdims=True)
+
+
+class SosfiltStream:
+    """``scipy.signal.sosfilt`` along axis 0 with ``zi`` carried from block to block."""
+
+    def __init__(self, sos: np.ndarray, n_channels: int) -> None:
+        self.sos = np.asarray(sos, dtype=np.float64)
+        self.zi = np.zeros((self.sos.shape[0], 2, n_channels))
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        if self.sos.shape[0] == 0:
+            return np.array(x, dtype=np.float64)
+        y, self.zi = scipy.signal.sosfilt(self.sos, x, axis=0, zi=self.zi)
+        return y
+
+
+def log_power_ref(y: np.ndarray, eps: float) -> np.ndarray:
+    """``log(mean(y ** 2, axis=0) + eps)`` per channel."""
+    return np.log(np.mean(np.asarray(y) ** 2, axis=0) + eps)
+
+
+class FilterBankLogPowerRef:
+    """Band-major log band power per hop: ``sosfilt`` with ``zi`` per band, then numpy."""
+
+    def __init__(self, bank_sos: Sequence[np.ndarray], n_channels: int, eps: float) -> None:
+        self.filters = [SosfiltStream(s, n_channels) for s in bank_sos]
+        self.eps = eps
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([log_power_ref(f.step(x), self.eps) for f in self.filters])
+
+
+class PipelineRef:
+    """CAR (optional) -> notch cascade -> filter bank -> log power, one hop at a time."""
+
+    def __init__(self, n_channels: int, bank_sos: Sequence[np.ndarray], notch_sos: np.ndarray,
+                 car: bool, eps: float, ref_index: Sequence[int] | None = None) -> None:
+        self.car = car
+        self.ref_index = ref_index
+        self.notch = SosfiltStream(notch_sos, n_channels)
+        self.bank = FilterBankLogPowerRef(bank_sos, n_channels, eps)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        if self.car:
+            x = car_ref(x, self.ref_index)
+        return self.bank.step(self.notch.step(x))
+
+    def process(self, x: np.ndarray, hop: int) -> np.ndarray:
+        n_hops = x.shape[0] // hop
+        return np.array([self.step(x[h * hop:(h + 1) * hop]) for h in range(n_hops)])
+
+
+# ------------------------------------------------------------------------------------- decoder
+def linear_softmax_ref(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``softmax(W @ x + b)`` with ``scipy.special.softmax``."""
+    import scipy.special
+
+    return scipy.special.softmax(W @ x + b)
+
+
+def lda_fit_ref(X: np.ndarray, y: np.ndarray, n_states: int, shrinkage: float,
+                priors: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Shrinkage LDA from the textbook formulas (explicit loops over classes, ``inv``).
+
+    Returns coef (on standardised features), intercept, mean, scale, priors.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, p = X.shape
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    Z = (X - mean) / scale
+    counts = np.array([np.sum(y == k) for k in range(n_states)], dtype=float)
+    pri = counts / n if priors is None else np.asarray(priors, float) / np.sum(priors)
+    mus = []
+    S = np.zeros((p, p))
+    for k in range(n_states):
+        Zk = Z[y == k]
+        mk = Zk.mean(axis=0)
+        mus.append(mk)
+        D = Zk - mk
+        S += D.T @ D
+    S /= n - n_states
+    S = (1 - shrinkage) * S + shrinkage * np.trace(S) / p * np.eye(p)
+    Si = np.linalg.inv(S)
+    coef = np.array([Si @ m for m in mus])
+    intercept = np.array([-0.5 * m @ Si @ m + np.log(pk) for m, pk in zip(mus, pri, strict=True)])
+    return {"coef": coef, "intercept": intercept, "mean": mean, "scale": scale, "priors": pri}
+
+
+class HMMGateRef:
+    """LDA scores -> HMM forward smoothing -> dwell/hysteresis gate, in plain Python.
+
+    Follows the definition in :mod:`neuroloop.decoders.lda`: likelihoods are the LDA class
+    scores without the log prior; ``p_t ∝ lik_t * (T.T @ p_{t-1})`` from ``p_{-1} = priors``;
+    a state different from the gated one is entered after ``gate_hops`` consecutive hops as the
+    most probable state above ``threshold``; invalid input restarts everything at rest.
+    """
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray,
+                 scale: np.ndarray, priors: np.ndarray, stay: float, gate_hops: int,
+                 threshold: float) -> None:
+        self.coef, self.intercept, self.mean, self.scale = coef, intercept, mean, scale
+        self.priors = np.asarray(priors, dtype=float)
+        n = len(priors)
+        self.T = np.full((n, n), (1 - stay) / (n - 1))
+        np.fill_diagonal(self.T, stay)
+        self.gate_hops, self.threshold = gate_hops, threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self.p = self.priors.copy()
+        self.state, self.candidate, self.count = 0, None, 0
+
+    def step(self, x: np.ndarray) -> tuple[int, int, np.ndarray, float, bool]:
+        """Returns (state, raw_state, probabilities, confidence, valid)."""
+        if not np.all(np.isfinite(x)):
+            self.reset()
+            return 0, 0, self.priors.copy(), 0.0, False
+        z = (x - self.mean) / self.scale
+        loglik = self.coef @ z + self.intercept - np.log(self.priors)
+        lik = np.exp(loglik - loglik.max())
+        p = lik * (self.T.T @ self.p)
+        p = p / p.sum()
+        self.p = p
+        raw = int(np.argmax(p))
+        if raw != self.state and p[raw] > self.threshold:
+            if raw == self.candidate:
+                self.count += 1
+            else:
+                self.candidate, self.count = raw, 1
+            if self.count >= self.gate_hops:
+                self.state, self.candidate, self.count = raw, None, 0
+        else:
+            self.candidate, self.count = None, 0
+        return self.state, raw, p.copy(), float(p[self.state]), True
