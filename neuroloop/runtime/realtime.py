@@ -30,6 +30,7 @@ class RealtimeState:
     memory_locked: bool
     notes: list[str]
     gil_switch_interval_s: float = 0.0
+    active: bool = True
     _old_switch_interval: float | None = None
     _old_policy: int | None = None
     _old_param: object | None = None
@@ -84,7 +85,10 @@ def enter_realtime(priority: int = 50, lock_memory: bool = True,
 
 
 def leave_realtime(state: RealtimeState) -> None:
-    """Undo :func:`enter_realtime` (best effort, never raises)."""
+    """Undo :func:`enter_realtime` (best effort, never raises; a second call does nothing)."""
+    if not state.active:
+        return
+    state.active = False
     if state._old_switch_interval is not None:
         sys.setswitchinterval(state._old_switch_interval)
     if state.memory_locked:

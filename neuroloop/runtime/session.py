@@ -7,6 +7,7 @@ stimulator, warms every kernel up, arms the supervisor, runs the loop and summar
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -314,30 +315,34 @@ class Session:
         """Arm the supervisor, run the loop, close everything and return the summary."""
         assert self.loop is not None and self.source is not None, "call open() first"
         loop = self.loop
-        armed_ns = self.armed_ns if self.armed_ns is not None else self.clock.now_ns()
-        if isinstance(self.clock, SimClock):
-            self.clock.set(armed_ns)
-        arm_events = self.supervisor.arm(armed_ns)
-        device_arm = getattr(self.stimulator, "arm", None)
-        if callable(device_arm):  # a real or simulated device arms explicitly, authenticated
-            device_arm()
-        meta = self.meta()
-        meta["armed_ns"] = int(armed_ns)
-        for listener in list(loop.listeners):
-            try:
-                listener.on_start(meta)
-            except Exception as exc:  # noqa: BLE001
-                loop._detach(listener, exc)
-        if max_cycles is None and loop.replay_cycles is None:
-            duration = self.options.duration_s or self.scenario.runtime.duration_s
-            max_cycles = max(1, int(round(duration / self.scenario.hop_s)))
-        if arm_events:
-            loop._note_events(arm_events)
-        summary: dict[str, Any] = {}
+        # Everything slow happens before arming: mlockall faults every page in (about 0.5 s,
+        # during which the process's other threads stall too) and a full collection takes
+        # tens of ms. Done after ARM, that silence would trip the device's watchdog.
         rt = None
         if not self.options.fast and self.options.realtime_priority is not None:
             rt = enter_realtime(self.options.realtime_priority)
+        summary: dict[str, Any] = {}
         try:
+            gc.collect()
+            armed_ns = self.armed_ns if self.armed_ns is not None else self.clock.now_ns()
+            if isinstance(self.clock, SimClock):
+                self.clock.set(armed_ns)
+            arm_events = self.supervisor.arm(armed_ns)
+            device_arm = getattr(self.stimulator, "arm", None)
+            if callable(device_arm):  # a real or simulated device arms explicitly, authenticated
+                device_arm()
+            meta = self.meta()
+            meta["armed_ns"] = int(armed_ns)
+            for listener in list(loop.listeners):
+                try:
+                    listener.on_start(meta)
+                except Exception as exc:  # noqa: BLE001
+                    loop._detach(listener, exc)
+            if max_cycles is None and loop.replay_cycles is None:
+                duration = self.options.duration_s or self.scenario.runtime.duration_s
+                max_cycles = max(1, int(round(duration / self.scenario.hop_s)))
+            if arm_events:
+                loop._note_events(arm_events)
             try:
                 result = loop.run(max_cycles)
             finally:
@@ -356,6 +361,8 @@ class Session:
                 summary["error"] = str(loop.device_error)
             return summary
         finally:
+            if rt is not None:
+                leave_realtime(rt)  # no-op unless arming failed before the loop ran
             self.source.close()
             for listener in list(loop.listeners):
                 try:

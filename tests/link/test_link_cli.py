@@ -36,7 +36,11 @@ def test_closed_loop_through_the_cli_over_a_pty(firmware) -> None:
     assert link["naks"]["total"] == 0 and link["acks_missing"] == 0
     assert link["stims_sent"] == summary["cycles"]
     assert link["device_latency_us"]["p50"] > 0
+    # a clean run never lets the device's watchdog trip (e.g. by a slow set-up step after ARM)
+    assert "device_fault" not in summary["interlock_events"], summary["interlock_events"]
+    assert summary["time_in_state_s"]["FAULT"] == 0.0
     fw.stop()
+    assert not [e for e in fw.log() if e["kind"] in ("watchdog", "fault")]
     fs = fw.summary()
     assert fs["device"]["stims_applied"] == link["stims_sent"]
     assert fs["device"]["arms"] == 1 and fs["device"]["stops"] >= 1
