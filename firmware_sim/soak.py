@@ -83,6 +83,9 @@ def soak(duration_s: float, *, scenario: str = "bsi", sim_args: list[str] | None
         "every STIM acknowledged": (link["stims_sent"] == device["device"]["stims_applied"]
                                     and link["naks"]["total"] == 0
                                     and link["acks_missing"] == 0),
+        "no watchdog trip or device fault": not [e for e in entries
+                                                 if e["kind"] in ("watchdog", "fault")],
+        "supervisor never in FAULT": run["time_in_state_s"].get("FAULT", 0.0) == 0.0,
         f"device latency p99 <= {LATENCY_P99_TARGET_US:g} us":
             lat.get("p99", float("inf")) <= LATENCY_P99_TARGET_US,
     }
