@@ -573,14 +573,15 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
     the recording) and non-finite samples are written as 0 and annotated. Annotations mark
     true and decoded intention changes, stimulation on/off (with the program), supervisor
     state changes and interlock events (a run of the same reason is one annotation with a
-    duration and a count). The last data record is padded with zeros.
+    duration and a count). The last data record is padded with zeros, and an ``end of
+    recording`` annotation spans the padding.
 
     Returns
     -------
     dict
-        ``path``, ``n_channels``, ``n_samples`` (including gaps), ``duration_s``,
-        ``sampling_rate_hz``, ``annotations`` (written), ``annotations_dropped``,
-        ``gap_samples``, ``nonfinite_samples``.
+        ``path``, ``n_channels``, ``n_samples`` (including gaps), ``duration_s`` (whole
+        records), ``sampling_rate_hz``, ``annotations`` (written), ``annotations_dropped``,
+        ``gap_samples``, ``nonfinite_samples``, ``padding_samples``.
     """
     import pyedflib
 
@@ -645,10 +646,11 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
         record_s = spr / fs
         n_records = max(1, math.ceil(span / spr))
         # writeAnnotation is stored one TAL per record and annotation signal: size the signals.
-        # Two slots are kept for the notes about non-finite samples and dropped annotations.
-        needed = math.ceil((len(ann.items) + 2) / n_records)
+        # Three slots are kept for the notes about padding, non-finite samples and dropped
+        # annotations.
+        needed = math.ceil((len(ann.items) + 3) / n_records)
         n_signals = max(1, min(_MAX_ANNOTATION_SIGNALS, needed))
-        capacity = n_signals * n_records - 2
+        capacity = n_signals * n_records - 3
         items = sorted(ann.items, key=lambda a: a[0])
         dropped = 0
         if len(items) > capacity:
@@ -658,6 +660,10 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
             items = [a for i, a in enumerate(items) if i in keep_set]
         writer.set_number_of_annotation_signals(n_signals)
         _write_records(rec, writer, spr, first_index0, span)
+        padding = n_records * spr - span
+        if padding:
+            items.append((span / fs, padding / fs,
+                          f"end of recording: {padding} padding samples (zeros) follow", 0))
         if nonfinite:
             items.append((0.0, -1.0, f"{nonfinite} non-finite samples written as 0", 0))
         if dropped:
@@ -669,7 +675,8 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
     return {"path": str(out), "n_channels": rec.n_channels, "n_samples": span,
             "duration_s": n_records * record_s, "sampling_rate_hz": fs,
             "annotations": len(items), "annotations_dropped": dropped,
-            "gap_samples": gap_samples, "nonfinite_samples": nonfinite}
+            "gap_samples": gap_samples, "nonfinite_samples": nonfinite,
+            "padding_samples": padding}
 
 
 def _gap_annotations(rec: Any, first_index0: int, ann: _Annotations) -> int:

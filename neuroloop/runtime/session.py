@@ -316,8 +316,9 @@ class Session:
         assert self.loop is not None and self.source is not None, "call open() first"
         loop = self.loop
         # Everything slow happens before arming: mlockall faults every page in (about 0.5 s,
-        # during which the process's other threads stall too) and a full collection takes
-        # tens of ms. Done after ARM, that silence would trip the device's watchdog.
+        # during which the process's other threads stall too), a full collection takes tens
+        # of ms, and listeners (the recorder) open files. Done after ARM, that silence would
+        # trip the device's watchdog; only the loop itself runs between ARM and cycle 0.
         rt = None
         if not self.options.fast and self.options.realtime_priority is not None:
             rt = enter_realtime(self.options.realtime_priority)
@@ -327,13 +328,9 @@ class Session:
             armed_ns = self.armed_ns if self.armed_ns is not None else self.clock.now_ns()
             if isinstance(self.clock, SimClock):
                 self.clock.set(armed_ns)
-            arm_events = self.supervisor.arm(armed_ns)
-            device_arm = getattr(self.stimulator, "arm", None)
-            if callable(device_arm):  # a real or simulated device arms explicitly, authenticated
-                device_arm()
             meta = self.meta()
             meta["armed_ns"] = int(armed_ns)
-            for listener in list(loop.listeners):
+            for listener in list(loop.listeners):  # a recorder opens its files here
                 try:
                     listener.on_start(meta)
                 except Exception as exc:  # noqa: BLE001
@@ -341,6 +338,10 @@ class Session:
             if max_cycles is None and loop.replay_cycles is None:
                 duration = self.options.duration_s or self.scenario.runtime.duration_s
                 max_cycles = max(1, int(round(duration / self.scenario.hop_s)))
+            arm_events = self.supervisor.arm(armed_ns)
+            device_arm = getattr(self.stimulator, "arm", None)
+            if callable(device_arm):  # a real or simulated device arms explicitly, authenticated
+                device_arm()
             if arm_events:
                 loop._note_events(arm_events)
             try:

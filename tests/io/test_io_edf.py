@@ -240,6 +240,11 @@ def test_export_round_trip(tmp_path, suffix):
     assert any(t.startswith("note: note 3") for t in texts)
     gap = [(o, d) for o, d, t in ann if t == "samples lost: 30"]
     assert gap == [(pytest.approx(2.5), pytest.approx(0.3))]
+    # 630 samples in 1-s records: 70 zeros of padding, marked so nobody reads them as signal
+    assert result["padding_samples"] == data.shape[0] - span == 70
+    assert (np.abs(data[span:]) <= step + 1e-9).all()  # zero, to one quantisation step
+    pad = [(o, d) for o, d, t in ann if t == "end of recording: 70 padding samples (zeros) follow"]
+    assert pad == [(pytest.approx(6.3), pytest.approx(0.7))]
 
 
 def test_export_coalesces_interlock_runs_and_fits_capacity(tmp_path):
