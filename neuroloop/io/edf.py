@@ -573,8 +573,8 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
     the recording) and non-finite samples are written as 0 and annotated. Annotations mark
     true and decoded intention changes, stimulation on/off (with the program), supervisor
     state changes and interlock events (a run of the same reason is one annotation with a
-    duration and a count). The last data record is padded with zeros, and an ``end of
-    recording`` annotation spans the padding.
+    duration and a count). The last data record is padded with zeros, and a ``padding: N zero
+    samples`` annotation spans the padding.
 
     Returns
     -------
@@ -663,7 +663,7 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
         padding = n_records * spr - span
         if padding:
             items.append((span / fs, padding / fs,
-                          f"end of recording: {padding} padding samples (zeros) follow", 0))
+                          f"padding: {padding} zero samples", 0))
         if nonfinite:
             items.append((0.0, -1.0, f"{nonfinite} non-finite samples written as 0", 0))
         if dropped:

@@ -243,7 +243,7 @@ def test_export_round_trip(tmp_path, suffix):
     # 630 samples in 1-s records: 70 zeros of padding, marked so nobody reads them as signal
     assert result["padding_samples"] == data.shape[0] - span == 70
     assert (np.abs(data[span:]) <= step + 1e-9).all()  # zero, to one quantisation step
-    pad = [(o, d) for o, d, t in ann if t == "end of recording: 70 padding samples (zeros) follow"]
+    pad = [(o, d) for o, d, t in ann if t == "padding: 70 zero samples"]
     assert pad == [(pytest.approx(6.3), pytest.approx(0.7))]
 
 
