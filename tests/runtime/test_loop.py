@@ -179,3 +179,47 @@ def test_paced_source_is_available_when_due_not_at_its_stored_time(small_bsi,
     loop.run(max_cycles=50)
     e2e = loop.e2e_log.values()
     assert e2e.max() < 1_000_000, e2e.max()
+
+
+def test_nothing_slow_runs_between_arm_and_the_first_cycle(small_bsi, bsi_decoder_file,
+                                                            monkeypatch) -> None:
+    """Real-time entry (mlockall takes ~0.5 s and stalls every thread), metadata and the
+    listeners' on_start (a recorder opens files) all come before the device is armed: a
+    silence after ARM would trip the device's watchdog."""
+    import neuroloop.runtime.session as session_mod
+    from neuroloop.runtime.realtime import RealtimeState
+    from neuroloop.stimulation.stimulators import SimulatedStimulator
+
+    order: list[str] = []
+
+    def fake_enter(priority: int) -> RealtimeState:
+        order.append("enter_realtime")
+        return RealtimeState("SCHED_OTHER", False, [])
+
+    def fake_leave(state: RealtimeState) -> None:
+        if state.active:
+            order.append("leave_realtime")
+            state.active = False
+
+    monkeypatch.setattr(session_mod, "enter_realtime", fake_enter)
+    monkeypatch.setattr(session_mod, "leave_realtime", fake_leave)
+
+    class ArmedStimulator(SimulatedStimulator):
+        def arm(self) -> None:
+            order.append("device_arm")
+
+        def send(self, command, *, hop_last_sample: int = -1) -> None:
+            if not order or order[-1] != "send":
+                order.append("send")
+            super().send(command, hop_last_sample=hop_last_sample)
+
+    class StartSpy(LoopListener):
+        def on_start(self, meta: dict) -> None:
+            order.append("on_start")
+
+    s = _session(small_bsi, bsi_decoder_file, fast=False, duration_s=0.3,
+                 stimulator=ArmedStimulator(16), listeners=[StartSpy()])
+    s.open()
+    summary = s.run()
+    assert summary["cycles"] == round(0.3 / small_bsi.hop_s)
+    assert order == ["enter_realtime", "on_start", "device_arm", "send", "leave_realtime"]
