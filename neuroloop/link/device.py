@@ -68,6 +68,10 @@ from .session import SequenceGuard
 __all__ = ["DeviceLink", "open_device_link", "pyserial_url", "LinkSettings"]
 
 _NS = 1_000_000_000
+#: At the loop's first read, a frame that reached the host this much later than the stream's
+#: fastest frame had waited in the port's buffer (e.g. while the process locked its memory):
+#: it is history, not input, and is skipped (us).
+_STALE_FRAME_US = 10_000
 
 
 def pyserial_url(url: str) -> str:
@@ -230,7 +234,7 @@ class DeviceLink:
         self._consumer_started = False
         self._skip_stale = False
         self._min_age_us = 2**62
-        self._stale_us = 20_000
+        self._stale_us = _STALE_FRAME_US
         self._last_fc: int | None = None
         self._index_offset = 0
         self._next_host_index = 0
@@ -627,8 +631,6 @@ class DeviceLink:
             with self._write_lock:
                 self._tx_seq = max(self._tx_seq, info.last_h2d_seq)
             self._need_info = False
-            self._stale_us = max(20_000, int(500_000 * info.samples_per_frame
-                                             / info.sampling_rate_hz))
             self._info_event.set()
 
     def _on_data(self, d: Data, now: int, acquired_us: int) -> None:

@@ -11,9 +11,9 @@ otherwise from the environment), or taken from :attr:`DeviceLink.source`.
   sample arrived (the loop's clock in live runs).
 * labels are the simulator's ground truth when the device sends them, else ``NO_LABEL``.
 * The first :meth:`read` drops whatever was queued before it, and frames still in the port's
-  buffer (they arrive later than the stream's fastest frame by more than half a frame
-  period, judged from the device timestamps): samples from before the loop started are
-  history, not input. Counted in ``frames_discarded_at_start``.
+  buffer (they arrive more than 10 ms later than the stream's fastest frame, judged from the
+  device timestamps): samples from before the loop started are history, not input. Counted
+  in ``frames_discarded_at_start``.
 
 The returned :class:`Block` and its arrays are reused by the next read (no allocation per
 read).

@@ -43,6 +43,35 @@ def test_gaps_are_counted_and_never_spanned_by_a_block() -> None:
     assert link._read_into(out, lab, 512, 0.0)[0] == 0
 
 
+def test_first_read_skips_frames_that_waited_in_the_port_buffer() -> None:
+    """Samples from before the loop started are history: the first read drops the queue, and
+    frames that reach the host more than 10 ms later than the stream's fastest frame (they sat
+    in the port's buffer, e.g. while the process locked its memory) are skipped until a fresh
+    one arrives; after that nothing is skipped."""
+    link = DeviceLink("loop://", keys=TEST_KEYS, settings=LinkSettings(auto_arm=False))
+    link.info = Info(586.0, 2, 16, 59, 0.25, 300, 100, 0, "t", "ecog", ("A", "B"), ("rest",))
+    base = 10**15
+    period_us = 100_000
+
+    def arrive(c: int, late_us: int) -> None:  # frame c reaches the host late_us after sending
+        link._on_data(frame(c), base + (c * period_us + late_us) * 1000,
+                      acquired_us=base // 1000 + c * period_us)
+
+    out, lab = np.zeros((512, 2)), np.zeros(512, np.int8)
+    arrive(0, 500)  # the fastest frame so far: 0.5 ms in transit
+    arrive(1, 600)
+    assert link._read_into(out, lab, 512, 0.0)[0] == 0  # the loop starts: queue dropped
+    arrive(2, 40_000)  # waited 40 ms in the buffer: history
+    arrive(3, 11_000)  # 10.5 ms later than the fastest: history
+    arrive(4, 9_000)  # 8.5 ms: input
+    arrive(5, 30_000)  # once the stream is live, a late frame is still input
+    assert link.stats()["frames_discarded_at_start"] == 4
+    n, first, _ = link._read_into(out, lab, 512, 0.0)
+    assert (n, first) == (118, 4 * 59)
+    np.testing.assert_array_equal(out[:59], frame(4).samples * 0.25)
+    link.close()
+
+
 def test_device_faults_are_reported_once_per_appearance() -> None:
     link = fresh_link()
     assert link.poll_safety_inputs() == []
