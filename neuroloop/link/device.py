@@ -772,7 +772,7 @@ class DeviceLink:
             if not self._consumer_started:
                 # the control loop starts now: samples queued before it are history, and so
                 # are frames still in the port's buffer (arriving later than the stream's
-                # fastest frame by more than half a frame period)
+                # fastest frame by more than _STALE_FRAME_US)
                 self._consumer_started = True
                 self._skip_stale = True
                 self.counters["frames_discarded_at_start"] += len(self._queue)
