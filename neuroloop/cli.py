@@ -75,8 +75,10 @@ def _build_parser() -> _Parser:
                      "NEUROLOOP_KEY_H2D / NEUROLOOP_KEY_D2H)")
     run.add_argument("--baud", type=int, default=921600, help="baud rate for --device")
     run.add_argument("--record", metavar="DIR", help="record the session into DIR")
-    run.add_argument("--inject", action="append", default=[], metavar="KIND@SECONDS",
-                     help="inject a fault: decoder-nan, decoder-random, decoder-max, "
+    run.add_argument("--inject", action="append", default=[],
+                     metavar="KIND@SECONDS[:DURATION]",
+                     help="inject a fault at SECONDS into the loop, for DURATION seconds (each "
+                     "kind has a default): decoder-nan, decoder-random, decoder-max, "
                      "source-stall, deadline-overrun, impedance-open, estop (repeatable)")
     run.add_argument("--no-rt", action="store_true",
                      help="do not ask for SCHED_FIFO priority and locked memory in live runs")
