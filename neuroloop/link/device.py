@@ -249,6 +249,8 @@ class DeviceLink:
         self._last_data_ns = 0
         self._last_hb_ns = 0
         self._consumer_ns = 0
+        self._first_stim_ns = 0  # perf_counter_ns of the first and the latest STIM sent
+        self._last_stim_ns = 0
         self.device_state: DeviceState | None = None
         self.status: Status | None = None
         self._impedance_new: np.ndarray | None = None
@@ -492,6 +494,9 @@ class DeviceLink:
                    float(command.case_ma), int(command.waveform), command.amplitude_ma)
         seq = self._send(msg)
         self.counters["stims_sent"] += 1
+        self._last_stim_ns = time.perf_counter_ns()
+        if not self._first_stim_ns:
+            self._first_stim_ns = self._last_stim_ns
         return seq
 
     def send_stop(self) -> bool:
@@ -893,10 +898,15 @@ class DeviceLink:
         info = self.info
         util = None
         if info is not None:
+            # the host sends one STIM per control hop, not per DATA frame: use the rate
+            # it actually sent at (one per frame until two STIMs have gone out)
+            n_stims = self.counters["stims_sent"]
+            span_s = (self._last_stim_ns - self._first_stim_ns) / _NS
+            stim_hz = (n_stims - 1) / span_s if n_stims >= 2 and span_s > 0 else None
             u = link_utilisation(n_channels=info.n_channels,
                                  sampling_rate_hz=info.sampling_rate_hz,
                                  samples_per_frame=info.samples_per_frame, baud=self.baudrate,
-                                 n_contacts=info.n_contacts)
+                                 n_contacts=info.n_contacts, stim_rate_hz=stim_hz)
             util = {"baud": self.baudrate,
                     "d2h_pct": round(100 * u["d2h_utilisation"], 2),
                     "h2d_pct": round(100 * u["h2d_utilisation"], 2),

@@ -104,3 +104,23 @@ def test_nak_storm_and_timeouts() -> None:
 def test_a_looped_back_line_is_named() -> None:
     with pytest.raises(DeviceError, match="looped back"):
         DeviceLink("loop://", keys=TEST_KEYS, settings=LinkSettings(open_timeout_s=0.5)).open()
+
+
+def test_utilisation_uses_the_stim_rate_sent_not_one_per_frame() -> None:
+    """With 1-sample frames (586 frames/s) the host still sends one STIM per 59-sample hop:
+    the summary's host->device share must not assume 586 STIMs a second."""
+    from neuroloop.link.capacity import link_utilisation
+
+    link = DeviceLink("loop://", keys=TEST_KEYS, settings=LinkSettings(auto_arm=False))
+    link.info = Info(586.0, 64, 16, 1, 0.25, 300, 100, 0, "t", "ecog", (), ())
+    per_frame = link_utilisation(samples_per_frame=1, stim_rate_hz=586.0)["h2d_utilisation"]
+    assert per_frame > 1.0  # what one STIM per frame would need: more than the line
+    assert link.stats()["utilisation"]["h2d_pct"] == round(100 * per_frame, 2)  # no STIM yet
+    hop_hz = 586.0 / 59
+    link.counters["stims_sent"] = 100
+    link._first_stim_ns = 10**12
+    link._last_stim_ns = 10**12 + round(99 / hop_hz * 1e9)
+    u = link.stats()["utilisation"]
+    want = link_utilisation(samples_per_frame=1, stim_rate_hz=hop_hz)["h2d_utilisation"]
+    assert u["h2d_pct"] == round(100 * want, 2) and u["h2d_pct"] < 5.0
+    link.close()
