@@ -323,6 +323,8 @@ def test_stateful_machine_finds_deleted_interlock(interlock, monkeypatch):
 
     monkeypatch.setattr(safety_monitor.Monitor, "__post_init__", post_init)
     with pytest.raises(AssertionError):
+        # derandomize: the search is the same on every run, so a pass or a failure reproduces
+        # (a random search missed charge_absolute in 2000 examples once)
         run_state_machine_as_test(SupervisorMachine, settings=settings(
             max_examples=2000, stateful_step_count=50, deadline=None, database=None,
-            phases=(Phase.explicit, Phase.generate)))
+            derandomize=True, phases=(Phase.explicit, Phase.generate)))
