@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from neuroloop.link.framing import warm_up as warm_up_framing
 from neuroloop.link.keys import LinkKeys
 from neuroloop.link.messages import FaultFlag
 
@@ -114,6 +115,7 @@ class Simulator:
         is_pty = isinstance(self.transport, PtyTransport)
         faults_from = int(cfg.faults_after_s * s_us)
         fs = dev.cfg.stream.sampling_rate_hz
+        warm_up_framing()  # compile (or load) the COBS kernels before the first frame
         self._log({"kind": "boot", "time_us": 0, "session": f"0x{dev.session:08x}",
                    "address": self.transport.address})
         # firmware does not stop for a garbage collector: everything allocated so far (models,

@@ -168,3 +168,45 @@ class HMMGateRef:
         else:
             self.candidate, self.count = None, 0
         return self.state, raw, p.copy(), float(p[self.state]), True
+
+
+def cobs_encode_ref(data: bytes) -> bytes:
+    """COBS encoding, a plain-Python loop (Cheshire & Baker 1999; no trailing 0x01 after a
+    final full 254-byte run)."""
+    out = bytearray()
+    chunks = bytes(data).split(b"\x00")
+    last = len(chunks) - 1
+    for i, chunk in enumerate(chunks):
+        n = len(chunk)
+        pos = 0
+        while n - pos >= 254:
+            out.append(0xFF)
+            out += chunk[pos:pos + 254]
+            pos += 254
+        if pos and pos == n and i == last:
+            break
+        out.append(n - pos + 1)
+        out += chunk[pos:]
+    return bytes(out)
+
+
+def cobs_decode_ref(encoded: bytes) -> bytes | str:
+    """COBS decoding, a plain-Python loop; a malformed frame gives the error text instead."""
+    enc = bytes(encoded)
+    n = len(enc)
+    if n == 0:
+        return "empty COBS frame"
+    if 0 in enc:
+        return "COBS frame contains a 0x00 byte"
+    out = bytearray()
+    i = 0
+    while i < n:
+        code = enc[i]
+        end = i + code
+        if end > n:
+            return f"COBS code {code} at offset {i} runs past the frame end ({n} bytes)"
+        out += enc[i + 1:end]
+        i = end
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)

@@ -42,6 +42,7 @@ from ..runtime.stats import LatencyLog, percentiles_us
 from ..stimulation.command import StimCommand
 from .capacity import link_utilisation
 from .codec import Direction, Frame, ReplayError, encode_frame
+from .framing import warm_up as warm_up_framing
 from .keys import LinkKeys, load_keys
 from .messages import (
     NO_LATENCY,
@@ -285,6 +286,7 @@ class DeviceLink:
             return self
         if self._closed:
             raise DeviceError(f"link to {self.url} was closed; open a new one")
+        warm_up_framing()  # compile (or load) the COBS kernels before the reader needs them
         self._ser = self._open_port()
         self._is_open = True
         self._start_threads()

@@ -6,13 +6,19 @@ plus one. A 0x00 then marks the end of every frame, so a receiver that sees garb
 plugged in mid-frame, a corrupted byte) loses at most the frame in progress and resynchronises
 at the next 0x00.
 
-Written here (about 40 lines) rather than taken from the ``cobs`` package: it is the one
-dependency the link would need, its C extension has no wheels for every platform we bench on,
-and the tests check this code byte for byte against the paper's and Wikipedia's vectors.
+Written here rather than taken from the ``cobs`` package: it is the one dependency the link
+would need, its C extension has no wheels for every platform we bench on, and the tests check
+this code byte for byte against the paper's and Wikipedia's vectors and, on random data,
+against the plain-Python reference in ``tests/reference.py``. The kernels are compiled with
+Numba (``nogil``): a DATA frame is encoded on the device and decoded on the host on the path
+from sample to stimulation, where a Python loop over every byte cost about 0.3 ms each way.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from .._jit import jit
 from ..errors import ProtocolError
 
 __all__ = ["cobs_encode", "cobs_decode", "FrameSplitter", "DELIMITER", "max_encoded_len"]
@@ -26,28 +32,77 @@ def max_encoded_len(n: int) -> int:
     return n + n // 254 + 1
 
 
+@jit
+def _cobs_encode_into(data: np.ndarray, out: np.ndarray) -> int:
+    """COBS-encode ``data`` (uint8) into ``out`` (uint8, at least max_encoded_len); returns
+    the encoded length."""
+    n = data.shape[0]
+    code_pos = 0
+    o = 1
+    code = 1
+    last_was_full = False
+    for i in range(n):
+        b = data[i]
+        if b == 0:
+            out[code_pos] = code
+            code_pos = o
+            o += 1
+            code = 1
+            last_was_full = False
+        else:
+            out[o] = b
+            o += 1
+            code += 1
+            if code == 0xFF:
+                out[code_pos] = code
+                code_pos = o
+                o += 1
+                code = 1
+                last_was_full = True
+    if code == 1 and last_was_full:
+        return o - 1  # data ends on a full 254-byte run: no implied zero, no code byte
+    out[code_pos] = code
+    return o
+
+
+@jit
+def _cobs_decode_into(enc: np.ndarray, out: np.ndarray) -> int:
+    """Decode one COBS frame ``enc`` (uint8) into ``out`` (uint8, at least len(enc));
+    returns the decoded length, -1 for a 0x00 inside the frame, or -2 - i for a code byte
+    at offset i that runs past the end."""
+    n = enc.shape[0]
+    for j in range(n):
+        if enc[j] == 0:
+            return -1
+    i = 0
+    o = 0
+    while i < n:
+        code = enc[i]
+        end = i + code
+        if end > n:
+            return -2 - i
+        for j in range(i + 1, end):
+            out[o] = enc[j]
+            o += 1
+        i = end
+        if code != 0xFF and i < n:
+            out[o] = 0
+            o += 1
+    return o
+
+
 def cobs_encode(data: bytes | bytearray | memoryview) -> bytes:
     """COBS-encode ``data``; the result contains no 0x00 byte.
 
     Each zero-free run is emitted as ``len+1`` followed by the run; a run of 254 bytes is
     emitted as ``0xFF`` + 254 bytes with no implied zero. A trailing ``0x01`` after a final
-    full 254-byte run is omitted (as in the paper and on Wikipedia).
+    full 254-byte run is omitted (as in the paper and on Wikipedia). Compiled: a 7.5 KB
+    DATA frame takes microseconds, not the ~0.3 ms of a Python loop.
     """
-    out = bytearray()
-    chunks = bytes(data).split(b"\x00")
-    last = len(chunks) - 1
-    for i, chunk in enumerate(chunks):
-        n = len(chunk)
-        pos = 0
-        while n - pos >= 254:
-            out.append(0xFF)
-            out += chunk[pos:pos + 254]
-            pos += 254
-        if pos and pos == n and i == last:
-            break  # data ends on a full 254-byte run: no implied zero, no extra code byte
-        out.append(n - pos + 1)
-        out += chunk[pos:]
-    return bytes(out)
+    raw = np.frombuffer(bytes(data), dtype=np.uint8)
+    out = np.empty(max_encoded_len(raw.shape[0]), dtype=np.uint8)
+    n = _cobs_encode_into(raw, out)
+    return out[:n].tobytes()
 
 
 def cobs_decode(encoded: bytes | bytearray | memoryview) -> bytes:
@@ -58,24 +113,24 @@ def cobs_decode(encoded: bytes | bytearray | memoryview) -> bytes:
     ProtocolError
         Empty input, a 0x00 inside the frame, or a code byte that points past the end.
     """
-    enc = bytes(encoded)
-    n = len(enc)
+    enc = np.frombuffer(bytes(encoded), dtype=np.uint8)
+    n = enc.shape[0]
     if n == 0:
         raise ProtocolError("empty COBS frame")
-    if 0 in enc:
+    out = np.empty(n, dtype=np.uint8)
+    m = _cobs_decode_into(enc, out)
+    if m == -1:
         raise ProtocolError("COBS frame contains a 0x00 byte")
-    out = bytearray()
-    i = 0
-    while i < n:
-        code = enc[i]
-        end = i + code
-        if end > n:
-            raise ProtocolError(f"COBS code {code} at offset {i} runs past the frame end ({n} bytes)")
-        out += enc[i + 1:end]
-        i = end
-        if code != 0xFF and i < n:
-            out.append(0)
-    return bytes(out)
+    if m < -1:
+        i = -2 - m
+        raise ProtocolError(f"COBS code {int(enc[i])} at offset {i} runs past the frame end "
+                            f"({n} bytes)")
+    return out[:m].tobytes()
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) both kernels now, not on the first frame."""
+    cobs_decode(cobs_encode(b"\x00\x01" * 200))
 
 
 class FrameSplitter:

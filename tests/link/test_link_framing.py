@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import cobs_decode_ref, cobs_encode_ref
 
 from neuroloop.errors import ProtocolError
 from neuroloop.link.framing import FrameSplitter, cobs_decode, cobs_encode, max_encoded_len
@@ -50,6 +51,40 @@ def test_cobs_decode_is_total(data: bytes) -> None:
     except ProtocolError:
         return
     assert isinstance(out, bytes)
+
+
+# bytes that make long zero-free runs (254-byte blocks) and zeros both likely
+_COBS_BYTES = st.one_of(
+    st.binary(max_size=3000),
+    st.lists(st.sampled_from([0, 1, 0x7F, 0xFE, 0xFF]), max_size=3000).map(bytes),
+    st.lists(st.integers(1, 255), min_size=250, max_size=1100).map(bytes),
+    st.tuples(st.integers(0, 4), st.sampled_from([253, 254, 255, 508, 509])).map(
+        lambda t: b"\x00" * t[0] + (bytes(range(1, 255)) * 3)[:t[1]]),
+)
+
+
+@given(_COBS_BYTES, st.integers(0, 600))
+def test_compiled_cobs_matches_the_python_reference(data: bytes, cut: int) -> None:
+    """The Numba kernels against the plain-Python reference: byte for byte, and the same
+    error for a malformed frame."""
+    assert cobs_encode(data) == cobs_encode_ref(data)
+    data = data[:len(data) - cut] if cut < len(data) else data  # full 254-byte runs at the end
+    assert cobs_encode(data) == cobs_encode_ref(data)
+    for frame in (cobs_encode_ref(data), data):  # valid, and (mostly) malformed
+        want = cobs_decode_ref(frame)
+        if isinstance(want, str):
+            with pytest.raises(ProtocolError) as exc:
+                cobs_decode(frame)
+            assert str(exc.value) == want
+        else:
+            assert cobs_decode(frame) == want
+
+
+@pytest.mark.parametrize("n", [0, 1, 253, 254, 255, 507, 508, 509, 7552])
+def test_cobs_full_runs_at_the_end(n: int) -> None:
+    for data in (bytes((k % 255) + 1 for k in range(n)), b"\x00" * n):
+        enc = cobs_encode(data)
+        assert enc == cobs_encode_ref(data) and cobs_decode(enc) == data
 
 
 @pytest.mark.parametrize("bad", [b"", b"\x05\x11", b"\x02\x00\x01", b"\xff" + b"\x01" * 10])
