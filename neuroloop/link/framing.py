@@ -43,22 +43,16 @@ def _cobs_encode_into(data: np.ndarray, out: np.ndarray) -> int:
     last_was_full = False
     for i in range(n):
         b = data[i]
-        if b == 0:
+        if b != 0:
+            out[o] = b
+            o += 1
+            code += 1
+        if b == 0 or code == 0xFF:  # a zero, or a full 254-byte run: close the block
             out[code_pos] = code
             code_pos = o
             o += 1
             code = 1
-            last_was_full = False
-        else:
-            out[o] = b
-            o += 1
-            code += 1
-            if code == 0xFF:
-                out[code_pos] = code
-                code_pos = o
-                o += 1
-                code = 1
-                last_was_full = True
+            last_was_full = b != 0
     if code == 1 and last_was_full:
         return o - 1  # data ends on a full 254-byte run: no implied zero, no code byte
     out[code_pos] = code
