@@ -235,7 +235,6 @@ class DeviceLink:
         self._consumer_started = False
         self._skip_stale = False
         self._min_age_us = 2**62
-        self._stale_us = _STALE_FRAME_US
         self._last_fc: int | None = None
         self._index_offset = 0
         self._next_host_index = 0
@@ -648,7 +647,7 @@ class DeviceLink:
         # host clock; the offset cancels): the first read skips frames that are history
         age = now // 1000 - acquired_us
         self._min_age_us = min(self._min_age_us, age)
-        stale = age - self._min_age_us > self._stale_us
+        stale = age - self._min_age_us > _STALE_FRAME_US
         n = d.n_samples
         if self._offset_pending:
             # the device restarted its stream: continue our indices past the time it was away

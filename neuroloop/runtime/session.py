@@ -319,12 +319,14 @@ class Session:
         # during which the process's other threads stall too), a full collection takes tens
         # of ms, and listeners (the recorder) open files. Done after ARM, that silence would
         # trip the device's watchdog; only the loop itself runs between ARM and cycle 0.
+        # Freezing what survives the collection makes the loop's own collect() nearly free.
         rt = None
         if not self.options.fast and self.options.realtime_priority is not None:
             rt = enter_realtime(self.options.realtime_priority)
         summary: dict[str, Any] = {}
         try:
             gc.collect()
+            gc.freeze()
             armed_ns = self.armed_ns if self.armed_ns is not None else self.clock.now_ns()
             if isinstance(self.clock, SimClock):
                 self.clock.set(armed_ns)
@@ -362,6 +364,7 @@ class Session:
                 summary["error"] = str(loop.device_error)
             return summary
         finally:
+            gc.unfreeze()  # the loop unfreezes too; this covers a failed ARM
             if rt is not None:
                 leave_realtime(rt)  # no-op unless arming failed before the loop ran
             self.source.close()
