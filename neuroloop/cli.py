@@ -118,6 +118,15 @@ def _build_parser() -> _Parser:
     exp.add_argument("--edf", required=True, metavar="FILE", help="EDF+ file to write")
 
     sub.add_parser("scenarios", help="list the shipped scenarios")
+
+    lim = sub.add_parser("limits", help="show a scenario's effective safety limits",
+                         description="Print every safety limit of a scenario with its value and "
+                         "source (built-in, scenario, --limits, catalogue), and what each "
+                         "program asks at its clinician maximum against Shannon, charge "
+                         "density and the charge cap, so you can see why a program is refused.")
+    _scenario_args(lim)
+    lim.add_argument("--limits", metavar="FILE", help="a limits file that may only tighten")
+    lim.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return p
 
 
@@ -388,7 +397,33 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"run": _cmd_run, "train": _cmd_train, "bench": _cmd_bench,
+def _cmd_limits(args: argparse.Namespace) -> int:
+    from .safety.effective import format_tables, limit_rows, program_rows, resolve_limits
+    from .safety.supervisor import check_programs
+    from .stimulation.mapper import build_program_set
+
+    scenario = _load_scenario(args)
+    programs = build_program_set(scenario.stimulation, scenario.intention_names)
+    resolved = resolve_limits(scenario.safety, scenario_source=scenario.path,
+                              array=programs.array,
+                              stated_area_cm2=scenario.stimulation.contact_area_cm2,
+                              limits_path=args.limits)
+    problems = check_programs(resolved.limits, programs)
+    if args.json:
+        json.dump({"scenario": scenario.name, "array": programs.array.name,
+                   "limits": limit_rows(resolved), "programs": program_rows(resolved, programs),
+                   "refused": problems}, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(f"scenario {scenario.name} ({scenario.path}), array "
+                         f"{programs.array.name}\n\n{format_tables(resolved, programs)}\n")
+        if problems:
+            sys.stdout.write("\n`neuroloop run` refuses this scenario:\n"
+                             + "".join(f"  {p}\n" for p in problems))
+    return EXIT_OK
+
+
+_COMMANDS = {"limits": _cmd_limits, "run": _cmd_run, "train": _cmd_train, "bench": _cmd_bench,
              "replay": _cmd_replay, "export": _cmd_export, "scenarios": _cmd_scenarios}
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .stimulation.electrodes import array_names, electrode_array
 
 __all__ = [
     "Scenario", "SourceConfig", "DspConfig", "DecoderConfig", "ProgramConfig",
@@ -85,10 +86,20 @@ class ProgramConfig:
 
 @dataclass(frozen=True)
 class StimulationConfig:
-    """Electrode array, programs and how confidence scales amplitude."""
+    """Electrode array, programs and how confidence scales amplitude.
+
+    Attributes
+    ----------
+    array : str
+        Name of an array of the electrode catalogue (:mod:`neuroloop.stimulation.electrodes`);
+        its contact areas are what every charge limit uses.
+    contact_area_cm2 : float or None
+        An effective area stated by the scenario, cm^2: it may only be smaller than each of
+        the catalogue's contact areas (stricter), never larger. None: the catalogue's.
+    """
 
     array: str
-    contact_area_cm2: float
+    contact_area_cm2: float | None
     confidence_threshold: float
     programs: tuple[ProgramConfig, ...]
 
@@ -315,9 +326,20 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
 
     st = _Section(table.get("stimulation", {}), "stimulation", label)
     array = st.string("array", "paddle-5-6-5")
-    if array != "paddle-5-6-5":
-        raise st.fail("array", array, "is not a known array; use \"paddle-5-6-5\"")
-    area = st.number("contact_area_cm2", 0.06, positive=True)
+    try:
+        catalogue_array = electrode_array(array)
+    except KeyError:
+        raise st.fail("array", array, "is not in the electrode catalogue; use one of "
+                      f"{', '.join(array_names())}") from None
+    area: float | None = None
+    if st.get("contact_area_cm2", None) is not None:
+        smallest = float(catalogue_array.area_cm2.min())
+        area = st.number("contact_area_cm2", positive=True)
+        if area > smallest:
+            raise st.fail("contact_area_cm2", area,
+                          f"is larger than the catalogue's {smallest:.4g} cm^2 for a contact of "
+                          f"{array}; geometry is hardware: state a smaller effective area or "
+                          "remove the key")
     conf_thr = st.number("confidence_threshold", 0.5, lo=0.0, hi=0.99)
     progs_raw = st.get("programs", [])
     if not isinstance(progs_raw, list):

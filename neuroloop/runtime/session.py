@@ -45,7 +45,7 @@ class RunOptions:
     seed: int | None = None
     source_url: str | None = None
     decoder_path: str | None = None
-    limits_path: str | None = None  #: a limits file replacing the scenario's [safety] table
+    limits_path: str | None = None  #: a limits file that may only tighten the scenario's
     deadline_ms: float | None = None
     listeners: Sequence[LoopListener] = ()
     hooks: FaultHooks | None = None
@@ -86,7 +86,8 @@ def _source_options(scenario: Scenario, seed: int | None,
 
 
 def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
-    """Refuse a source whose rate or channel count differs from the scenario's design."""
+    """Refuse a source whose rate or channel count differs from the scenario's design, and
+    have it label samples with the scenario's intention indices (matched by name)."""
     info = source.info
     if abs(info.sampling_rate_hz - scenario.source.sampling_rate_hz) > 1e-6:
         raise ConfigError(
@@ -97,6 +98,7 @@ def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
         raise ConfigError(
             f"source {url} delivers {info.n_channels} channels but scenario {scenario.name} "
             f"expects {scenario.source.n_channels}; set source.n_channels to match")
+    source.map_intentions(scenario.intention_names, scenario.name)
 
 
 def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = None,
@@ -149,7 +151,14 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
     if not keep.any():
         raise ConfigError(f"calibration source {url} has no labelled samples; a decoder "
                           "needs labelled calibration data (synthetic, or EDF with labels=)")
-    return X[keep], lab[keep, 0].astype(np.int64)
+    y = lab[keep, 0].astype(np.int64)
+    present = np.bincount(y, minlength=len(scenario.intention_names)) > 0
+    for i, name in enumerate(scenario.intention_names):
+        # a state the source cannot label is a configuration error, not a short segment
+        msg = None if present[i] else src.missing_intention_message(name, url)
+        if msg:
+            raise ConfigError(msg)
+    return X[keep], y
 
 
 def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
@@ -197,7 +206,7 @@ class Session:
 
     def __init__(self, scenario: Scenario, options: RunOptions,
                  progress: Progress | None = None) -> None:
-        from ..safety.limits import load_limits, load_limits_file
+        from ..safety.effective import resolve_limits
         from ..safety.supervisor import SafetySupervisor
 
         self.scenario = scenario
@@ -208,10 +217,13 @@ class Session:
         if not deadline_ms > 0:
             raise ConfigError(f"deadline must be positive, got {deadline_ms} ms")
         self.deadline_ms = float(deadline_ms)
-        self.limits = (load_limits_file(options.limits_path) if options.limits_path
-                       else load_limits(scenario.safety, source=f"{scenario.path} [safety]"))
         self.programs: ProgramSet = build_program_set(scenario.stimulation,
                                                       scenario.intention_names)
+        self.resolved_limits = resolve_limits(
+            scenario.safety, scenario_source=scenario.path, array=self.programs.array,
+            stated_area_cm2=scenario.stimulation.contact_area_cm2,
+            limits_path=options.limits_path)
+        self.limits = self.resolved_limits.limits
         self.pipeline = build_pipeline(scenario)
         self.calibration: dict[str, Any] = {}
         self.decoder_sha256 = ""

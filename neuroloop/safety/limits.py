@@ -21,14 +21,17 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["SafetyLimits", "HardCeiling", "HARD_CEILINGS", "load_limits", "load_limits_file",
-           "limit_names"]
+__all__ = ["SafetyLimits", "HardCeiling", "LimitSpec", "LIMIT_SPECS", "HARD_CEILINGS",
+           "DOSE_RATE_MAX_UC_PER_S", "load_limits", "load_limits_file", "limit_names",
+           "check_limit_value", "tighten", "read_limits_table"]
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,9 @@ class SafetyLimits:
     dose_budget_uc : float
         Largest cathodic charge committed within any rolling window, uC.
     contact_area_cm2 : float or None
-        If set, the electrochemical area used for every contact in the Shannon and density
-        limits instead of the array's geometric areas, cm^2 (> 0).
+        If set, an effective electrochemical area, cm^2 (> 0), that may only make the charge
+        limits stricter: each contact's limits use min(catalogue area, this). Geometry itself
+        comes from the electrode catalogue, never from a setting.
     """
 
     shannon_k: float = 1.5
@@ -111,6 +115,13 @@ class SafetyLimits:
         # Constructing directly (not through load_limits) is validated the same way.
         _check(self, source="SafetyLimits")
 
+    def contact_areas_cm2(self, catalogue_area_cm2: np.ndarray) -> np.ndarray:
+        """Per-contact area the charge limits use: min(catalogue, stated), cm^2, (n_contacts,)."""
+        areas = np.asarray(catalogue_area_cm2, dtype=np.float64)
+        if self.contact_area_cm2 is None:
+            return areas.copy()
+        return np.minimum(areas, float(self.contact_area_cm2))
+
     def shannon_q_max_uc(self, area_cm2: float) -> float:
         """Shannon charge-per-phase limit sqrt(10^k * A), uC, for one contact of ``area_cm2``."""
         return math.sqrt(10.0 ** self.shannon_k * area_cm2)
@@ -123,7 +134,8 @@ class SafetyLimits:
 @dataclass(frozen=True)
 class HardCeiling:
     """Built-in bounds of one limit: the configured value must lie in [lo, hi] (or [lo, hi)
-    when ``hi_open``), and ``lo_open`` makes the lower bound exclusive."""
+    when ``hi_open``), and ``lo_open`` makes the lower bound exclusive. Both bounds are
+    finite: no limit accepts an infinite value."""
 
     lo: float
     hi: float
@@ -131,51 +143,96 @@ class HardCeiling:
     hi_open: bool = False
 
     def contains(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
         above = value > self.lo if self.lo_open else value >= self.lo
         below = value < self.hi if self.hi_open else value <= self.hi
         return above and below
 
     def text(self) -> str:
-        lo = _fmt(self.lo)
-        hi = _fmt(self.hi)
-        return f"{'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+        return (f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}"
+                f"{')' if self.hi_open else ']'}")
 
 
-def _fmt(x: float) -> str:
-    if math.isinf(x):
-        return "inf"
-    return f"{x:g}"
+#: Which way a limit gets stricter: a smaller value (``"lower"``, e.g. a current ceiling) or a
+#: larger one (``"higher"``, e.g. a minimum pulse width or a dose window).
+Stricter = Literal["lower", "higher"]
 
 
-_INF = math.inf
+@dataclass(frozen=True)
+class LimitSpec:
+    """One configurable limit: its unit, hard range, which way is stricter, and its source.
 
-#: Built-in bounds nothing may loosen (SAFETY.md numbers; see docs/safety.md for sources).
-HARD_CEILINGS: Mapping[str, HardCeiling] = {
-    "shannon_k": HardCeiling(0.0, 1.85, hi_open=True),
-    "charge_density_max_uc_per_cm2": HardCeiling(0.0, 30.0, lo_open=True),
-    "charge_per_phase_max_uc": HardCeiling(0.0, 18.0, lo_open=True),
-    "contact_current_max_ma": HardCeiling(0.0, 25.5, lo_open=True),
-    "total_current_max_ma": HardCeiling(0.0, 25.5, lo_open=True),
-    "pulse_width_min_us": HardCeiling(20.0, 1000.0),
-    "pulse_width_max_us": HardCeiling(20.0, 1000.0),
-    "frequency_min_hz": HardCeiling(2.0, 1200.0),
-    "frequency_max_hz": HardCeiling(2.0, 1200.0),
-    "interphase_gap_min_us": HardCeiling(0.0, 1000.0),
-    "interphase_gap_max_us": HardCeiling(0.0, 1000.0),
-    "slew_up_ma_per_s": HardCeiling(0.0, 10.0, lo_open=True),
-    "slew_down_ma_per_s": HardCeiling(0.0, _INF, lo_open=True),
-    "stale_input_ms": HardCeiling(0.0, 1000.0, lo_open=True),
-    "fallback_cycles": HardCeiling(1, 20),
-    "recovery_cycles": HardCeiling(1, 1000),
-    "min_confidence": HardCeiling(0.0, 1.0, hi_open=True),
-    "deadline_miss_limit": HardCeiling(1, 20),
-    "impedance_min_ohm": HardCeiling(50.0, 3500.0),
-    "impedance_max_ohm": HardCeiling(50.0, 3500.0),
-    "compliance_voltage_v": HardCeiling(0.0, 20.0, lo_open=True),
-    "dose_window_s": HardCeiling(0.0, 86400.0, lo_open=True),
-    "dose_budget_uc": HardCeiling(0.0, _INF, lo_open=True),
-    "contact_area_cm2": HardCeiling(0.0, 10.0, lo_open=True),
-}
+    The hard range's loose end is the built-in ceiling: no setting may pass it. Inside the
+    range a ``[safety]`` table may choose any value; a ``--limits`` file may only move a
+    scenario's value the strict way (:func:`tighten`).
+    """
+
+    name: str
+    unit: str
+    ceiling: HardCeiling
+    stricter: Stricter
+    source: str
+    integer: bool = False
+
+
+def _spec(name: str, unit: str, lo: float, hi: float, stricter: Stricter, source: str, *,
+          lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> LimitSpec:
+    return LimitSpec(name, unit, HardCeiling(lo, hi, lo_open, hi_open), stricter, source,
+                     integer)
+
+
+_SCS = "SCS device manuals (PW 20-1000 us, 2-1200 Hz, 0-25.5 mA)"
+
+#: Every configurable limit (SAFETY.md numbers; docs/safety.md has the full table).
+LIMIT_SPECS: Mapping[str, LimitSpec] = {s.name: s for s in (
+    _spec("shannon_k", "", 0.0, 1.5, "lower",
+          "Shannon, IEEE TBME 39(4):424, 1992: design value 1.5, damage at k >= 1.85",
+          lo_open=True),
+    _spec("charge_density_max_uc_per_cm2", "uC/cm^2", 0.0, 30.0, "lower",
+          "platinum, Vercise / Medtronic DBS manuals", lo_open=True),
+    _spec("charge_per_phase_max_uc", "uC", 0.0, 18.0, "lower", "FDA K203547 summary",
+          lo_open=True),
+    _spec("contact_current_max_ma", "mA", 0.0, 25.5, "lower", _SCS, lo_open=True),
+    _spec("total_current_max_ma", "mA", 0.0, 25.5, "lower", _SCS, lo_open=True),
+    _spec("pulse_width_min_us", "us", 20.0, 1000.0, "higher", _SCS),
+    _spec("pulse_width_max_us", "us", 20.0, 1000.0, "lower", _SCS),
+    _spec("frequency_min_hz", "Hz", 2.0, 1200.0, "higher", _SCS),
+    _spec("frequency_max_hz", "Hz", 2.0, 1200.0, "lower", _SCS),
+    _spec("interphase_gap_min_us", "us", 0.0, 1000.0, "higher", "device manuals"),
+    _spec("interphase_gap_max_us", "us", 0.0, 1000.0, "lower", "device manuals"),
+    _spec("slew_up_ma_per_s", "mA/s", 0.0, 10.0, "lower",
+          "'fast' ramping is 1-10 mA/s (J Neural Eng 2022 review; PMC8558614)", lo_open=True),
+    _spec("slew_down_ma_per_s", "mA/s", 0.0, 1000.0, "higher",
+          "fallback ramp speed; it reaches zero within N cycles whatever the value",
+          lo_open=True),
+    _spec("stale_input_ms", "ms", 0.0, 500.0, "lower", "IEC 60601-1-10 (invalid sensor data)",
+          lo_open=True),
+    _spec("fallback_cycles", "cycles", 1, 20, "lower", "IEC 60601-1-10", integer=True),
+    _spec("recovery_cycles", "cycles", 1, 1000, "higher", "IEC 60601-1-10", integer=True),
+    _spec("min_confidence", "", 0.0, 1.0, "higher", "decoder validity gate", hi_open=True),
+    _spec("deadline_miss_limit", "cycles", 1, 20, "lower", "IEC 62304 class C: deadlines",
+          integer=True),
+    _spec("impedance_min_ohm", "ohm", 50.0, 3500.0, "higher",
+          "RNS manual 250-3500 ohm; < 50 ohm is a short (DBS literature)"),
+    _spec("impedance_max_ohm", "ohm", 50.0, 3500.0, "lower", "RNS manual 250-3500 ohm"),
+    _spec("compliance_voltage_v", "V", 0.0, 20.0, "lower", "stimulator output stage",
+          lo_open=True),
+    _spec("dose_window_s", "s", 1.0, 86400.0, "higher",
+          "rolling dose window; at least 1 s, and the budget rate stays <= 500 uC/s"),
+    _spec("dose_budget_uc", "uC", 0.0, 30000.0, "lower",
+          "built-in budget 30000 uC per 60 s window (500 uC/s)", lo_open=True),
+    _spec("contact_area_cm2", "cm^2", 0.0, 1.0, "lower",
+          "an effective area may only be smaller than the electrode catalogue's",
+          lo_open=True),
+)}
+
+#: Built-in bounds nothing may loosen, by limit name (the ceilings of :data:`LIMIT_SPECS`).
+HARD_CEILINGS: Mapping[str, HardCeiling] = {k: s.ceiling for k, s in LIMIT_SPECS.items()}
+
+#: Largest average dose rate any (budget, window) pair may allow: the built-in 30000 uC per
+#: 60 s. A shorter window with the same budget would loosen the budget, so the pair is checked.
+DOSE_RATE_MAX_UC_PER_S = 30000.0 / 60.0
 
 #: (min key, max key) pairs that must be ordered min <= max.
 _ORDERED = (
@@ -185,7 +242,7 @@ _ORDERED = (
     ("impedance_min_ohm", "impedance_max_ohm"),
 )
 
-_INT_KEYS = frozenset({"fallback_cycles", "recovery_cycles", "deadline_miss_limit"})
+_INT_KEYS = frozenset(k for k, s in LIMIT_SPECS.items() if s.integer)
 _OPTIONAL_KEYS = frozenset({"contact_area_cm2"})
 
 
@@ -206,32 +263,66 @@ def _split_source(source: str) -> tuple[str, str]:
     return prefix, (key_prefix + "." if key_prefix else "")
 
 
-def _check_value(key: str, value: Any, source: str) -> None:
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_limit_value(key: str, value: Any, source: str = "[safety]") -> float | int | None:
+    """The one validation path of every numeric safety setting.
+
+    Parameters
+    ----------
+    key : str
+        A limit name (:func:`limit_names`).
+    value : object
+        What the user wrote (any type).
+    source : str
+        Where it came from, for the message: ``"my.toml [safety]"``.
+
+    Returns
+    -------
+    float, int or None
+        The value as the limit's type (None only for an unset optional area).
+
+    Raises
+    ------
+    ConfigError
+        Wrong type, not finite, or outside its hard range. One line naming the key, the
+        value, the allowed range and the fix.
+    """
     file_prefix, key_prefix = _split_source(source)
     name = f"{file_prefix}{key_prefix}{key}"
+    spec = LIMIT_SPECS[key]
+    bound = spec.ceiling
+    unit = f" {spec.unit}" if spec.unit else ""
     if value is None and key in _OPTIONAL_KEYS:
-        return
-    if key in _INT_KEYS:
+        return None
+    if spec.integer:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name} = {value!r} must be a whole number (a count of cycles); "
-                              f"use an integer in {HARD_CEILINGS[key].text()}")
+            raise ConfigError(f"{name} = {_show(value)} must be a whole number (a count of "
+                              f"cycles); use an integer in {bound.text()}")
     elif isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{name} = {value!r} must be a number; use a value in "
-                          f"{HARD_CEILINGS[key].text()}")
-    v = float(value)
-    bound = HARD_CEILINGS[key]
-    if not math.isfinite(v) and not (math.isinf(v) and v > 0 and math.isinf(bound.hi)):
-        raise ConfigError(f"{name} = {value!r} must be finite; use a value in {bound.text()}")
+        raise ConfigError(f"{name} = {_show(value)} must be a number; use a value in "
+                          f"{bound.text()}{unit}")
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond float range
+        v = math.inf if value > 0 else -math.inf
+    if not math.isfinite(v):
+        raise ConfigError(f"{name} = {_show(value)} must be finite; use a value in "
+                          f"{bound.text()}{unit}")
     if not bound.contains(v):
         too_high = v > bound.hi or (bound.hi_open and v >= bound.hi)
         fix = "lower it" if too_high else "raise it"
-        raise ConfigError(f"{name} = {value!r} is outside the allowed range {bound.text()}; "
-                          f"{fix}")
+        raise ConfigError(f"{name} = {_show(value)} is outside the allowed range "
+                          f"{bound.text()}{unit}; {fix}")
+    return int(value) if spec.integer else v
 
 
 def _check(limits: SafetyLimits, source: str) -> None:
     for f in fields(limits):
-        _check_value(f.name, getattr(limits, f.name), source)
+        check_limit_value(f.name, getattr(limits, f.name), source)
     file_prefix, key_prefix = _split_source(source)
     for lo_key, hi_key in _ORDERED:
         lo, hi = getattr(limits, lo_key), getattr(limits, hi_key)
@@ -240,6 +331,47 @@ def _check(limits: SafetyLimits, source: str) -> None:
                 f"{file_prefix}{key_prefix}{lo_key} = {lo!r} is above "
                 f"{key_prefix}{hi_key} = {hi!r}; the allowed range is "
                 f"{lo_key} <= {hi_key}, so lower {lo_key} or raise {hi_key}")
+    rate = limits.dose_budget_uc / limits.dose_window_s
+    if rate > DOSE_RATE_MAX_UC_PER_S * (1.0 + 1e-12):
+        raise ConfigError(
+            f"{file_prefix}{key_prefix}dose_budget_uc = {limits.dose_budget_uc:g} per "
+            f"{key_prefix}dose_window_s = {limits.dose_window_s:g} is {rate:g} uC/s, above the "
+            f"built-in {DOSE_RATE_MAX_UC_PER_S:g} uC/s; lower dose_budget_uc to at most "
+            f"{DOSE_RATE_MAX_UC_PER_S * limits.dose_window_s:g} or lengthen dose_window_s")
+
+
+def tighten(base: SafetyLimits, table: Mapping[str, Any], *, source: str,
+            base_source: str = "the scenario") -> SafetyLimits:
+    """``base`` with the overrides of ``table``, each of which may only be stricter.
+
+    Every value goes through :func:`check_limit_value` first; then a value on the loose side
+    of ``base``'s is refused, naming both.
+
+    Raises
+    ------
+    ConfigError
+        Any override is invalid or looser than ``base``.
+    """
+    file_prefix, key_prefix = _split_source(source)
+    override = load_limits(table, source=source)
+    kwargs: dict[str, Any] = {}
+    for key in table:
+        new, old = getattr(override, key), getattr(base, key)
+        if key in _OPTIONAL_KEYS and (new is None or old is None):
+            if new is None and old is not None:
+                raise ConfigError(f"{file_prefix}{key_prefix}{key} cannot be unset: "
+                                  f"{base_source} states {old:g}; remove the key")
+            kwargs[key] = new
+            continue
+        looser = new > old if LIMIT_SPECS[key].stricter == "lower" else new < old
+        if looser:
+            way = "lower" if LIMIT_SPECS[key].stricter == "lower" else "higher"
+            raise ConfigError(
+                f"{file_prefix}{key_prefix}{key} = {new!r} would loosen {base_source}'s "
+                f"{old!r}; a limits file can only tighten, so use a value {way} than or equal "
+                f"to {old!r}")
+        kwargs[key] = new
+    return replace(base, **kwargs)
 
 
 def load_limits(table: Mapping[str, Any] | None = None, *,
@@ -270,8 +402,7 @@ def load_limits(table: Mapping[str, Any] | None = None, *,
         if key not in known:
             raise ConfigError(f"{file_prefix}unknown key {key_prefix}{key}; known limits are "
                               f"{', '.join(known)}")
-        _check_value(key, value, source)
-        kwargs[key] = float(value) if key not in _INT_KEYS and value is not None else value
+        kwargs[key] = check_limit_value(key, value, source)
     limits = SafetyLimits.__new__(SafetyLimits)
     base = SafetyLimits()
     for f in fields(SafetyLimits):
@@ -280,32 +411,41 @@ def load_limits(table: Mapping[str, Any] | None = None, *,
     return limits
 
 
-def load_limits_file(path: str | Path) -> SafetyLimits:
-    """Validated :class:`SafetyLimits` from a TOML file.
+def read_limits_table(path: str | Path) -> tuple[Mapping[str, Any], str]:
+    """The limits table of a TOML file and its source label (``"FILE [safety]"``).
 
-    The file holds either a ``[safety]`` table or the limits as top-level keys.
+    The file holds either a ``[safety]`` table or the limits as top-level keys; a whole
+    scenario file gives its ``[safety]`` table. It is read with a size cap.
 
     Raises
     ------
     ConfigError
-        The file is missing or not TOML, or any limit is invalid (see :func:`load_limits`).
+        The file is missing, unreadable, too large, binary or not TOML.
     """
+    from .._files import read_text_capped
+
     p = Path(path)
+    text = read_text_capped(p, f"limits file {p}")
     try:
-        with p.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: limits file not found; check the path") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read limits file ({exc.strerror}); check the path "
-                          f"and permissions") from None
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc}); fix the syntax") from None
     if "safety" in doc:
-        extra = [k for k in doc if k != "safety"]
         table = doc["safety"]
         if not isinstance(table, Mapping):
             raise ConfigError(f"{p}: safety must be a table ([safety]) of limits")
-        del extra  # other sections (a whole scenario file) are not ours to check
-        return load_limits(table, source=f"{p} [safety]")
-    return load_limits(doc, source=f"{p} [safety]")
+        return table, f"{p} [safety]"
+    return doc, f"{p} [safety]"
+
+
+def load_limits_file(path: str | Path) -> SafetyLimits:
+    """Validated :class:`SafetyLimits` from a TOML file (overrides of the built-in defaults).
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read (see :func:`read_limits_table`) or any limit is invalid
+        (see :func:`load_limits`).
+    """
+    table, source = read_limits_table(path)
+    return load_limits(table, source=source)

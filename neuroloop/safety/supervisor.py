@@ -52,10 +52,9 @@ _INT64_MAX = np.iinfo(np.int64).max
 
 
 def contact_areas_cm2(limits: SafetyLimits, array: ElectrodeArray) -> np.ndarray:
-    """Per-contact area used by the charge limits, cm^2, shape (n_contacts,)."""
-    if limits.contact_area_cm2 is not None:
-        return np.full(array.n_contacts, float(limits.contact_area_cm2))
-    return np.asarray(array.area_cm2, dtype=np.float64).copy()
+    """Per-contact area used by the charge limits, cm^2, shape (n_contacts,): the catalogue's,
+    or a smaller stated effective area (never a larger one)."""
+    return limits.contact_areas_cm2(array.area_cm2)
 
 
 def check_programs(limits: SafetyLimits, programs: ProgramSet) -> list[str]:

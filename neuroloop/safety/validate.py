@@ -104,7 +104,7 @@ def validate(command: StimCommand, limits: SafetyLimits, array: ElectrodeArray, 
         The command to check (as emitted by the supervisor or received by a stimulator).
     limits : SafetyLimits
     array : ElectrodeArray
-        Contact areas (``limits.contact_area_cm2`` overrides them when set).
+        Contact areas (a smaller ``limits.contact_area_cm2`` replaces them, a larger one never).
     previous : StimCommand, optional
         The command delivered before it (slew check; needs ``dt_s``).
     dt_s : float, optional
@@ -156,10 +156,10 @@ def validate(command: StimCommand, limits: SafetyLimits, array: ElectrodeArray, 
     f = float(command.frequency_hz)
     ipg = float(command.interphase_gap_us)
     case = float(command.case_ma)
+    # Geometry is hardware: the catalogue's area, or a smaller stated one (never larger).
+    areas = [float(a) for a in array.area_cm2]
     if limits.contact_area_cm2 is not None:
-        areas = [float(limits.contact_area_cm2)] * n
-    else:
-        areas = [float(a) for a in array.area_cm2]
+        areas = [min(a, float(limits.contact_area_cm2)) for a in areas]
 
     # --- invariant 5: only symmetric biphasic pulses
     wf = getattr(command, "waveform", None)

@@ -15,7 +15,7 @@ import numpy as np
 from ..config import StimulationConfig
 from ..decoders.base import Intention
 from .command import PROGRAM_OFF, StimCommand
-from .electrodes import ElectrodeArray, paddle_5_6_5
+from .electrodes import ElectrodeArray, electrode_array
 from .programs import ProgramSet, StimProgram
 
 __all__ = ["StimMapper", "build_program_set"]
@@ -23,7 +23,12 @@ __all__ = ["StimMapper", "build_program_set"]
 
 def build_program_set(config: StimulationConfig, intention_names: tuple[str, ...]) -> ProgramSet:
     """Build the electrode array and programs of a scenario's ``[stimulation]`` section."""
-    array: ElectrodeArray = paddle_5_6_5(config.contact_area_cm2)
+    try:
+        array: ElectrodeArray = electrode_array(config.array)
+    except KeyError as exc:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"stimulation.array: {exc.args[0]}") from None
     programs: list[StimProgram] = []
     for p in config.programs:
         pid = intention_names.index(p.intention)
