@@ -9,12 +9,13 @@ Samples are laid out ``(n_samples, n_channels)``, C-contiguous, float64, in micr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from ..errors import DeviceError
+from ..errors import ConfigError, DeviceError
 
 __all__ = ["CHANNEL_TYPES", "Block", "SourceInfo", "BaseSource", "NO_LABEL"]
 
@@ -107,6 +108,10 @@ class BaseSource:
 
     info: SourceInfo
 
+    #: Source label -> scenario intention index, 256 entries indexed modulo 256 (so that
+    #: NO_LABEL and every other negative label give NO_LABEL); None when labels pass as read.
+    _label_lut: np.ndarray | None = None
+
     def __init__(self) -> None:
         self._is_open = False
 
@@ -138,7 +143,76 @@ class BaseSource:
             raise DeviceError(f"{type(self).__name__} is not open; call open() first")
         if max_samples <= 0:
             raise ValueError(f"max_samples must be positive, got {max_samples}")
-        return self._read(int(max_samples), timeout)
+        block = self._read(int(max_samples), timeout)
+        if self._label_lut is None or block is None:
+            return block
+        return self._map_labels(block)
+
+    def map_intentions(self, names: Sequence[str], scenario: str = "") -> None:
+        """Deliver labels as indices into ``names`` (a scenario's intention states), by name.
+
+        The source's own labels index :attr:`SourceInfo.intention_names`; after this call
+        :meth:`read` translates them through a lookup table (no allocation per read once the
+        buffers have grown to the largest block). Nothing changes when the source has no
+        intention names or has exactly ``names``.
+
+        Raises
+        ------
+        ConfigError
+            When the source labels a state that is not in ``names``.
+        """
+        names = tuple(names)
+        own = tuple(self.info.intention_names)
+        self._label_lut = None
+        if not own or own == names:
+            return
+        for name in own:
+            if name not in names:
+                raise ConfigError(
+                    f"{self.scheme or type(self).__name__} source labels intention {name!r}, "
+                    f"which is not a state of scenario {scenario or '?'} ({', '.join(names)}); "
+                    "use a source whose intention names are the scenario's")
+        lut = np.full(256, NO_LABEL, dtype=np.int8)
+        for i, name in enumerate(own):
+            lut[i] = names.index(name)
+        self._label_lut = lut
+        self._map_idx = np.zeros(0, dtype=np.intp)
+        self._map_out = np.zeros(0, dtype=np.int8)
+        self._map_block = Block(data=np.zeros((0, self.info.n_channels)))
+
+    def missing_intention_message(self, name: str, where: str) -> str | None:
+        """Why calibration data from this source has no sample labelled ``name`` when the
+        source cannot label it at all (with the fix), or None when it can (then the
+        segment was too short or the state is rare)."""
+        own = self.info.intention_names
+        if own and name not in own:
+            return (f"calibration data of {where} has no hops labelled {name!r} (the source "
+                    f"labels only {', '.join(own)}); calibrate from a source that labels "
+                    "every state of the scenario")
+        return None
+
+    def _map_labels(self, block: Block) -> Block:
+        """``block`` with its labels translated to the scenario's indices (into buffers of
+        this object: the source's own arrays are left untouched)."""
+        lut = self._label_lut
+        assert lut is not None
+        n = block.labels.shape[0]
+        if n != block.n_samples:  # no labels: pass the block as it is
+            return block
+        if n > self._map_out.shape[0]:
+            self._map_idx = np.zeros(n, dtype=np.intp)
+            self._map_out = np.zeros(n, dtype=np.int8)
+        full = n == self._map_out.shape[0]
+        idx = self._map_idx if full else self._map_idx[:n]
+        out = self._map_out if full else self._map_out[:n]
+        np.copyto(idx, block.labels, casting="unsafe")
+        np.take(lut, idx, axis=0, out=out, mode="wrap")
+        m = self._map_block
+        m.data = block.data
+        m.first_index = block.first_index
+        m.received_ns = block.received_ns
+        m.labels = out
+        return m
 
     def close(self) -> None:
         """Close the source. Safe to call more than once."""

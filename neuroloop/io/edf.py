@@ -84,14 +84,17 @@ def parse_label_map(spec: str | Mapping[str, str] | None) -> dict[str, str]:
 
 
 def annotation_labels(annotations: Sequence[Annotation], label_map: Mapping[str, str],
-                      n_samples: int, sampling_rate_hz: float
+                      n_samples: int, sampling_rate_hz: float,
+                      intention_names: Sequence[str] | None = None
                       ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Per-sample intention labels from annotations.
 
     An annotation whose text is in ``label_map`` labels the samples
     ``[round(onset * fs), round((onset + duration) * fs))`` with the index of its name; an
     annotation without a duration (``<= 0``) lasts until the next mapped annotation. Names
-    are numbered in their order of first appearance in ``label_map``; other samples are
+    are numbered by their position in ``intention_names`` (a scenario's states: the order
+    of ``label_map`` then does not matter) or, without it, in their order of first
+    appearance in ``label_map``; other samples are
     :data:`~neuroloop.acquisition.base.NO_LABEL`.
 
     Returns
@@ -99,7 +102,8 @@ def annotation_labels(annotations: Sequence[Annotation], label_map: Mapping[str,
     labels : ndarray, shape (n_samples,), int8
     intention_names : tuple of str
     """
-    intervals, names = _label_intervals(annotations, label_map, n_samples, sampling_rate_hz)
+    intervals, names = _label_intervals(annotations, label_map, n_samples, sampling_rate_hz,
+                                        intention_names)
     labels = np.full(n_samples, NO_LABEL, dtype=np.int8)
     for start, stop, label in intervals:
         labels[start:stop] = label
@@ -107,9 +111,12 @@ def annotation_labels(annotations: Sequence[Annotation], label_map: Mapping[str,
 
 
 def _label_intervals(annotations: Sequence[Annotation], label_map: Mapping[str, str],
-                     n_samples: int, fs: float
+                     n_samples: int, fs: float, intention_names: Sequence[str] | None = None
                      ) -> tuple[list[tuple[int, int, int]], tuple[str, ...]]:
     names: list[str] = []
+    if intention_names is not None:
+        names = [str(n) for n in intention_names]
+        _check_label_names(label_map, tuple(names))
     for name in label_map.values():
         if name not in names:
             names.append(name)
@@ -127,6 +134,16 @@ def _label_intervals(annotations: Sequence[Annotation], label_map: Mapping[str, 
         if stop > start:
             intervals.append((start, stop, names.index(label_map[ann.text])))
     return intervals, tuple(names)
+
+
+def _check_label_names(label_map: Mapping[str, str], names: tuple[str, ...],
+                       scenario: str = "") -> None:
+    """Refuse a label that maps an annotation to a name outside ``names``."""
+    for text, name in label_map.items():
+        if name not in names:
+            of = f"scenario {scenario}" if scenario else "the scenario"
+            raise ConfigError(f"labels= maps {text} to {name!r}, which is not a state of {of} "
+                              f"({', '.join(names)}); map each annotation to one of those names")
 
 
 def _open_reader(path: Path) -> Any:
@@ -269,7 +286,9 @@ class EdfSource(BaseSource):
         Extra factor after the conversion to microvolts.
     label_map : str or mapping, optional
         Annotation text -> intention name, e.g. ``"T0:rest,T1:left,T2:right"``; gives
-        per-sample labels and ``info.intention_names``.
+        per-sample labels and ``info.intention_names`` (names in their order in the map; a
+        session translates them to its scenario's states by name, see
+        :meth:`~neuroloop.acquisition.base.BaseSource.map_intentions`).
     channel_type : str
         Type reported for every channel (``eeg`` by default; ``ecog``, ``lfp``, ...).
     unit : str, optional
@@ -362,12 +381,39 @@ class EdfSource(BaseSource):
         ``label``: intention index or -1)."""
         names = self.info.intention_names
         fs = self.info.sampling_rate_hz
+        lut = self._label_lut  # set by map_intentions: labels are then the scenario's
         out = []
         for a in self.annotations:
             name = self.label_map.get(a.text)
+            label = names.index(name) if name is not None else NO_LABEL
             out.append({**a.to_dict(), "sample": int(round(a.onset_s * fs)),
-                        "label": names.index(name) if name is not None else NO_LABEL})
+                        "label": int(lut[label]) if lut is not None else label})
         return out
+
+    def map_intentions(self, names: Sequence[str], scenario: str = "") -> None:
+        """Label samples with indices into ``names`` (see
+        :meth:`BaseSource.map_intentions`); a label naming a state outside ``names`` is a
+        :class:`ConfigError` that names the annotation."""
+        _check_label_names(self.label_map, tuple(names), scenario)
+        super().map_intentions(names, scenario)
+
+    def missing_intention_message(self, name: str, where: str) -> str | None:
+        """Why calibration data from this file has no sample labelled ``name``: labels=
+        maps no annotation to it, or maps only annotations the file does not have."""
+        given = ", ".join(f"{t}:{n}" for t, n in self.label_map.items()) or "nothing"
+        texts = sorted({a.text for a in self.annotations})
+        if name not in self.label_map.values():
+            unmapped = [t for t in texts if t not in self.label_map]
+            eg = f", e.g. {unmapped[0]}:{name}" if unmapped else ""
+            return (f"calibration data of {self.path.name} has no hops labelled {name!r} "
+                    f"(labels= gives {given}); add an annotation mapped to {name}{eg}")
+        mapped = [t for t, n in self.label_map.items() if n == name]
+        if not any(a.text in mapped for a in self.annotations):
+            shown = ", ".join(texts[:8]) + (", ..." if len(texts) > 8 else "")
+            return (f"calibration data of {self.path.name} has no hops labelled {name!r}: "
+                    f"labels= maps {', '.join(mapped)} to {name} but the file has no such "
+                    f"annotation (its annotations: {shown or 'none'}); fix labels=")
+        return None
 
     def _open(self) -> None:
         self._reader = _open_reader(self.path)

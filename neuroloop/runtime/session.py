@@ -121,10 +121,14 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
                            url)
     hop = scenario.dsp.hop_samples
     n_hops = int(duration_s * scenario.source.sampling_rate_hz) // hop
-    if progress:
-        progress(f"calibrating: {duration_s:g} s ({n_hops} hops) from {url}")
     with open_source(url, **opts) as src:
         check_source(scenario, src, url)
+        for name in scenario.intention_names:  # a state the source cannot label at all is a
+            msg = src.missing_intention_message(name, url)  # configuration error
+            if msg:
+                raise ConfigError(msg)
+        if progress:
+            progress(f"calibrating: {duration_s:g} s ({n_hops} hops) from {url}")
         data = np.empty((n_hops * hop, src.info.n_channels))
         labels = np.full(n_hops * hop, NO_LABEL, dtype=np.int8)
         got = 0
@@ -151,14 +155,7 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
     if not keep.any():
         raise ConfigError(f"calibration source {url} has no labelled samples; a decoder "
                           "needs labelled calibration data (synthetic, or EDF with labels=)")
-    y = lab[keep, 0].astype(np.int64)
-    present = np.bincount(y, minlength=len(scenario.intention_names)) > 0
-    for i, name in enumerate(scenario.intention_names):
-        # a state the source cannot label is a configuration error, not a short segment
-        msg = None if present[i] else src.missing_intention_message(name, url)
-        if msg:
-            raise ConfigError(msg)
-    return X[keep], y
+    return X[keep], lab[keep, 0].astype(np.int64)
 
 
 def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
