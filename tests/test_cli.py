@@ -88,7 +88,7 @@ def test_fast_json_run_and_train(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("text", "needles"),
     [
-        ("[safety]\nshannon_k = 1.9\n", ("shannon_k = 1.9", "[0, 1.85)")),
+        ("[safety]\nshannon_k = 1.9\n", ("shannon_k = 1.9", "(0, 1.5]")),
         ("[safety]\ncontact_area_cm2 = 0.0\n", ("contact_area_cm2",)),
         ("[safety]\npulse_width_min_us = 500.0\npulse_width_max_us = 100.0\n",
          ("pulse_width",)),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -353,10 +353,10 @@ def tighten(base: SafetyLimits, table: Mapping[str, Any], *, source: str,
         Any override is invalid or looser than ``base``.
     """
     file_prefix, key_prefix = _split_source(source)
-    override = load_limits(table, source=source)
+    _check_table(table, source)
     kwargs: dict[str, Any] = {}
-    for key in table:
-        new, old = getattr(override, key), getattr(base, key)
+    for key, value in table.items():
+        new, old = check_limit_value(key, value, source), getattr(base, key)
         if key in _OPTIONAL_KEYS and (new is None or old is None):
             if new is None and old is not None:
                 raise ConfigError(f"{file_prefix}{key_prefix}{key} cannot be unset: "
@@ -371,7 +371,29 @@ def tighten(base: SafetyLimits, table: Mapping[str, Any], *, source: str,
                 f"{old!r}; a limits file can only tighten, so use a value {way} than or equal "
                 f"to {old!r}")
         kwargs[key] = new
-    return replace(base, **kwargs)
+    return _build({**base.to_dict(), **kwargs}, source)
+
+
+def _build(values: Mapping[str, Any], source: str) -> SafetyLimits:
+    """SafetyLimits from checked values, validated as a whole under ``source``'s name."""
+    limits = SafetyLimits.__new__(SafetyLimits)
+    for f in fields(SafetyLimits):
+        object.__setattr__(limits, f.name, values[f.name])
+    _check(limits, source)
+    return limits
+
+
+def _check_table(table: Any, source: str) -> None:
+    """A limits table is a mapping of known keys (else one line naming the key)."""
+    file_prefix, key_prefix = _split_source(source)
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{file_prefix}{key_prefix.rstrip('.') or 'safety'} must be a table "
+                          f"of limits, e.g. shannon_k = 1.5")
+    known = limit_names()
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{file_prefix}unknown key {key_prefix}{key}; known limits are "
+                              f"{', '.join(known)}")
 
 
 def load_limits(table: Mapping[str, Any] | None = None, *,
@@ -392,23 +414,10 @@ def load_limits(table: Mapping[str, Any] | None = None, *,
         an area <= 0) or a min above its max. The message names key, value and allowed range.
     """
     table = {} if table is None else table
-    file_prefix, key_prefix = _split_source(source)
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{file_prefix}{key_prefix.rstrip('.') or 'safety'} must be a table "
-                          f"of limits, e.g. shannon_k = 1.5")
-    known = limit_names()
-    kwargs: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in known:
-            raise ConfigError(f"{file_prefix}unknown key {key_prefix}{key}; known limits are "
-                              f"{', '.join(known)}")
-        kwargs[key] = check_limit_value(key, value, source)
-    limits = SafetyLimits.__new__(SafetyLimits)
-    base = SafetyLimits()
-    for f in fields(SafetyLimits):
-        object.__setattr__(limits, f.name, kwargs.get(f.name, getattr(base, f.name)))
-    _check(limits, source)
-    return limits
+    _check_table(table, source)
+    kwargs: dict[str, Any] = {key: check_limit_value(key, value, source)
+                              for key, value in table.items()}
+    return _build({**SafetyLimits().to_dict(), **kwargs}, source)
 
 
 def read_limits_table(path: str | Path) -> tuple[Mapping[str, Any], str]:

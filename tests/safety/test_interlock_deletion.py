@@ -135,8 +135,8 @@ def sc_shannon(d):
 
 
 def sc_charge_density(d):
-    # k = 1.84 allows 2.04 uC on 0.06 cm^2; the density limit (30 uC/cm^2) allows 1.80 uC
-    lim = SafetyLimits(shannon_k=1.84)
+    # k = 1.5 allows 1.38 uC on 0.06 cm^2; a density limit of 15 uC/cm^2 allows 0.90 uC
+    lim = SafetyLimits(charge_density_max_uc_per_cm2=15.0)
     m, ps = _monitor(lim, d, pw=900.0)
     _ramp(m, ps, amp=3.0, n=6)
     return m

@@ -142,10 +142,10 @@ def reference(req, pw, f, ipg, case, wf, prog, prev, dt_s, z, blocked, lim: Safe
 
 def _setup(rng):
     lim = SafetyLimits(
-        shannon_k=rng.uniform(1.0, 1.84), charge_density_max_uc_per_cm2=rng.uniform(5, 30),
+        shannon_k=rng.uniform(1.0, 1.5), charge_density_max_uc_per_cm2=rng.uniform(5, 30),
         charge_per_phase_max_uc=rng.uniform(0.3, 18), contact_current_max_ma=rng.uniform(1, 25),
         total_current_max_ma=rng.uniform(1, 25), slew_up_ma_per_s=rng.uniform(0.5, 10),
-        slew_down_ma_per_s=rng.choice([0.1, 10.0, 1e6]), compliance_voltage_v=rng.uniform(1, 20),
+        slew_down_ma_per_s=rng.choice([0.1, 10.0, 1000.0]), compliance_voltage_v=rng.uniform(1, 20),
         dose_budget_uc=rng.uniform(1, 200), pulse_width_max_us=rng.uniform(200, 1000),
         frequency_max_hz=rng.uniform(100, 1200))
     arr = paddle_5_6_5(rng.uniform(0.01, 0.2))

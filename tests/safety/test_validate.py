@@ -57,17 +57,17 @@ def test_shannon_boundary_on_worked_example():
     assert v[0].value == pytest.approx(1.39)
 
 
-def test_density_binds_when_k_is_high():
-    """k = 1.84: Shannon allows ~2.04 uC but 30 uC/cm^2 x 0.0598 cm^2 = 1.794 uC."""
+def test_density_binds_when_it_is_the_tighter_limit():
+    """20 uC/cm^2 x 0.0598 cm^2 = 1.196 uC, below Shannon's 1.375 uC at k = 1.5."""
     arr = paddle_5_6_5(A_3389)
-    lim = SafetyLimits(shannon_k=1.84)
-    assert validate(bipolar(1.79), lim, arr) == []
-    v = validate(bipolar(1.85), lim, arr)
+    lim = SafetyLimits(charge_density_max_uc_per_cm2=20.0)
+    assert validate(bipolar(1.19), lim, arr) == []
+    v = validate(bipolar(1.25), lim, arr)
     assert reasons(v) == {"charge_density"}
     assert v[0].invariant == 2
-    assert v[0].value == pytest.approx(1.85 / A_3389)
-    assert v[0].limit == 30.0
-    assert reasons(validate(bipolar(2.1), lim, arr)) == {"shannon", "charge_density"}
+    assert v[0].value == pytest.approx(1.25 / A_3389)
+    assert v[0].limit == 20.0
+    assert reasons(validate(bipolar(1.4), lim, arr)) == {"shannon", "charge_density"}
 
 
 def test_contact_area_override_is_used():
