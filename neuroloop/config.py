@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .stimulation.electrodes import array_names, electrode_array
 
 __all__ = [
     "Scenario", "SourceConfig", "DspConfig", "DecoderConfig", "ProgramConfig",
@@ -325,21 +324,12 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
     decoder = DecoderConfig(kind, params, cal_s, cal_seed)
 
     st = _Section(table.get("stimulation", {}), "stimulation", label)
+    # The catalogue checks the name and the area against its geometry when the program set
+    # and the limits are built (stimulation.mapper, safety.effective): config stays a leaf.
     array = st.string("array", "paddle-5-6-5")
-    try:
-        catalogue_array = electrode_array(array)
-    except KeyError:
-        raise st.fail("array", array, "is not in the electrode catalogue; use one of "
-                      f"{', '.join(array_names())}") from None
     area: float | None = None
     if st.get("contact_area_cm2", None) is not None:
-        smallest = float(catalogue_array.area_cm2.min())
         area = st.number("contact_area_cm2", positive=True)
-        if area > smallest:
-            raise st.fail("contact_area_cm2", area,
-                          f"is larger than the catalogue's {smallest:.4g} cm^2 for a contact of "
-                          f"{array}; geometry is hardware: state a smaller effective area or "
-                          "remove the key")
     conf_thr = st.number("confidence_threshold", 0.5, lo=0.0, hi=0.99)
     progs_raw = st.get("programs", [])
     if not isinstance(progs_raw, list):

@@ -109,10 +109,11 @@ def resolve_limits(safety_table: Mapping[str, Any], *, scenario_source: str,
             f"{smallest:.4g} cm^2 for a contact of {array.name}; geometry is hardware: state a "
             "smaller effective area or remove the key")
     if stated_area_cm2 is not None and (stated is None or stated_area_cm2 < stated):
-        if stated_area_cm2 > smallest:  # config.py refuses this too; never trust one check
+        if stated_area_cm2 > smallest:
             raise ConfigError(f"{scenario_source}: stimulation.contact_area_cm2 = "
                               f"{stated_area_cm2:g} is larger than the catalogue's "
-                              f"{smallest:.4g} cm^2 of {array.name}")
+                              f"{smallest:.4g} cm^2 for a contact of {array.name}; geometry is "
+                              "hardware: state a smaller effective area or remove the key")
         limits = replace(limits, contact_area_cm2=float(stated_area_cm2))
         sources["contact_area_cm2"] = SCENARIO
     if limits.contact_area_cm2 is None:

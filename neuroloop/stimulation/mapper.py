@@ -28,7 +28,8 @@ def build_program_set(config: StimulationConfig, intention_names: tuple[str, ...
     except KeyError as exc:
         from ..errors import ConfigError
 
-        raise ConfigError(f"stimulation.array: {exc.args[0]}") from None
+        raise ConfigError(f"stimulation.array = {config.array!r}: {exc.args[0]}; choose one of "
+                          "those") from None
     programs: list[StimProgram] = []
     for p in config.programs:
         pid = intention_names.index(p.intention)
