@@ -98,7 +98,14 @@ def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
         raise ConfigError(
             f"source {url} delivers {info.n_channels} channels but scenario {scenario.name} "
             f"expects {scenario.source.n_channels}; set source.n_channels to match")
-    source.map_intentions(scenario.intention_names, scenario.name)
+    bind = getattr(source, "map_intentions", None)  # a duck-typed wrapper may lack it
+    if bind is not None:
+        bind(scenario.intention_names, scenario.name)
+    elif info.intention_names and tuple(info.intention_names) != scenario.intention_names:
+        raise ConfigError(
+            f"source {url} labels intentions {', '.join(info.intention_names)} but scenario "
+            f"{scenario.name} has {', '.join(scenario.intention_names)}, and it cannot map "
+            "them by name; use a source derived from BaseSource")
 
 
 def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = None,
