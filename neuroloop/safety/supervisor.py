@@ -21,9 +21,12 @@ States (:class:`~neuroloop.safety.events.SupervisorState`)::
 
 Per cycle, :meth:`SafetySupervisor.step` runs one compiled kernel
 (:func:`neuroloop.safety._kernels.supervise`) over preallocated arrays; Python only decides
-state transitions and builds events. Per-cycle interlock events are edge-triggered: an event
-is raised in the cycle an interlock starts acting (with the worst contact, requested and
-allowed value); :meth:`SafetySupervisor.limit_cycles` counts every cycle it acted.
+state transitions and builds events. The supervisor keeps its configuration (``_Config``,
+frozen), its state (``_State``, everything carried from one call to the next, including the
+arrays the kernel updates in place) and the kernel's per-cycle buffers (``_Scratch``) apart.
+Per-cycle interlock events are edge-triggered: an event is raised in the cycle an interlock
+starts acting (with the worst contact, requested and allowed value);
+:meth:`SafetySupervisor.limit_cycles` counts every cycle it acted.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -106,6 +110,217 @@ def check_programs(limits: SafetyLimits, programs: ProgramSet) -> list[str]:
     return problems
 
 
+#: prog_info column <- ProgramSet.table() key.
+_PROG_COLUMNS: tuple[tuple[int, str], ...] = (
+    (K.P_HAS_PROGRAM, "has_program"), (K.P_USES_CASE, "uses_case"),
+    (K.P_AMP_MIN, "amplitude_min_ma"), (K.P_AMP_MAX, "amplitude_max_ma"),
+    (K.P_PW, "pulse_width_us"), (K.P_F, "frequency_hz"), (K.P_IPG, "interphase_gap_us"),
+)
+#: lim column <- SafetyLimits attribute (``L_HORIZON_S`` is the cycle period, not a limit).
+_LIM_COLUMNS: tuple[tuple[int, str], ...] = (
+    (K.L_CONTACT_MAX, "contact_current_max_ma"), (K.L_TOTAL_MAX, "total_current_max_ma"),
+    (K.L_PW_MIN, "pulse_width_min_us"), (K.L_PW_MAX, "pulse_width_max_us"),
+    (K.L_F_MIN, "frequency_min_hz"), (K.L_F_MAX, "frequency_max_hz"),
+    (K.L_IPG_MIN, "interphase_gap_min_us"), (K.L_IPG_MAX, "interphase_gap_max_us"),
+    (K.L_SLEW_UP, "slew_up_ma_per_s"), (K.L_SLEW_DOWN, "slew_down_ma_per_s"),
+    (K.L_COMPLIANCE_V, "compliance_voltage_v"), (K.L_DOSE_BUDGET, "dose_budget_uc"),
+)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Config:
+    """What a supervisor is built with; fixed for its life (the kernel only reads the arrays).
+
+    Attributes
+    ----------
+    limits, array, programs, cycle_period_s
+        The constructor's arguments (period in s).
+    disabled : frozenset of str
+        Interlocks switched off through the test-only hook.
+    disabled_mask : int
+        The kernel bits among them (``1 << reasons.BIT[name]``).
+    n : int
+        Number of contacts; ``shape`` is ``(n,)``.
+    n_rows : int
+        Rows of the program tables (program id = row).
+    stale_ns, window_ns, bucket_ns : int
+        Stale-input threshold, dose window and dose-ledger bucket width, ns.
+    prog_sf : ndarray, (n_rows, n) float64
+        Signed contact fraction of each program (anode +, cathode -).
+    prog_info : ndarray, (n_rows, N_PROG) float64
+        Program rows, columns ``_kernels.P_*``.
+    caps : ndarray, (N_CAP, n) float64
+        Per-contact charge caps (uC) and areas (cm^2), rows ``_kernels.C_*``.
+    lim : ndarray, (N_LIM,) float64
+        Scalar limits, columns ``_kernels.L_*``.
+    """
+
+    limits: SafetyLimits
+    array: ElectrodeArray
+    programs: ProgramSet
+    cycle_period_s: float
+    disabled: frozenset[str]
+    disabled_mask: int
+    n: int
+    shape: tuple[int]
+    n_rows: int
+    stale_ns: int
+    window_ns: int
+    bucket_ns: int
+    prog_sf: np.ndarray
+    prog_info: np.ndarray
+    caps: np.ndarray
+    lim: np.ndarray
+
+    @classmethod
+    def build(cls, limits: SafetyLimits, array: ElectrodeArray, programs: ProgramSet,
+              cycle_period_s: float, disabled: frozenset[str]) -> _Config:
+        """Pack ``limits``, the contact areas and the program set into the kernel's tables."""
+        n = array.n_contacts
+        t = programs.table()
+        prog_sf = np.ascontiguousarray(t["signed_fraction"], dtype=np.float64)
+        n_rows = prog_sf.shape[0]
+        info = np.zeros((n_rows, K.N_PROG))
+        for col, key in _PROG_COLUMNS:
+            info[:, col] = t[key]
+        areas = contact_areas_cm2(limits, array)
+        caps = np.zeros((K.N_CAP, n))
+        caps[K.C_SHANNON] = np.sqrt(10.0 ** limits.shannon_k * areas)
+        caps[K.C_DENSITY] = limits.charge_density_max_uc_per_cm2 * areas
+        caps[K.C_ABSOLUTE] = limits.charge_per_phase_max_uc
+        caps[K.C_AREA] = areas
+        lim = np.zeros(K.N_LIM)
+        for col, name in _LIM_COLUMNS:
+            lim[col] = getattr(limits, name)
+        lim[K.L_HORIZON_S] = cycle_period_s
+        window_ns = int(round(limits.dose_window_s * 1e9))
+        mask = 0
+        for name in disabled:
+            if name in R.BIT:
+                mask |= 1 << R.BIT[name]
+        return cls(limits=limits, array=array, programs=programs,
+                   cycle_period_s=cycle_period_s, disabled=disabled, disabled_mask=mask, n=n,
+                   shape=(n,), n_rows=n_rows,
+                   stale_ns=int(round(limits.stale_input_ms * 1e6)), window_ns=window_ns,
+                   bucket_ns=max(1, -(-window_ns // (_N_DOSE_BUCKETS - 2))),
+                   prog_sf=prog_sf, prog_info=info, caps=caps, lim=lim)
+
+
+@dataclass(slots=True, eq=False)
+class _State:
+    """Everything a supervisor remembers from one call to the next (all of its mutable state).
+
+    Attributes
+    ----------
+    state : SupervisorState
+        Current state.
+    last_ns, last_step_ns : int or None
+        Supervisor clock at the last call / the last ``step``, ns (None: never).
+    cycle : int
+        Cycle of the last step.
+    invalid_run, valid_run, miss_run : int
+        Consecutive invalid-input cycles, valid cycles in HOLD, missed deadlines.
+    last_invalid_reason : str
+        Reason of the current invalid run ("" when input is valid).
+    prev_flags : int
+        Kernel bits that acted in the last kernel run (events are edge-triggered).
+    blocked_reported : bool
+        A request was already reported as ignored in the current blocking state.
+    time_in_state : list of int
+        ns spent in each state, indexed by ``SupervisorState``.
+    counts : dict
+        Events raised, by reason.
+    active : ndarray, (N_BITS,) int64
+        Cycles in which each kernel interlock acted.
+    out : StimCommand
+        The command returned by ``step``; ``out_amp`` (n,) mA is its ``amplitude_ma``.
+    prev_amp : ndarray, (n,) float64
+        Last emitted contact currents, mA (the kernel's slew and ramp reference).
+    prev_s : ndarray, (N_S,) float64
+        Last emitted command scalars, columns ``_kernels.S_*``.
+    z_ohm : ndarray, (n,) float64
+        Last reported impedance per contact, ohm (NaN: never measured).
+    blocked : ndarray, (n,) bool
+        Contacts that may not be driven.
+    dose_ids : ndarray, (N_DOSE_BUCKETS,) int64
+        Bucket index held by each dose-ledger slot.
+    dose_sums : ndarray, (N_DOSE_BUCKETS,) float64
+        Charge committed in each slot, uC.
+    """
+
+    out: StimCommand
+    out_amp: np.ndarray
+    prev_amp: np.ndarray
+    prev_s: np.ndarray
+    z_ohm: np.ndarray
+    blocked: np.ndarray
+    dose_ids: np.ndarray
+    dose_sums: np.ndarray
+    active: np.ndarray
+    time_in_state: list[int]
+    counts: dict[str, int]
+    state: SupervisorState = _S.DISARMED
+    last_ns: int | None = None
+    last_step_ns: int | None = None
+    cycle: int = 0
+    invalid_run: int = 0
+    valid_run: int = 0
+    miss_run: int = 0
+    last_invalid_reason: str = ""
+    prev_flags: int = 0
+    blocked_reported: bool = False
+
+    @classmethod
+    def initial(cls, n: int) -> _State:
+        """DISARMED, output off, nothing measured, an empty dose ledger."""
+        out_amp = np.zeros(n)
+        prev_s = np.zeros(K.N_S)
+        prev_s[K.S_PROGRAM] = PROGRAM_OFF
+        return cls(out=StimCommand(amplitude_ma=out_amp), out_amp=out_amp,
+                   prev_amp=np.zeros(n), prev_s=prev_s, z_ohm=np.full(n, np.nan),
+                   blocked=np.zeros(n, dtype=np.bool_),
+                   dose_ids=np.full(_N_DOSE_BUCKETS, np.iinfo(np.int64).min // 2,
+                                    dtype=np.int64),
+                   dose_sums=np.zeros(_N_DOSE_BUCKETS),
+                   active=np.zeros(K.N_BITS, dtype=np.int64), time_in_state=[0] * len(_S),
+                   counts={})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Scratch:
+    """The kernel's per-cycle buffers: each is rewritten before it is read, every step.
+
+    Attributes
+    ----------
+    req_amp : ndarray, (n,) float64
+        The request's contact currents, mA.
+    req_s : ndarray, (N_REQ,) float64
+        The request's scalars and the cycle's mode, columns ``_kernels.R_*``.
+    out_s : ndarray, (N_S,) float64
+        The kernel's output scalars, columns ``_kernels.S_*``.
+    iparams : ndarray, (N_I,) int64
+        Integer parameters, columns ``_kernels.I_*`` (bucket, window and disabled mask are
+        set once here).
+    ev : ndarray, (N_EV, N_BITS) float64
+        Worst occurrence of each kernel reason, rows ``_kernels.EV_*``.
+    """
+
+    req_amp: np.ndarray
+    req_s: np.ndarray
+    out_s: np.ndarray
+    iparams: np.ndarray
+    ev: np.ndarray
+
+    @classmethod
+    def build(cls, cfg: _Config) -> _Scratch:
+        iparams = np.zeros(K.N_I, dtype=np.int64)
+        iparams[K.I_BUCKET_NS] = cfg.bucket_ns
+        iparams[K.I_WINDOW_NS] = cfg.window_ns
+        iparams[K.I_DISABLED] = cfg.disabled_mask
+        return cls(req_amp=np.zeros(cfg.n), req_s=np.zeros(K.N_REQ), out_s=np.zeros(K.N_S),
+                   iparams=iparams, ev=np.zeros((K.N_EV, K.N_BITS)))
+
+
 class SafetySupervisor:
     """Makes every stimulation request safe; a trip is a state, never an exception.
 
@@ -135,7 +350,16 @@ class SafetySupervisor:
         :func:`check_programs`), or the program set is for another array.
     ValueError
         ``cycle_period_s`` is not a positive finite number, or an unknown interlock name.
+
+    Notes
+    -----
+    The supervisor holds three things: its configuration (``_cfg``, a frozen ``_Config``:
+    the arguments and the kernel's read-only tables), its state (``_st``, a ``_State``:
+    everything carried from one call to the next, including the arrays the kernel updates in
+    place) and the kernel's per-cycle buffers (``_scratch``, a ``_Scratch``).
     """
+
+    __slots__ = ("_cfg", "_st", "_scratch")
 
     def __init__(self, limits: SafetyLimits, array: ElectrodeArray, programs: ProgramSet, *,
                  cycle_period_s: float, strict_programs: bool = True,
@@ -157,170 +381,106 @@ class SafetySupervisor:
             raise ConfigError(f"{problems[0]}; change the program or the [safety] limits"
                               + (f" ({len(problems) - 1} more problem(s))"
                                  if len(problems) > 1 else ""))
-        self.limits = limits
-        self.array = array
-        self.programs = programs
-        self.cycle_period_s = float(cycle_period_s)
-        self._disabled = frozenset(_disabled_interlocks)
-        n = array.n_contacts
-        self._n = n
-        self._shape = (n,)
-
-        # static tables
-        t = programs.table()
-        self._prog_sf = np.ascontiguousarray(t["signed_fraction"], dtype=np.float64)
-        n_rows = self._prog_sf.shape[0]
-        self._n_rows = n_rows
-        info = np.zeros((n_rows, 7))
-        info[:, 0] = t["has_program"]
-        info[:, 1] = t["uses_case"]
-        info[:, 2] = t["amplitude_min_ma"]
-        info[:, 3] = t["amplitude_max_ma"]
-        info[:, 4] = t["pulse_width_us"]
-        info[:, 5] = t["frequency_hz"]
-        info[:, 6] = t["interphase_gap_us"]
-        self._prog_info = info
-        areas = contact_areas_cm2(limits, array)
-        caps = np.zeros((4, n))
-        caps[0] = np.sqrt(10.0 ** limits.shannon_k * areas)
-        caps[1] = limits.charge_density_max_uc_per_cm2 * areas
-        caps[2] = limits.charge_per_phase_max_uc
-        caps[3] = areas
-        self._caps = caps
-        lim = np.zeros(K.N_LIM)
-        lim[K.L_CONTACT_MAX] = limits.contact_current_max_ma
-        lim[K.L_TOTAL_MAX] = limits.total_current_max_ma
-        lim[K.L_PW_MIN] = limits.pulse_width_min_us
-        lim[K.L_PW_MAX] = limits.pulse_width_max_us
-        lim[K.L_F_MIN] = limits.frequency_min_hz
-        lim[K.L_F_MAX] = limits.frequency_max_hz
-        lim[K.L_IPG_MIN] = limits.interphase_gap_min_us
-        lim[K.L_IPG_MAX] = limits.interphase_gap_max_us
-        lim[K.L_SLEW_UP] = limits.slew_up_ma_per_s
-        lim[K.L_SLEW_DOWN] = limits.slew_down_ma_per_s
-        lim[K.L_COMPLIANCE_V] = limits.compliance_voltage_v
-        lim[K.L_DOSE_BUDGET] = limits.dose_budget_uc
-        lim[K.L_HORIZON_S] = self.cycle_period_s
-        self._lim = lim
-        self._stale_ns = int(round(limits.stale_input_ms * 1e6))
-        self._period_ns = int(round(self.cycle_period_s * 1e9))
-        window_ns = int(round(limits.dose_window_s * 1e9))
-        self._window_ns = window_ns
-        self._bucket_ns = max(1, -(-window_ns // (_N_DOSE_BUCKETS - 2)))
-        mask = 0
-        for name in self._disabled:
-            if name in R.BIT:
-                mask |= 1 << R.BIT[name]
-        self._disabled_mask = mask
-
-        # per-cycle buffers
-        self._req_amp = np.zeros(n)
-        self._req_s = np.zeros(K.N_REQ)
-        self._out_amp = np.zeros(n)
-        self._out_s = np.zeros(K.N_S)
-        self._prev_amp = np.zeros(n)
-        self._prev_s = np.zeros(K.N_S)
-        self._prev_s[K.S_PROGRAM] = PROGRAM_OFF
-        self._z_ohm = np.full(n, np.nan)
-        self._blocked = np.zeros(n, dtype=np.bool_)
-        self._dose_ids = np.full(_N_DOSE_BUCKETS, np.iinfo(np.int64).min // 2, dtype=np.int64)
-        self._dose_sums = np.zeros(_N_DOSE_BUCKETS)
-        self._iparams = np.zeros(K.N_I, dtype=np.int64)
-        self._iparams[K.I_BUCKET_NS] = self._bucket_ns
-        self._iparams[K.I_WINDOW_NS] = window_ns
-        self._iparams[K.I_DISABLED] = mask
-        self._ev_contact = np.zeros(K.N_BITS, dtype=np.int64)
-        self._ev_req = np.zeros(K.N_BITS)
-        self._ev_allow = np.zeros(K.N_BITS)
-        self._ev_ratio = np.zeros(K.N_BITS)
-        self._out = StimCommand(amplitude_ma=self._out_amp)
-
-        # state
-        self._state = _S.DISARMED
-        self._last_ns: int | None = None
-        self._last_step_ns: int | None = None
-        self._time_in_state = [0] * len(_S)
-        self._invalid_run = 0
-        self._valid_run = 0
-        self._miss_run = 0
-        self._last_invalid_reason = ""
-        self._prev_flags = 0
-        self._blocked_reported = False
-        self._counts: dict[str, int] = {}
-        self._active = np.zeros(K.N_BITS, dtype=np.int64)
-        self._cycle = 0
+        cfg = _Config.build(limits, array, programs, float(cycle_period_s),
+                           frozenset(_disabled_interlocks))
+        self._cfg = cfg
+        self._st = _State.initial(cfg.n)
+        self._scratch = _Scratch.build(cfg)
 
     # ------------------------------------------------------------------ properties
     @property
+    def limits(self) -> SafetyLimits:
+        """The limits it enforces."""
+        return self._cfg.limits
+
+    @property
+    def array(self) -> ElectrodeArray:
+        """The stimulation array."""
+        return self._cfg.array
+
+    @property
+    def programs(self) -> ProgramSet:
+        """The clinician's programs."""
+        return self._cfg.programs
+
+    @property
+    def cycle_period_s(self) -> float:
+        """Nominal control period, s."""
+        return self._cfg.cycle_period_s
+
+    @property
     def state(self) -> SupervisorState:
         """Current state."""
-        return self._state
+        return self._st.state
 
     @property
     def output(self) -> StimCommand:
         """The last command returned by :meth:`step` (owned by the supervisor)."""
-        return self._out
+        return self._st.out
 
     @property
     def impedance_ohm(self) -> np.ndarray:
         """Last reported impedance per contact, ohm (NaN: never measured); a copy."""
-        return self._z_ohm.copy()
+        return self._st.z_ohm.copy()
 
     @property
     def blocked_contacts(self) -> np.ndarray:
         """Contacts that may not be driven (impedance outside the window); a copy."""
-        return self._blocked.copy()
+        return self._st.blocked.copy()
 
     @property
     def disabled_interlocks(self) -> frozenset[str]:
         """Interlocks switched off through the test-only hook (empty in real use)."""
-        return self._disabled
+        return self._cfg.disabled
 
     def dose_used_uc(self, now_ns: int) -> float:
         """Charge committed in the rolling window ending at ``now_ns`` (conservative), uC."""
-        return float(K.dose_used_uc(self._dose_ids, self._dose_sums, int(now_ns),
-                                    self._bucket_ns, self._window_ns))
+        cfg, st = self._cfg, self._st
+        return float(K.dose_used_uc(st.dose_ids, st.dose_sums, int(now_ns), cfg.bucket_ns,
+                                    cfg.window_ns))
 
     def time_in_state_ns(self) -> dict[str, int]:
         """Time spent in each state (by the clock handed to the supervisor), ns."""
-        return {s.name: int(self._time_in_state[s]) for s in _S}
+        return {s.name: int(self._st.time_in_state[s]) for s in _S}
 
     def counters(self) -> dict[str, int]:
         """Number of interlock events raised, by reason."""
-        return dict(self._counts)
+        return dict(self._st.counts)
 
     def limit_cycles(self) -> dict[str, int]:
         """Number of cycles in which each per-cycle interlock acted (non-zero only)."""
-        return {R.KERNEL_REASONS[b]: int(self._active[b]) for b in range(K.N_BITS)
-                if self._active[b]}
+        active = self._st.active
+        return {R.KERNEL_REASONS[b]: int(active[b]) for b in range(K.N_BITS) if active[b]}
 
     # ------------------------------------------------------------------ helpers
     def _on(self, name: str) -> bool:
-        return name not in self._disabled
+        return name not in self._cfg.disabled
 
     def _clock(self, now_ns: int, events: list[InterlockEvent] | None
                ) -> tuple[int, list[InterlockEvent] | None]:
         """Advance the supervisor clock (monotonic guard) and the time-in-state tally."""
+        st = self._st
         try:
             now = int(now_ns)
         except (TypeError, ValueError, OverflowError):
-            now = self._last_ns if self._last_ns is not None else 0
-        last = self._last_ns
+            now = st.last_ns if st.last_ns is not None else 0
+        last = st.last_ns
         if last is not None:
             if now < last:
                 events = self._add(events, R.CLOCK_BACKWARDS, requested=float(now),
                                    allowed=float(last),
                                    detail="now_ns went backwards; keeping the last time")
                 now = last
-            self._time_in_state[self._state] += now - last
-        self._last_ns = now
+            st.time_in_state[st.state] += now - last
+        st.last_ns = now
         return now, events
 
     def _event(self, reason: str, *, contact: int = -1, requested: float = math.nan,
                allowed: float = math.nan, detail: str = "") -> InterlockEvent:
-        self._counts[reason] = self._counts.get(reason, 0) + 1
-        return InterlockEvent(reason, self._cycle, int(self._last_ns or 0), int(contact),
-                              float(requested), float(allowed), self._state, detail)
+        st = self._st
+        st.counts[reason] = st.counts.get(reason, 0) + 1
+        return InterlockEvent(reason, st.cycle, int(st.last_ns or 0), int(contact),
+                              float(requested), float(allowed), st.state, detail)
 
     def _add(self, events: list[InterlockEvent] | None, reason: str, **kw: object
              ) -> list[InterlockEvent]:
@@ -330,12 +490,13 @@ class SafetySupervisor:
         return events
 
     def _zero_output(self) -> None:
-        self._out_amp[:] = 0.0
-        self._prev_amp[:] = 0.0
-        self._prev_s[:] = 0.0
-        self._prev_s[K.S_PROGRAM] = PROGRAM_OFF
-        self._prev_flags = 0
-        out = self._out
+        st = self._st
+        st.out_amp[:] = 0.0
+        st.prev_amp[:] = 0.0
+        st.prev_s[:] = 0.0
+        st.prev_s[K.S_PROGRAM] = PROGRAM_OFF
+        st.prev_flags = 0
+        out = st.out
         out.pulse_width_us = 0.0
         out.frequency_hz = 0.0
         out.interphase_gap_us = 0.0
@@ -344,27 +505,29 @@ class SafetySupervisor:
         out.waveform = WAVEFORM_BIPHASIC_SYMMETRIC
 
     def _enter(self, state: SupervisorState) -> None:
-        if state != self._state:
-            self._state = state
-            self._blocked_reported = False
+        st = self._st
+        if state != st.state:
+            st.state = state
+            st.blocked_reported = False
         if state in (_S.DISARMED, _S.FAULT, _S.ESTOP, _S.HOLD):
             self._zero_output()
         if state in (_S.ARMED, _S.DISARMED, _S.FAULT, _S.ESTOP):
-            self._invalid_run = 0
-            self._valid_run = 0
-            self._last_invalid_reason = ""
+            st.invalid_run = 0
+            st.valid_run = 0
+            st.last_invalid_reason = ""
         if state == _S.ARMED:
-            self._miss_run = 0
+            st.miss_run = 0
 
     def _load_request(self, request: StimCommand) -> tuple[bool, int, int]:
         """Copy ``request`` into the preallocated buffers; (ok, program_row, program_id)."""
+        cfg, sc = self._cfg, self._scratch
         try:
             amp = request.amplitude_ma
-            if (type(amp) is not np.ndarray or amp.shape != self._shape
+            if (type(amp) is not np.ndarray or amp.shape != cfg.shape
                     or amp.dtype.kind not in "fiub"):
                 return False, -1, PROGRAM_OFF
-            np.copyto(self._req_amp, amp, casting="unsafe")
-            r = self._req_s
+            np.copyto(sc.req_amp, amp, casting="unsafe")
+            r = sc.req_s
             r[K.R_PW] = request.pulse_width_us
             r[K.R_F] = request.frequency_hz
             r[K.R_IPG] = request.interphase_gap_us
@@ -375,24 +538,25 @@ class SafetySupervisor:
             return False, -1, PROGRAM_OFF
         if pid < -_INT64_MAX or pid > _INT64_MAX:
             return True, -1, PROGRAM_OFF - 1
-        row = pid if 0 <= pid < self._n_rows else -1
+        row = pid if 0 <= pid < cfg.n_rows else -1
         return True, row, pid
 
     def _finish(self, events: list[InterlockEvent] | None
                 ) -> tuple[StimCommand, Sequence[InterlockEvent]]:
-        return self._out, (_EMPTY if events is None else events)
+        return self._st.out, (_EMPTY if events is None else events)
 
     # ------------------------------------------------------------------ commands
     def arm(self, now_ns: int) -> list[InterlockEvent]:
         """DISARMED -> ARMED (output starts from zero). Refused (event) in FAULT/ESTOP."""
         now, events = self._clock(now_ns, None)
         events = events or []
-        if self._state == _S.DISARMED:
+        state = self._st.state
+        if state == _S.DISARMED:
             self._enter(_S.ARMED)
             self._zero_output()
             events.append(self._event(R.ARM, detail="armed; output starts from zero"))
-        elif self._state in (_S.FAULT, _S.ESTOP):
-            events.append(self._event(R.ARM_REFUSED, detail=f"{self._state.name} is latched; "
+        elif state in (_S.FAULT, _S.ESTOP):
+            events.append(self._event(R.ARM_REFUSED, detail=f"{state.name} is latched; "
                                       f"clear it with rearm()"))
         return events
 
@@ -400,25 +564,26 @@ class SafetySupervisor:
         """FAULT/ESTOP -> ARMED, from zero amplitude. Refused (event) when nothing is latched."""
         now, events = self._clock(now_ns, None)
         events = events or []
-        if self._state in (_S.FAULT, _S.ESTOP):
-            was = self._state.name
+        state = self._st.state
+        if state in (_S.FAULT, _S.ESTOP):
             self._enter(_S.ARMED)
             self._zero_output()
-            events.append(self._event(R.REARM, detail=f"re-armed from {was}; output starts "
-                                      f"from zero"))
+            events.append(self._event(R.REARM, detail=f"re-armed from {state.name}; output "
+                                      f"starts from zero"))
         else:
             events.append(self._event(R.REARM_REFUSED, detail=f"nothing latched in "
-                                      f"{self._state.name}; use arm()"))
+                                      f"{state.name}; use arm()"))
         return events
 
     def disarm(self, now_ns: int) -> list[InterlockEvent]:
         """Any non-latched state -> DISARMED (output zero). Cannot clear FAULT/ESTOP."""
         now, events = self._clock(now_ns, None)
         events = events or []
-        if self._state in (_S.FAULT, _S.ESTOP):
-            events.append(self._event(R.DISARM_REFUSED, detail=f"{self._state.name} is "
+        state = self._st.state
+        if state in (_S.FAULT, _S.ESTOP):
+            events.append(self._event(R.DISARM_REFUSED, detail=f"{state.name} is "
                                       f"latched; clear it with rearm()"))
-        elif self._state != _S.DISARMED:
+        elif state != _S.DISARMED:
             self._enter(_S.DISARMED)
             events.append(self._event(R.DISARM, detail="disarmed; output zero"))
         return events
@@ -429,7 +594,7 @@ class SafetySupervisor:
         events = events or []
         if not self._on(R.ESTOP_LATCH):
             return events
-        if self._state != _S.ESTOP:
+        if self._st.state != _S.ESTOP:
             self._enter(_S.ESTOP)
             events.append(self._event(R.ESTOP, detail="STOP: output zero until rearm()"))
         return events
@@ -443,10 +608,11 @@ class SafetySupervisor:
         events = events or []
         if not self._on(R.HEARTBEAT_LOST):
             return events
-        if self._state in (_S.ARMED, _S.STIMULATING, _S.HOLD):
-            entering = self._state != _S.HOLD
+        st = self._st
+        if st.state in (_S.ARMED, _S.STIMULATING, _S.HOLD):
+            entering = st.state != _S.HOLD
             self._enter(_S.HOLD)
-            self._valid_run = 0
+            st.valid_run = 0
             if entering:
                 events.append(self._event(R.HEARTBEAT_LOST, detail="link heartbeat lost; HOLD"))
         return events
@@ -455,7 +621,7 @@ class SafetySupervisor:
         """The device reported a fault: FAULT latched (ESTOP stays ESTOP)."""
         now, events = self._clock(now_ns, None)
         events = events or []
-        if self._state != _S.ESTOP:
+        if self._st.state != _S.ESTOP:
             self._enter(_S.FAULT)
         events.append(self._event(R.DEVICE_FAULT, detail=str(detail)[:200]))
         return events
@@ -467,29 +633,30 @@ class SafetySupervisor:
         blocks every contact."""
         now, events = self._clock(now_ns, None)
         events = events or []
-        lo, hi = self.limits.impedance_min_ohm, self.limits.impedance_max_ohm
+        cfg, st = self._cfg, self._st
+        lo, hi = cfg.limits.impedance_min_ohm, cfg.limits.impedance_max_ohm
         try:
             z = np.asarray(impedance_ohm, dtype=np.float64)
-            ok = z.shape == self._shape
+            ok = z.shape == cfg.shape
         except Exception:
             ok = False
         if not ok:
-            self._z_ohm[:] = np.nan
-            self._blocked[:] = True
+            st.z_ohm[:] = np.nan
+            st.blocked[:] = True
             events.append(self._event(R.IMPEDANCE_REPORT, detail=f"malformed impedance report "
-                                      f"(expected {self._n} values); every contact blocked"))
+                                      f"(expected {cfg.n} values); every contact blocked"))
             return events
-        was = self._blocked.copy()
-        self._z_ohm[:] = z
+        was = st.blocked.copy()
+        st.z_ohm[:] = z
         with np.errstate(invalid="ignore"):
             inside = (z >= lo) & (z <= hi)
-        self._blocked[:] = ~inside
-        for c in np.flatnonzero(self._blocked & ~was):
+        st.blocked[:] = ~inside
+        for c in np.flatnonzero(st.blocked & ~was):
             zc = float(z[c])
             allowed = hi if zc > hi else lo
             events.append(self._event(R.IMPEDANCE_REPORT, contact=int(c), requested=zc,
                                       allowed=allowed,
-                                      detail=f"{self.array.contact_names[c]} impedance outside "
+                                      detail=f"{cfg.array.contact_names[c]} impedance outside "
                                       f"[{lo:g}, {hi:g}] ohm; contact not driven"))
         return events
 
@@ -534,58 +701,59 @@ class SafetySupervisor:
                 self._enter(_S.FAULT)
                 self._zero_output()
                 msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-                return self._out, [self._event(R.INTERNAL_ERROR, detail=msg)]
+                return self._st.out, [self._event(R.INTERNAL_ERROR, detail=msg)]
             except Exception:
-                self._state = _S.FAULT
-                self._out_amp[:] = 0.0
-                return self._out, _EMPTY
+                self._st.state = _S.FAULT
+                self._st.out_amp[:] = 0.0
+                return self._st.out, _EMPTY
 
     def _step(self, request: StimCommand, now_ns: int, input_ns: int | None,
               decoder_valid: bool, confidence: float, deadline_missed: bool
               ) -> tuple[StimCommand, Sequence[InterlockEvent]]:
-        last_step = self._last_step_ns
+        cfg, st = self._cfg, self._st
+        limits = cfg.limits
+        last_step = st.last_step_ns
         now, events = self._clock(now_ns, None)
-        self._last_step_ns = now
+        st.last_step_ns = now
         # slew step: elapsed time since the previous step, at most one period (seconds, not
         # rounded nanoseconds, so that validate(..., dt_s=cycle_period_s) agrees exactly)
-        dt_s = (self.cycle_period_s if last_step is None
-                else min((now - last_step) / 1e9, self.cycle_period_s))
+        period = cfg.cycle_period_s
+        dt_s = period if last_step is None else min((now - last_step) / 1e9, period)
         try:
             cycle = int(request.cycle)
         except Exception:
-            cycle = self._cycle + 1
-        self._cycle = cycle
-        out = self._out
-        out.cycle = cycle
+            cycle = st.cycle + 1
+        st.cycle = cycle
+        st.out.cycle = cycle
 
         # deadline accounting (all non-latched states)
         if deadline_missed and self._on(R.DEADLINE_FAULT):
-            self._miss_run += 1
-            if self._state not in (_S.FAULT, _S.ESTOP):
-                if self._miss_run == 1:
+            st.miss_run += 1
+            if st.state not in (_S.FAULT, _S.ESTOP):
+                if st.miss_run == 1:
                     events = self._add(events, R.DEADLINE_MISS, requested=1.0,
-                                       allowed=float(self.limits.deadline_miss_limit))
-                if self._miss_run >= self.limits.deadline_miss_limit:
+                                       allowed=float(limits.deadline_miss_limit))
+                if st.miss_run >= limits.deadline_miss_limit:
                     self._enter(_S.FAULT)
                     events = self._add(events, R.DEADLINE_FAULT,
-                                       requested=float(self._miss_run),
-                                       allowed=float(self.limits.deadline_miss_limit - 1),
+                                       requested=float(st.miss_run),
+                                       allowed=float(limits.deadline_miss_limit - 1),
                                        detail="consecutive deadline misses; FAULT latched")
         else:
-            self._miss_run = 0
+            st.miss_run = 0
 
-        st = self._state
-        blocked_state = (st == _S.ESTOP
-                         or (st == _S.FAULT and self._on(R.FAULT_LATCH))
-                         or (st == _S.DISARMED and self._on(R.ARMED_ONLY)))
+        state = st.state
+        blocked_state = (state == _S.ESTOP
+                         or (state == _S.FAULT and self._on(R.FAULT_LATCH))
+                         or (state == _S.DISARMED and self._on(R.ARMED_ONLY)))
         ok, row, pid = self._load_request(request)
         if blocked_state:
             self._zero_output()
-            if not self._blocked_reported and (not ok or not self._request_is_off()):
-                self._blocked_reported = True
-                reason = R.NOT_ARMED if st == _S.DISARMED else R.LATCHED
+            if not st.blocked_reported and (not ok or not self._request_is_off()):
+                st.blocked_reported = True
+                reason = R.NOT_ARMED if state == _S.DISARMED else R.LATCHED
                 events = self._add(events, reason,
-                                   detail=f"request ignored in {st.name}; output zero")
+                                   detail=f"request ignored in {state.name}; output zero")
             return self._finish(events)
 
         # input validity
@@ -600,72 +768,74 @@ class SafetySupervisor:
             conf = math.nan
         if not dec_ok and self._on(R.DECODER_INVALID):
             soft = R.DECODER_INVALID
-        elif not (conf >= self.limits.min_confidence) and self._on(R.LOW_CONFIDENCE):
+        elif not (conf >= limits.min_confidence) and self._on(R.LOW_CONFIDENCE):
             soft = R.LOW_CONFIDENCE
         elif input_ns is not None and self._on(R.STALE_INPUT):
             try:
                 age = now - int(input_ns)
             except Exception:
                 age = _INT64_MAX
-            if age > self._stale_ns:
+            if age > cfg.stale_ns:
                 soft = R.STALE_INPUT
+        sc = self._scratch
         hard = ""
         if not ok:
             hard = R.BAD_REQUEST
-        elif self._on(R.NONFINITE) and not K.request_finite(self._req_amp, self._req_s):
+        elif self._on(R.NONFINITE) and not K.request_finite(sc.req_amp, sc.req_s):
             hard = R.NONFINITE
 
         if soft or hard:
             reason = hard or soft
-            self._invalid_run += 1
-            self._valid_run = 0
-            if self._invalid_run == 1 or reason != self._last_invalid_reason:
+            st.invalid_run += 1
+            st.valid_run = 0
+            if st.invalid_run == 1 or reason != st.last_invalid_reason:
                 events = self._add(events, reason, requested=self._invalid_requested(
                     reason, conf, now, input_ns), allowed=self._invalid_allowed(reason),
-                    detail=f"invalid input ({self._invalid_run} of "
-                    f"{self.limits.fallback_cycles} before HOLD)")
-            self._last_invalid_reason = reason
-            if self._state == _S.HOLD:
+                    detail=f"invalid input ({st.invalid_run} of "
+                    f"{limits.fallback_cycles} before HOLD)")
+            st.last_invalid_reason = reason
+            if st.state == _S.HOLD:
                 self._zero_output()
                 return self._finish(events)
-            if self._invalid_run >= self.limits.fallback_cycles:
+            if st.invalid_run >= limits.fallback_cycles:
                 self._enter(_S.HOLD)
-                events = self._add(events, R.FALLBACK, requested=float(self._invalid_run),
-                                   allowed=float(self.limits.fallback_cycles),
+                events = self._add(events, R.FALLBACK, requested=float(st.invalid_run),
+                                   allowed=float(limits.fallback_cycles),
                                    detail="fallback: output zero until "
-                                   f"{self.limits.recovery_cycles} valid cycles")
+                                   f"{limits.recovery_cycles} valid cycles")
                 return self._finish(events)
             if hard:
                 self._zero_output()
-                if self._state == _S.STIMULATING:
-                    self._state = _S.ARMED
+                if st.state == _S.STIMULATING:
+                    st.state = _S.ARMED
                 return self._finish(events)
             # ramp toward the fallback over the remaining cycles
-            left = self.limits.fallback_cycles - self._invalid_run
-            self._req_s[K.R_MODE] = K.MODE_RAMP
-            self._req_s[K.R_RAMP] = left / (left + 1.0)
+            left = limits.fallback_cycles - st.invalid_run
+            sc.req_s[K.R_MODE] = K.MODE_RAMP
+            sc.req_s[K.R_RAMP] = left / (left + 1.0)
             events = self._run_kernel(row, pid, now, dt_s, events)
             return self._finish(events)
 
         # valid input
-        self._invalid_run = 0
-        self._last_invalid_reason = ""
-        if self._state == _S.HOLD:
-            self._valid_run += 1
-            if self._valid_run < self.limits.recovery_cycles and self._on(R.RECOVERY):
+        st.invalid_run = 0
+        st.last_invalid_reason = ""
+        if st.state == _S.HOLD:
+            st.valid_run += 1
+            if st.valid_run < limits.recovery_cycles and self._on(R.RECOVERY):
                 self._zero_output()
                 return self._finish(events)
-            self._state = _S.ARMED
-            self._valid_run = 0
-            events = self._add(events, R.RECOVERED, requested=float(self.limits.recovery_cycles),
-                               allowed=float(self.limits.recovery_cycles),
+            st.state = _S.ARMED
+            st.valid_run = 0
+            events = self._add(events, R.RECOVERED, requested=float(limits.recovery_cycles),
+                               allowed=float(limits.recovery_cycles),
                                detail="valid input again; closed loop resumes from zero")
-        self._req_s[K.R_MODE] = K.MODE_REQUEST
+        sc.req_s[K.R_MODE] = K.MODE_REQUEST
         events = self._run_kernel(row, pid, now, dt_s, events)
         return self._finish(events)
 
     def _request_is_off(self) -> bool:
-        return not (self._req_amp.any() or self._req_s[K.R_CASE] != 0.0)
+        sc = self._scratch
+        return not (sc.req_amp.any() or sc.req_s[K.R_CASE] != 0.0)
 
     def _invalid_requested(self, reason: str, conf: float, now: int,
                            input_ns: int | None) -> float:
@@ -680,68 +850,67 @@ class SafetySupervisor:
 
     def _invalid_allowed(self, reason: str) -> float:
         if reason == R.LOW_CONFIDENCE:
-            return self.limits.min_confidence
+            return self._cfg.limits.min_confidence
         if reason == R.STALE_INPUT:
-            return self.limits.stale_input_ms
+            return self._cfg.limits.stale_input_ms
         return math.nan
 
     def _run_kernel(self, row: int, pid: int, now: int, dt_s: float,
                     events: list[InterlockEvent] | None) -> list[InterlockEvent] | None:
-        self._req_s[K.R_DT] = dt_s
-        ip = self._iparams
+        cfg, st, sc = self._cfg, self._st, self._scratch
+        sc.req_s[K.R_DT] = dt_s
+        ip = sc.iparams
         ip[K.I_ROW] = row
         ip[K.I_PROGRAM] = pid
         ip[K.I_NOW] = now
-        flags = K.supervise(self._req_amp, self._req_s, self._prog_sf, self._prog_info,
-                            self._caps, self._lim, self._z_ohm, self._blocked, self._prev_amp,
-                            self._prev_s, self._out_amp, self._out_s, self._dose_ids,
-                            self._dose_sums, ip, self._ev_contact, self._ev_req,
-                            self._ev_allow, self._ev_ratio)
-        o, s = self._out, self._out_s
+        flags = K.supervise(sc.req_amp, sc.req_s, cfg.prog_sf, cfg.prog_info, cfg.caps,
+                            cfg.lim, st.z_ohm, st.blocked, st.prev_amp, st.prev_s, st.out_amp,
+                            sc.out_s, st.dose_ids, st.dose_sums, ip, sc.ev)
+        o, s = st.out, sc.out_s
         o.pulse_width_us = float(s[K.S_PW])
         o.frequency_hz = float(s[K.S_F])
         o.interphase_gap_us = float(s[K.S_IPG])
         o.case_ma = float(s[K.S_CASE])
         o.program_id = int(s[K.S_PROGRAM])
         o.waveform = int(s[K.S_WAVEFORM])
-        if self._state in (_S.ARMED, _S.STIMULATING):
-            self._state = _S.STIMULATING if o.program_id != PROGRAM_OFF else _S.ARMED
+        if st.state in (_S.ARMED, _S.STIMULATING):
+            st.state = _S.STIMULATING if o.program_id != PROGRAM_OFF else _S.ARMED
         if flags:
+            active = st.active
             for b in range(K.N_BITS):
                 if (flags >> b) & 1:
-                    self._active[b] += 1
-            new = flags & ~self._prev_flags
+                    active[b] += 1
+            new = flags & ~st.prev_flags
             if new:
+                ev = sc.ev
                 for b in range(K.N_BITS):
                     if (new >> b) & 1:
                         events = self._add(events, R.KERNEL_REASONS[b],
-                                           contact=int(self._ev_contact[b]),
-                                           requested=float(self._ev_req[b]),
-                                           allowed=float(self._ev_allow[b]))
-        self._prev_flags = flags
+                                           contact=int(ev[K.EV_CONTACT, b]),
+                                           requested=float(ev[K.EV_REQ, b]),
+                                           allowed=float(ev[K.EV_ALLOW, b]))
+        st.prev_flags = flags
         return events
 
     # ------------------------------------------------------------------ warm-up
     def warmup(self) -> None:
         """Compile every kernel with the real shapes (on scratch copies; state untouched)."""
-        n = self._n
+        cfg, st, sc = self._cfg, self._st, self._scratch
+        n = cfg.n
         req = np.zeros(n)
         req_s = np.zeros(K.N_REQ)
         prev_amp = np.zeros(n)
         prev_s = np.zeros(K.N_S)
         out_amp = np.zeros(n)
         out_s = np.zeros(K.N_S)
-        ids = self._dose_ids.copy()
-        sums = self._dose_sums.copy()
-        ip = self._iparams.copy()
-        evc = self._ev_contact.copy()
-        evr = self._ev_req.copy()
-        eva = self._ev_allow.copy()
-        evq = self._ev_ratio.copy()
+        ids = st.dose_ids.copy()
+        sums = st.dose_sums.copy()
+        ip = sc.iparams.copy()
+        ev = sc.ev.copy()
         K.request_finite(req, req_s)
-        K.dose_used_uc(ids, sums, 0, self._bucket_ns, self._window_ns)
+        K.dose_used_uc(ids, sums, 0, cfg.bucket_ns, cfg.window_ns)
         for mode in (K.MODE_REQUEST, K.MODE_RAMP):
             req_s[K.R_MODE] = mode
-            K.supervise(req, req_s, self._prog_sf, self._prog_info, self._caps, self._lim,
-                        self._z_ohm.copy(), self._blocked.copy(), prev_amp, prev_s, out_amp,
-                        out_s, ids, sums, ip, evc, evr, eva, evq)
+            K.supervise(req, req_s, cfg.prog_sf, cfg.prog_info, cfg.caps, cfg.lim,
+                        st.z_ohm.copy(), st.blocked.copy(), prev_amp, prev_s, out_amp, out_s,
+                        ids, sums, ip, ev)

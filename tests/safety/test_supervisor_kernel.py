@@ -188,8 +188,9 @@ def test_kernel_matches_numpy_reference(seed):
     now_ns = 10**10
     # dose ledger: one earlier commit inside the window
     used = float(rng.uniform(0, 150))
-    sup._dose_sums[0] = used
-    sup._dose_ids[0] = now_ns // sup._bucket_ns
+    cfg, st = sup._cfg, sup._st
+    st.dose_sums[0] = used
+    st.dose_ids[0] = now_ns // cfg.bucket_ns
 
     mode = "request" if rng.random() < 0.8 else "ramp"
     ramp = float(rng.uniform(0, 1))
@@ -201,23 +202,24 @@ def test_kernel_matches_numpy_reference(seed):
                     prev_params)
 
     req_s = np.zeros(K.N_REQ)
-    req_s[:5] = (pw, f, ipg, case, wf)
+    req_s[[K.R_PW, K.R_F, K.R_IPG, K.R_CASE, K.R_WAVEFORM]] = (pw, f, ipg, case, wf)
     req_s[K.R_MODE] = K.MODE_REQUEST if mode == "request" else K.MODE_RAMP
     req_s[K.R_RAMP] = ramp
     req_s[K.R_DT] = dt_s
-    prev_s = np.array([prev_params[0], prev_params[1], prev_params[2], prev_params[3], 1.0,
-                       0.0])
-    ip = sup._iparams.copy()
+    prev_s = np.zeros(K.N_S)
+    prev_s[[K.S_PW, K.S_F, K.S_IPG, K.S_CASE]] = prev_params[:4]
+    prev_s[K.S_PROGRAM] = 1.0
+    prev_s[K.S_WAVEFORM] = 0.0
+    ip = sup._scratch.iparams.copy()
     ip[K.I_ROW] = 1 if program_known else -1
     ip[K.I_PROGRAM] = 1 if program_known else 7
     ip[K.I_NOW] = now_ns
     out_amp = np.zeros(N)
     out_s = np.zeros(K.N_S)
-    ev = (np.zeros(K.N_BITS, np.int64), np.zeros(K.N_BITS), np.zeros(K.N_BITS),
-          np.zeros(K.N_BITS))
-    flags = K.supervise(req, req_s, sup._prog_sf, sup._prog_info, sup._caps, sup._lim, z,
-                        blocked, prev.copy(), prev_s, out_amp, out_s, sup._dose_ids,
-                        sup._dose_sums, ip, *ev)
+    ev = np.zeros((K.N_EV, K.N_BITS))
+    flags = K.supervise(req, req_s, cfg.prog_sf, cfg.prog_info, cfg.caps, cfg.lim, z,
+                        blocked, prev.copy(), prev_s, out_amp, out_s, st.dose_ids,
+                        st.dose_sums, ip, ev)
     got_flags = {R.KERNEL_REASONS[b] for b in range(K.N_BITS) if (flags >> b) & 1}
     assert got_flags == ref[6]
     assert_allclose(out_amp, ref[0], rtol=1e-9, atol=1e-12)
