@@ -30,7 +30,9 @@ class InterlockEvent:
     Attributes
     ----------
     reason : str
-        Reason code (see :mod:`neuroloop.safety.reasons`), e.g. ``"shannon"``.
+        Reason code, one of :data:`neuroloop.safety.reasons.REASONS` (its row in
+        :data:`~neuroloop.safety.reasons.TABLE` gives the invariant, the unit of
+        ``requested`` / ``allowed`` and the kernel bit, if any), e.g. ``"shannon"``.
     cycle : int
         Control cycle in which it happened.
     time_ns : int
@@ -38,7 +40,7 @@ class InterlockEvent:
     contact : int
         Contact index, or -1 when the event is not about one contact.
     requested : float
-        The requested value (unit given by the reason), NaN when not applicable.
+        The requested value (unit: ``reasons.UNIT[reason]``), NaN when not applicable.
     allowed : float
         The value that was allowed instead.
     state : SupervisorState
