@@ -8,7 +8,8 @@ order, so that every invariant holds at once. Each step is one compiled stage:
    :func:`_project_on_program`);
 2. project the request onto its program's contact pattern and take the program's pulse
    width, frequency and gap (the decoder only modulates amplitude), and clamp the program
-   amplitude into the clinician's [min, max] (:func:`_project_on_program`);
+   amplitude into the clinician's [min, max] (:func:`_project_on_program`,
+   :func:`_clamp_envelope`);
 3. waveform forced to symmetric biphasic (charge balance by construction)
    (:func:`_force_biphasic`);
 4. pulse width, frequency and interphase gap clamped into their ranges, then frequency (and if
@@ -298,6 +299,37 @@ def _reject_nonfinite(req_amp, req_s, disabled, ev):
 
 
 @jit
+def _clamp_envelope(a_req, lo, hi, disabled, ev):
+    """Step 2a, invariant 8: the program amplitude inside the clinician's envelope.
+
+    Parameters
+    ----------
+    a_req : float
+        Requested program amplitude (summed cathodic current), mA (>= 0).
+    lo, hi : float
+        The program's clinician [min, max], mA.
+    disabled : int
+        Disabled-interlock mask.
+    ev : ndarray, (N_EV, N_BITS) float64
+        Worst occurrence per reason.
+
+    Returns
+    -------
+    amplitude_ma, flags : float, int
+        ``a_req`` clamped into [lo, hi]; ``1 << B_ENVELOPE`` when it was moved.
+    """
+    if not _on(disabled, B_ENVELOPE):
+        return a_req, 0
+    if a_req > hi:
+        _note(ev, B_ENVELOPE, -1, a_req, hi, hi / a_req)
+        return hi, 1 << B_ENVELOPE
+    if a_req < lo:
+        _note(ev, B_ENVELOPE, -1, a_req, lo, 1.0)
+        return lo, 1 << B_ENVELOPE
+    return a_req, 0
+
+
+@jit
 def _project_on_program(req_amp, req_s, prog_sf, prog_info, row, program_id, disabled,
                         out_amp, ev):
     """Steps 1b-2, invariant 8 (and 6): the request becomes its program at a clamped amplitude.
@@ -365,18 +397,8 @@ def _project_on_program(req_amp, req_s, prog_sf, prog_info, row, program_id, dis
             out_amp[c] = req_amp[c]
         return True, flags, pw, f, ipg, case, True
     uses_case = prog_info[row, P_USES_CASE] > 0.0
-    a_t = a_req
-    if _on(disabled, B_ENVELOPE):
-        lo = prog_info[row, P_AMP_MIN]
-        hi = prog_info[row, P_AMP_MAX]
-        if a_t > hi:
-            flags |= 1 << B_ENVELOPE
-            _note(ev, B_ENVELOPE, -1, a_req, hi, hi / a_req)
-            a_t = hi
-        elif a_t < lo:
-            flags |= 1 << B_ENVELOPE
-            _note(ev, B_ENVELOPE, -1, a_req, lo, 1.0)
-            a_t = lo
+    a_t, flags = _clamp_envelope(a_req, prog_info[row, P_AMP_MIN], prog_info[row, P_AMP_MAX],
+                                 disabled, ev)
     if _on(disabled, B_PROGRAM_PATTERN):
         ppw = prog_info[row, P_PW]
         pf = prog_info[row, P_F]
