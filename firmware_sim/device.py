@@ -19,6 +19,18 @@ What the device accepts (in order; the first failing check answers, and nothing 
    violation with the device's own impedances, slew reference and dose (NAK ``LIMIT``).
    The device refuses; it never clamps.
 
+The device trusts its own clock (SAFETY.md invariant 21): the slew check and the dose
+horizon use ``now_us`` only, never a timestamp or sample index the host sends
+(``hop_last_sample`` only feeds the latency statistics and the "not acquired yet" check).
+Slew time is a bucket of device microseconds: it fills with device time up to
+``slew_dt_cap_s``, is empty at boot and at every ARM, and an applied command spends the time
+its largest per-contact rise of |I| needs at ``slew_up_ma_per_s`` (a sign change counts
+the whole new magnitude, as in ``validate``). So over any stretch of device time Δ, a
+contact's |I| rises by at most ``slew_up_ma_per_s * (Δ + slew_dt_cap_s)`` (plus
+``validate``'s rounding tolerance per command), and by at most ``slew_up_ma_per_s * Δ``
+counted from an ARM. Unused time carries over (up to the cap), so link jitter between
+commands sent one control period apart costs no NAK.
+
 Watchdog: when ARMED or STIMULATING and no accepted tagged frame arrived for ``watchdog_ms``,
 the output ramps linearly to zero over ``watchdog_ramp_ms`` and stays there (state WATCHDOG)
 until an ARM.
@@ -110,7 +122,7 @@ class DeviceConfig:
     status_ms : int
         Period of STATUS frames (and of impedance measurements).
     slew_dt_cap_s : float
-        Largest time step credited to the slew check between two commands, s.
+        Most device time the slew check can have saved up (the size of the slew bucket), s.
     battery_pct : float
         Initial state of charge.
     device_name : str
@@ -274,8 +286,7 @@ class FirmwareDevice:
         self.frame_counter = 0
         self.newest_sample = -1
         self._last_host_us: int | None = None
-        self._slew_ref_us = now_us
-        self._slew_ref_sample: int | None = None
+        self._reset_slew(now_us)
         self._dose = _DoseMeter(self.cfg.limits.dose_window_s)
         self._next_hb_us = now_us
         self._next_status_us = now_us
@@ -406,8 +417,7 @@ class FirmwareDevice:
         self.state = DeviceState.ARMED
         self.fault_flags &= ~(FaultFlag.WATCHDOG_TRIPPED | FaultFlag.REBOOTED
                               | FaultFlag.TX_OVERFLOW)
-        self._slew_ref_us = now_us
-        self._slew_ref_sample = self.newest_sample if self.streaming else None
+        self._reset_slew(now_us)
         self.counters["arms"] += 1
         self._emit_log({"kind": "arm", "time_us": now_us, "seq": frame.seq})
         return self._ack(frame, now_us, applied=True)
@@ -444,18 +454,18 @@ class FirmwareDevice:
             hw = check_ceilings(s, self.cfg.ceilings, z)
             if hw is not None:
                 return self._nak(seq, t, NakReason.HW_CEILING, now_us, detail=hw[1], text=hw[0])
-            dt_s = self._slew_dt_s(s, now_us)
+            slew_s = self._slew_credit_s(now_us)
             violations = validate(cmd, self.cfg.limits, self.cfg.array, previous=self.output,
-                                  dt_s=dt_s, impedance_ohm=z,
-                                  dose_used_uc=self._dose.used_uc(), horizon_s=dt_s)
+                                  dt_s=slew_s, impedance_ohm=z,
+                                  dose_used_uc=self._dose.used_uc(),
+                                  horizon_s=self._dose_horizon_s(now_us))
             if violations:
                 v = violations[0]
                 return self._nak(seq, t, NakReason.LIMIT, now_us, detail=v.contact,
                                  text=str(v))
+            self._spend_slew(cmd)
         # apply
-        self._slew_ref_us = now_us
-        if s.hop_last_sample != NO_SAMPLE:
-            self._slew_ref_sample = int(s.hop_last_sample)
+        self._last_cmd_us = now_us
         latency = NO_LATENCY
         if s.hop_last_sample != NO_SAMPLE and self.streaming:
             lat = now_us - self.sample_time_us(int(s.hop_last_sample))
@@ -469,21 +479,41 @@ class FirmwareDevice:
         self.counters["stims_applied"] += 1
         return self._ack(frame, now_us, applied=True, latency_us=latency)
 
-    def _slew_dt_s(self, s: Stim, now_us: int) -> float:
-        """Time credited to the slew (and dose horizon) check of ``s``.
+    # ------------------------------------------------------------------ device-time slew
+    def _reset_slew(self, now_us: int) -> None:
+        """Boot and ARM: an empty slew bucket, filling from ``now_us``."""
+        self._slew_credit_us = 0
+        self._slew_clock_us = int(now_us)
+        self._last_cmd_us = int(now_us)
 
-        The larger of the stream time between this command's hop and the previous one (the
-        host's own control period, free of link jitter) and the device time since the
-        previous command or ARM, plus one microsecond (the device clock's tick), capped at
-        ``slew_dt_cap_s``.
-        """
-        wall = (now_us - self._slew_ref_us) / 1e6
-        dt = wall
-        ref = self._slew_ref_sample
-        if s.hop_last_sample != NO_SAMPLE and ref is not None and s.hop_last_sample > ref:
-            dt = max(dt, (s.hop_last_sample - ref) / self.cfg.stream.sampling_rate_hz)
-        # + one tick of the device clock: the host rounds its period to whole nanoseconds
-        return min(max(dt, 0.0) + 1e-6, self.cfg.slew_dt_cap_s)
+    def _slew_credit_s(self, now_us: int) -> float:
+        """Fill the slew bucket with the device time since it was last filled (up to
+        ``slew_dt_cap_s``) and return its content, s: the time credited to this command's
+        slew check. Only the device clock goes in; nothing the host sends."""
+        cap_us = int(self.cfg.slew_dt_cap_s * 1e6)
+        now_us = int(now_us)
+        if now_us > self._slew_clock_us:
+            self._slew_credit_us = min(cap_us, self._slew_credit_us
+                                       + (now_us - self._slew_clock_us))
+            self._slew_clock_us = now_us
+        return self._slew_credit_us / 1e6
+
+    def _spend_slew(self, cmd: StimCommand) -> None:
+        """Take the time ``cmd``'s largest rise of |I| needs out of the bucket (rounded up to
+        whole microseconds; the bucket never goes below empty)."""
+        prev = self.output.amplitude_ma
+        new = cmd.amplitude_ma
+        same_sign = prev * new > 0.0
+        rise = np.where(same_sign, np.abs(new) - np.abs(prev), np.abs(new))
+        worst = float(rise.max(initial=0.0))
+        if worst > 0.0:
+            need_us = math.ceil(worst / self.cfg.limits.slew_up_ma_per_s * 1e6)
+            self._slew_credit_us = max(0, self._slew_credit_us - need_us)
+
+    def _dose_horizon_s(self, now_us: int) -> float:
+        """How long a command is counted to commit dose for: the device time since the
+        previous applied command or ARM, capped at ``slew_dt_cap_s`` (device clock only)."""
+        return min(max(int(now_us) - self._last_cmd_us, 0) / 1e6, self.cfg.slew_dt_cap_s)
 
     # ------------------------------------------------------------------ output stage
     def _apply(self, cmd: StimCommand, seq: int, now_us: int) -> None:

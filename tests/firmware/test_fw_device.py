@@ -240,15 +240,19 @@ def test_validate_oracle_refuses_shannon_and_slew() -> None:
     nak = host.answer(stim({4: -5.0}, hop=HOP1), 206_000)
     assert isinstance(nak, Nak) and nak.reason == NakReason.LIMIT and nak.detail == 4
     assert "shannon" in nak.text
-    # slew: 10 mA/s; 96 ms after the ARM (one hop of samples) allows about 1 mA
-    nak = host.answer(stim({4: -1.2}, hop=HOP1), 206_000)
+    # slew: 10 mA/s on the device's clock; 96 ms after the ARM allows 0.96 mA (the hop's
+    # 100.7 ms of samples earn nothing: the device trusts its own clock)
+    nak = host.answer(stim({4: -1.0}, hop=HOP1), 206_000)
     assert isinstance(nak, Nak) and "slew" in nak.text
-    ack = host.answer(stim({4: -1.0}, hop=HOP1), 206_000)
+    ack = host.answer(stim({4: -0.95}, hop=HOP1), 206_000)
     assert isinstance(ack, Ack)
+    # unused time carries over: 1 ms left + 97 ms = 0.98 mA more
     run_until(dev, host, 303_000, start_us=207_000)
-    ack = host.answer(stim({4: -2.0}, hop=HOP1 + 59), 303_000)  # +1 mA in the next hop
+    nak = host.answer(stim({4: -1.94}, hop=HOP1 + 59), 303_000)
+    assert isinstance(nak, Nak) and "slew" in nak.text
+    ack = host.answer(stim({4: -1.93}, hop=HOP1 + 59), 303_000)
     assert isinstance(ack, Ack)
-    assert dev.output.amplitude_ma[4] == -2.0
+    assert dev.output.amplitude_ma[4] == -1.93
 
 
 def test_every_refusal_is_counted_and_explained() -> None:
