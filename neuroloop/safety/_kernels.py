@@ -827,11 +827,32 @@ def _emit(out_amp, out_s, prev_amp, prev_s, dose_ids, dose_sums, now_ns, bucket_
           ipg, case, program, wf, commit):
     """Step 8: write the command (or the clean off command when nothing flows).
 
-    Writes ``out_s`` (N_S,) from the pulse parameters (us, Hz, us), case current (mA),
-    program id and waveform; copies ``out_amp``/``out_s`` into ``prev_amp``/``prev_s`` (the
-    next cycle's slew reference); commits ``commit`` uC to the dose ledger. An all-zero
-    result is written as the off command (``S_PROGRAM`` = PROGRAM_OFF, zero scalars) and
-    commits nothing.
+    An all-zero result (every contact and the case) is written as the off command
+    (``S_PROGRAM`` = PROGRAM_OFF, zero scalars) and commits nothing; otherwise the dose is
+    committed and the command written. Either way it becomes the next cycle's reference.
+
+    Parameters
+    ----------
+    out_amp : ndarray, (n,) float64
+        Final contact currents, mA.
+    out_s : ndarray, (N_S,) float64
+        Output: command scalars (``S_*``).
+    prev_amp, prev_s : ndarray, (n,) and (N_S,) float64
+        Output: copies of ``out_amp`` / ``out_s`` (the next cycle's slew reference).
+    dose_ids, dose_sums : ndarray, (n_buckets,) int64 and float64
+        Dose ledger; ``commit`` uC is added to the bucket of ``now_ns``.
+    now_ns, bucket_ns : int
+        Supervisor clock and bucket width, ns.
+    pw, f, ipg : float
+        Phase width (us), pulse rate (Hz), interphase gap (us).
+    case : float
+        Case current, mA.
+    program : float
+        Program id.
+    wf : float
+        Waveform code.
+    commit : float
+        Charge this command commits, uC.
     """
     n = out_amp.shape[0]
     any_on = case != 0.0
@@ -862,11 +883,39 @@ def supervise(req_amp, req_s, prog_sf, prog_info, caps, lim, z_ohm, blocked, pre
               out_amp, out_s, dose_ids, dose_sums, iparams, ev):
     """Write the safe command for ``req_amp``/``req_s`` into ``out_amp``/``out_s``.
 
-    Runs the stages in the documented order (module docstring). Returns the bit mask of the
-    interlocks that acted (see ``B_*``); for each set bit, ``ev[:, bit]`` holds its worst
-    occurrence. ``prev_amp``/``prev_s`` are updated to the new output (the next cycle's slew
-    reference), and the committed dose is added to the ledger. Array layouts: module
-    docstring.
+    Runs the stages in the documented order (module docstring); allocates nothing.
+
+    Parameters
+    ----------
+    req_amp : ndarray, (n,) float64
+        Requested contact currents, mA (cathodic negative).
+    req_s : ndarray, (N_REQ,) float64
+        Request scalars, mode, ramp factor and dt (``R_*``).
+    prog_sf, prog_info : ndarray, (n_rows, n) and (n_rows, N_PROG) float64
+        Program tables (``P_*``).
+    caps : ndarray, (N_CAP, n) float64
+        Per-contact charge caps, uC, and areas, cm^2 (``C_*``).
+    lim : ndarray, (N_LIM,) float64
+        Scalar limits (``L_*``).
+    z_ohm : ndarray, (n,) float64
+        Last impedance per contact, ohm (NaN: not measured).
+    blocked : ndarray, (n,) bool
+        Contacts that may not be driven.
+    prev_amp, prev_s : ndarray, (n,) and (N_S,) float64
+        Previous output (slew and ramp reference); updated to the new output.
+    out_amp, out_s : ndarray, (n,) and (N_S,) float64
+        Output: the safe command (``S_*``).
+    dose_ids, dose_sums : ndarray, (n_buckets,) int64 and float64
+        Dose ledger (bucket index, uC); the committed dose is added.
+    iparams : ndarray, (N_I,) int64
+        Program row and id, clock, dose bucket and window (ns), disabled mask (``I_*``).
+    ev : ndarray, (N_EV, N_BITS) float64
+        Output: for each reason bit that acted, its worst occurrence (``EV_*``).
+
+    Returns
+    -------
+    flags : int
+        Bit mask of the interlocks that acted (``B_*``).
     """
     disabled = iparams[I_DISABLED]
     _clear_events(ev)
