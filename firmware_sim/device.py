@@ -6,9 +6,12 @@ byte by byte and the transport (:mod:`firmware_sim.transport`) only moves bytes.
 
 What the device accepts (in order; the first failing check answers, and nothing changes):
 
-1. CRC, COBS, header, direction (frames marked device->host are dropped) and, for STIM,
-   ARM and HEARTBEAT, the HMAC tag under the host->device key (else NAK ``AUTH``);
-2. STOP is then always obeyed: output zero at once, DISARMED (FAULT stays FAULT), ACK;
+1. COBS and CRC. A frame that passes them and whose type byte is STOP is obeyed at once,
+   whatever its version, flags (direction bit and TAG included), tag (absent, valid or
+   garbage), session, sequence number or payload: output zero, DISARMED (FAULT stays
+   FAULT), ACK (STOP is a type, not a format; it never moves the sequence number);
+2. every other frame: header, direction (frames marked device->host are dropped) and, for
+   STIM, ARM and HEARTBEAT, the HMAC tag under the host->device key (else NAK ``AUTH``);
 3. tagged frames must carry this boot's session (NAK ``SESSION``) and a sequence number
    above the last accepted one (NAK ``REPLAY``); only then do they count as a sign of life
    for the watchdog and move the sequence number;
@@ -383,7 +386,8 @@ class FirmwareDevice:
             self._set_output_off(now_us, "stop")
             if self.state != DeviceState.FAULT:
                 self.state = DeviceState.DISARMED
-            self._emit_log({"kind": "stop", "time_us": now_us, "seq": h.seq})
+            self._emit_log({"kind": "stop", "time_us": now_us, "seq": h.seq,
+                            "flags": h.flags, "payload_len": h.payload_len})
             return [self._ack(frame, now_us, applied=True)]
         if t == MsgType.GET_INFO:
             if not self.streaming:

@@ -16,6 +16,12 @@ Unstuffed frame layout (all little-endian)::
 
 The tag covers the header, so the direction bit, type, session and sequence number cannot be
 changed without the key; the CRC covers the tag, so line noise is told apart from forgery.
+
+STOP is a type, not a format (SAFETY.md): a device-side decoder (``expect=H2D``) turns any
+frame that passes the length and CRC checks and whose type byte is STOP into a
+:class:`~neuroloop.link.messages.Stop`, whatever its version, flags (direction bit, TAG,
+reserved bits), tag (absent, valid or garbage), session, sequence number, ``payload_len`` or
+payload. A frame whose CRC fails is not a frame and stops nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from .messages import (
     MAX_PAYLOAD_LEN,
     MESSAGE_CLASSES,
     Message,
+    MsgType,
+    Stop,
 )
 
 __all__ = [
@@ -176,6 +184,11 @@ def decode_body(body: bytes, *, expect: Direction, key: bytes | None) -> Frame:
     presence, tag, payload. Nothing is decoded from a frame that fails an earlier check.
     Sequence numbers and sessions are the receiver's business (:mod:`neuroloop.link.session`).
 
+    Exception, on the device side only (``expect`` H2D): a frame that passes the length and
+    CRC checks and whose type byte is STOP is a :class:`Stop`, whatever the rest of it holds
+    (a malformed STOP is still a STOP; stopping is always safe). Its header is returned as
+    received.
+
     Raises
     ------
     CrcError, WrongDirectionError, TagError, ProtocolError
@@ -188,6 +201,8 @@ def decode_body(body: bytes, *, expect: Direction, key: bytes | None) -> Frame:
     if not ok:
         raise _with_header(CrcError(f"CRC mismatch on a {len(body)}-byte frame"), None)
     h = Header(*HEADER.unpack_from(data, 0))
+    if h.msg_type == MsgType.STOP and expect is Direction.H2D:
+        return Frame(h, Stop())
     if h.version != PROTOCOL_VERSION:
         raise _with_header(ProtocolError(f"protocol version {h.version} is not supported "
                                          f"(this build speaks {PROTOCOL_VERSION})"), h)

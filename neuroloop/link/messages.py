@@ -470,9 +470,18 @@ class Arm(_Empty):
 
 @dataclass(eq=False)
 class Stop(_Empty):
-    """STOP (host -> device, untagged, always accepted): output to zero now, disarm. Empty."""
+    """STOP (host -> device, untagged, always accepted): output to zero now, disarm.
+
+    Sent with an empty payload. Received, any payload is accepted and ignored: STOP is a
+    type, not a format (a malformed STOP is still a STOP; see
+    :func:`neuroloop.link.codec.decode_body`).
+    """
 
     TYPE: ClassVar[MsgType] = MsgType.STOP
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Stop:
+        return cls()
 
 
 #: Type code -> message class.

@@ -6,12 +6,14 @@ test_link_vectors.py checks that the document's bytes are exactly what the code 
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
 from link_helpers import SESSION, TEST_KEYS, stim_example
 
-from neuroloop.link.codec import HEADER_LEN, Direction, encode_body
+from neuroloop.link.codec import HEADER, HEADER_LEN, PROTOCOL_VERSION, Direction, encode_body
+from neuroloop.link.crc import crc32
 from neuroloop.link.framing import cobs_encode
 from neuroloop.link.messages import (
     Ack,
@@ -23,6 +25,7 @@ from neuroloop.link.messages import (
     Heartbeat,
     Info,
     Message,
+    MsgType,
     Nak,
     NakReason,
     Status,
@@ -52,17 +55,40 @@ class Vector:
     def wire(self) -> bytes:
         return cobs_encode(self.body()) + b"\x00"
 
+    def payload_len(self) -> int:
+        return len(self.message.encode_payload())
+
     def parts(self) -> dict[str, bytes]:
         b = self.body()
-        n = len(self.message.encode_payload())
+        n = self.payload_len()
         tag_end = len(b) - 4
         return {"header": b[:HEADER_LEN], "payload": b[HEADER_LEN:HEADER_LEN + n],
                 "tag": b[HEADER_LEN + n:tag_end], "crc": b[tag_end:], "wire": self.wire()}
 
 
+@dataclass(frozen=True)
+class MalformedStop(Vector):
+    """A STOP no encoder produces (flags, payload and tag as given), which a device must obey
+    all the same: STOP is a type, not a format."""
+
+    flags: int = 0
+    payload: bytes = b""
+    tag: bytes = b""
+
+    def payload_len(self) -> int:
+        return len(self.payload)
+
+    def body(self) -> bytes:
+        raw = HEADER.pack(PROTOCOL_VERSION, int(MsgType.STOP), self.flags, len(self.payload),
+                          SESSION, self.seq, self.timestamp_us) + self.payload + self.tag
+        return raw + struct.pack("<I", crc32(raw))
+
+
 VECTORS: list[Vector] = [
     Vector("get_info", GetInfo(), Direction.H2D, 1, 1000),
     Vector("stop", Stop(), Direction.H2D, 2, 2000),
+    MalformedStop("stop_malformed", Stop(), Direction.H2D, 6, 6000, flags=0x02,
+                  payload=b"\x01", tag=bytes([0xAA] * 16)),
     Vector("arm", Arm(), Direction.H2D, 3, 3000),
     Vector("heartbeat_h2d", Heartbeat(0, 9), Direction.H2D, 4, 4000),
     Vector("stim", stim_example(), Direction.H2D, 5, 5000),

@@ -26,7 +26,7 @@ from neuroloop.link.codec import (
 )
 from neuroloop.link.crc import crc32
 from neuroloop.link.framing import cobs_decode
-from neuroloop.link.messages import Arm, Heartbeat, MsgType, Stop
+from neuroloop.link.messages import Arm, GetInfo, Heartbeat, MsgType, Stop
 from neuroloop.link.session import SequenceGuard
 
 
@@ -140,24 +140,24 @@ def _recrc(b: bytearray) -> bytes:
 
 
 def test_header_checks_name_the_problem() -> None:
-    b = bytearray(body(Stop(), Direction.H2D))
-    b[0] = 2
-    with pytest.raises(ProtocolError, match="version 2"):
+    b = bytearray(body(GetInfo(), Direction.H2D))
+    b[0] = 9
+    with pytest.raises(ProtocolError, match="version 9"):
         decode_body(_recrc(b), expect=Direction.H2D, key=None)
-    b = bytearray(body(Stop(), Direction.H2D))
+    b = bytearray(body(GetInfo(), Direction.H2D))
     b[1] = 0x7F
     with pytest.raises(ProtocolError, match="unknown message type"):
         decode_body(_recrc(b), expect=Direction.H2D, key=None)
-    b = bytearray(body(Stop(), Direction.H2D))
+    b = bytearray(body(GetInfo(), Direction.H2D))
     b[2] = 0x80
     with pytest.raises(ProtocolError, match="reserved"):
         decode_body(_recrc(b), expect=Direction.H2D, key=None)
-    b = bytearray(body(Stop(), Direction.H2D))
+    b = bytearray(body(GetInfo(), Direction.H2D))
     b[3] = 5
     with pytest.raises(ProtocolError, match="payload_len"):
         decode_body(_recrc(b), expect=Direction.H2D, key=None)
-    # a STOP that claims to carry a tag, and an ARM that lacks one
-    b = bytearray(body(Stop(), Direction.H2D)[:-4] + bytes(16) + bytes(4))
+    # a GET_INFO that claims to carry a tag, and an ARM that lacks one
+    b = bytearray(body(GetInfo(), Direction.H2D)[:-4] + bytes(16) + bytes(4))
     b[2] |= 0x02
     with pytest.raises(ProtocolError, match="unexpected"):
         decode_body(_recrc(b), expect=Direction.H2D, key=TEST_KEYS.h2d)
@@ -166,6 +166,48 @@ def test_header_checks_name_the_problem() -> None:
     b[2] &= ~0x02
     with pytest.raises(ProtocolError, match="lacks"):
         decode_body(_recrc(b), expect=Direction.H2D, key=TEST_KEYS.h2d)
+
+
+def _stop_frame(*, version: int = 1, flags: int = 0, payload: bytes = b"",
+                payload_len: int | None = None, tag: bytes = b"", session: int = 7,
+                seq: int = 0) -> bytes:
+    """A STOP body exactly as given (header fields, payload, tag), with a correct CRC."""
+    raw = HEADER.pack(version, int(MsgType.STOP), flags,
+                      len(payload) if payload_len is None else payload_len, session, seq, 0)
+    return bytes(raw + payload + tag) + struct.pack("<I", crc32(raw + payload + tag))
+
+
+@pytest.mark.parametrize("kw", [
+    {"flags": 0x02, "tag": bytes(16)},                     # TAG flag, garbage tag
+    {"flags": 0x02},                                       # TAG flag, no tag at all
+    {"tag": bytes(range(16))},                             # a tag without the flag
+    {"payload": b"\x01"},                                  # a 1-byte payload
+    {"payload": bytes(300), "payload_len": 3},             # payload_len that lies
+    {"flags": 0xFF},                                       # reserved bits, D2H bit
+    {"flags": FLAG_D2H},                                   # marked device -> host
+    {"version": 0xEE, "session": 0, "seq": 2**32 - 1},     # another version, odd numbers
+])
+def test_a_malformed_stop_is_still_a_stop_on_the_device_side(kw) -> None:
+    b = _stop_frame(**kw)
+    frame = decode_body(b, expect=Direction.H2D, key=TEST_KEYS.h2d)
+    assert isinstance(frame.message, Stop) and frame.header.msg_type == MsgType.STOP
+    assert frame.seq == kw.get("seq", 0)
+    # a host never takes a STOP (no device sends one) ...
+    with pytest.raises(ProtocolError):
+        decode_body(b, expect=Direction.D2H, key=TEST_KEYS.d2h)
+    # ... and a STOP whose CRC fails is not a frame at all
+    bad = bytearray(b)
+    bad[-1] ^= 0x01
+    with pytest.raises(CrcError):
+        decode_body(bytes(bad), expect=Direction.H2D, key=TEST_KEYS.h2d)
+
+
+def test_a_stop_with_a_valid_tag_is_a_stop() -> None:
+    from neuroloop.link.auth import compute_tag
+
+    raw = HEADER.pack(1, int(MsgType.STOP), 0x02, 0, SESSION, 5, 0)
+    b = _stop_frame(flags=0x02, tag=compute_tag(TEST_KEYS.h2d, raw), session=SESSION, seq=5)
+    assert isinstance(decode_body(b, expect=Direction.H2D, key=TEST_KEYS.h2d).message, Stop)
 
 
 def test_crc_error_is_its_own_class() -> None:
