@@ -9,6 +9,7 @@ Filtering references use ``scipy.signal.sosfilt`` with its ``zi`` state carried 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,8 @@ __all__ = [
     "linear_softmax_ref",
     "lda_fit_ref",
     "HMMGateRef",
+    "lda_outputs_ref",
+    "StimMapperRef",
 ]
 
 
@@ -210,3 +213,70 @@ def cobs_decode_ref(encoded: bytes) -> bytes | str:
         if code != 0xFF and i < n:
             out.append(0)
     return bytes(out)
+
+
+# ------------------------------------------------------------------------------------ control
+def lda_outputs_ref(probs: np.ndarray, state: int, valid: bool) -> np.ndarray:
+    """The LDA decoder's continuous outputs, from their definitions (NaN when invalid):
+    confidence = p[state], state_margin = top-1 - top-2, movement_probability = 1 - p[rest]."""
+    if not valid:
+        return np.full(3, np.nan)
+    top = np.sort(probs)[::-1]
+    return np.array([probs[state], top[0] - top[1], min(max(float(np.sum(probs[1:])), 0.0),
+                                                        1.0)])
+
+
+class StimMapperRef:
+    """The intention -> request mapper as it was before control policies (``StimMapper`` of
+    neuroloop 0.1.0, verbatim): the ``program-per-state`` policy must match it bit for bit.
+
+    Rest, an invalid output, or a state without a program: off. Otherwise the program's
+    contact currents at ``min + clip((confidence - thr) / (1 - thr), 0, 1) * (max - min)``;
+    a non-finite confidence gives amplitude 0.
+    """
+
+    def __init__(self, programs, confidence_threshold: float = 0.5) -> None:
+        from neuroloop.stimulation.command import StimCommand
+
+        if not 0.0 <= confidence_threshold < 1.0:
+            raise ValueError("confidence_threshold must be in [0, 1)")
+        self.programs = programs
+        self.confidence_threshold = float(confidence_threshold)
+        t = programs.table()
+        self._signed = t["signed_fraction"]
+        self._uses_case = t["uses_case"]
+        self._freq = t["frequency_hz"]
+        self._pw = t["pulse_width_us"]
+        self._ipg = t["interphase_gap_us"]
+        self._amin = t["amplitude_min_ma"]
+        self._amax = t["amplitude_max_ma"]
+        self._has = t["has_program"]
+        self.request = StimCommand.off(programs.array.n_contacts)
+
+    def program_amplitude_ma(self, state: int, confidence: float) -> float:
+        if not (0 <= state < self._has.shape[0]) or not self._has[state]:
+            return 0.0
+        if not math.isfinite(confidence):
+            return 0.0
+        thr = self.confidence_threshold
+        scale = min(max((confidence - thr) / (1.0 - thr), 0.0), 1.0)
+        return float(self._amin[state] + scale * (self._amax[state] - self._amin[state]))
+
+    def map(self, intention, cycle: int):
+        from neuroloop.stimulation.command import PROGRAM_OFF
+
+        req = self.request
+        req.cycle = cycle
+        state = int(intention.state)
+        if (not intention.valid or state <= 0 or state >= self._has.shape[0]
+                or not self._has[state]):
+            req.set_off()
+            return req
+        amp = self.program_amplitude_ma(state, float(intention.confidence))
+        np.multiply(self._signed[state], amp, out=req.amplitude_ma)
+        req.case_ma = amp if self._uses_case[state] else 0.0
+        req.pulse_width_us = float(self._pw[state])
+        req.frequency_hz = float(self._freq[state])
+        req.interphase_gap_us = float(self._ipg[state])
+        req.program_id = state if amp > 0 else PROGRAM_OFF
+        return req

@@ -13,6 +13,16 @@ Gate state vector
  [3]  consecutive hops the candidate has been above the threshold
  [4]  1 if this hop's input was valid (finite), else 0
 ====  ===============================================================================
+
+Output vector
+-------------
+``values`` (float64, length :data:`LDA_N_OUTPUTS`), the LDA decoder's continuous outputs:
+
+====  =====================  ================================================================
+ [0]  confidence             smoothed probability of the gated state
+ [1]  state_margin           top-1 minus top-2 smoothed probability (0: a tie, 1: certain)
+ [2]  movement_probability   1 - smoothed probability of rest (state 0)
+====  =====================  ================================================================
 """
 
 from __future__ import annotations
@@ -21,8 +31,9 @@ import numpy as np
 
 from .._jit import jit
 
-__all__ = ["linear_softmax", "linear_softmax_rows", "hmm_gate_step", "GATE_STATE",
-           "GATE_RAW", "GATE_CANDIDATE", "GATE_COUNT", "GATE_VALID", "GATE_SIZE"]
+__all__ = ["linear_softmax", "linear_softmax_rows", "hmm_gate_step", "lda_outputs",
+           "GATE_STATE", "GATE_RAW", "GATE_CANDIDATE", "GATE_COUNT", "GATE_VALID", "GATE_SIZE",
+           "OUT_CONFIDENCE", "OUT_STATE_MARGIN", "OUT_MOVEMENT_PROBABILITY", "LDA_N_OUTPUTS"]
 
 GATE_STATE = 0
 GATE_RAW = 1
@@ -30,6 +41,11 @@ GATE_CANDIDATE = 2
 GATE_COUNT = 3
 GATE_VALID = 4
 GATE_SIZE = 5
+
+OUT_CONFIDENCE = 0
+OUT_STATE_MARGIN = 1
+OUT_MOVEMENT_PROBABILITY = 2
+LDA_N_OUTPUTS = 3
 
 
 @jit
@@ -191,3 +207,39 @@ def hmm_gate_step(W, b, x, trans, reset_p, p_prev, gate_hops, threshold, gate, p
     else:
         gate[GATE_CANDIDATE] = -1
         gate[GATE_COUNT] = 0
+
+
+@jit
+def lda_outputs(probs, state, valid, values):
+    """Continuous outputs of one hop from the smoothed probabilities (module docstring).
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n_states,), float64
+        Smoothed probabilities of this hop (sum to 1), n_states >= 2.
+    state : int
+        Gated state.
+    valid : bool
+        False: every output is NaN (no measurement this hop).
+    values : ndarray, shape (LDA_N_OUTPUTS,), float64
+        Output, overwritten.
+    """
+    if not valid:
+        for i in range(values.shape[0]):
+            values[i] = np.nan
+        return
+    top1 = -np.inf
+    top2 = -np.inf
+    moving = 0.0
+    for k in range(probs.shape[0]):
+        p = probs[k]
+        if p > top1:
+            top2 = top1
+            top1 = p
+        elif p > top2:
+            top2 = p
+        if k > 0:
+            moving += p
+    values[OUT_CONFIDENCE] = probs[state]
+    values[OUT_STATE_MARGIN] = top1 - top2
+    values[OUT_MOVEMENT_PROBABILITY] = min(max(moving, 0.0), 1.0)

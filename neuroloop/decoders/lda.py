@@ -16,8 +16,18 @@ Model
    most probable state with smoothed probability above ``gate_threshold``; otherwise the
    previous gated state is held (hysteresis). Rest (0) is entered the same way.
 
-Invalid input (NaN/inf features) gives ``valid=False``, state 0, confidence 0, and resets the
-recursion and the gate to rest.
+Invalid input (NaN/inf features) gives ``valid=False``, state 0, confidence 0, NaN continuous
+outputs, and resets the recursion and the gate to rest.
+
+Continuous outputs (``DecoderOutput.values``, all dimensionless, unit ``"1"``)
+-------------------------------------------------------------------------------
+``confidence``
+    Smoothed probability of the gated state (the same number as ``DecoderOutput.confidence``).
+``state_margin``
+    Top-1 minus top-2 smoothed probability: how decisively the decoder picks its most
+    probable state (0 = a tie, 1 = certain).
+``movement_probability``
+    1 minus the smoothed probability of rest: how strongly any movement is intended.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import numpy as np
 from .._buffers import copy_into
 from ..errors import ConfigError, DecoderFileError
 from . import _kernels
-from .base import BaseDecoder, Intention, register_decoder
+from .base import BaseDecoder, DecoderOutput, register_decoder
 
 __all__ = ["LDADecoder", "transition_matrix"]
 
@@ -97,9 +107,13 @@ class LDADecoder(BaseDecoder):
     classes_ : ndarray, shape (n_states,), int64
         ``0..n_states-1``.
     priors_ : ndarray, shape (n_states,)
+    output_schema_ : OutputSchema
+        State names (given to ``fit``, or recorded in the decoder file) and the continuous
+        outputs ``confidence``, ``state_margin``, ``movement_probability`` (module docstring).
     """
 
     name = "lda"
+    outputs = (("confidence", "1"), ("state_margin", "1"), ("movement_probability", "1"))
 
     def __init__(self, n_states: int | None = None, shrinkage: float = 0.1,
                  transition_stay: float = 0.9, gate_hops: int = 2,
@@ -158,13 +172,16 @@ class LDADecoder(BaseDecoder):
                               "features or load a trained decoder file")
 
     # -- training --------------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray) -> LDADecoder:
+    def fit(self, X: np.ndarray, y: np.ndarray, *,
+            state_names: Sequence[str] | None = None) -> LDADecoder:
         """Fit on calibration features.
 
         Parameters
         ----------
         X : ndarray, shape (n_hops, n_features), finite
         y : ndarray, shape (n_hops,), int in ``0..n_states-1``, every state present
+        state_names : sequence of str, optional
+            One name per state, rest first (recorded in ``output_schema_``).
 
         Raises
         ------
@@ -200,6 +217,9 @@ class LDADecoder(BaseDecoder):
         if missing:
             raise ConfigError(f"state(s) {missing} have no calibration hops; record every state "
                               "or lower n_states")
+        if state_names is not None and len(state_names) != n_states:
+            raise ConfigError(f"{len(state_names)} state names for {n_states} states; give "
+                              "one name per state, rest first")
         n, p = X.shape
         if n <= n_states:
             raise ConfigError(f"{n} calibration hops for {n_states} states; record more hops "
@@ -231,11 +251,12 @@ class LDADecoder(BaseDecoder):
             raise ConfigError("LDA weights are not finite (ill-conditioned covariance); raise "
                               "shrinkage (e.g. 0.1)")
         intercept = -0.5 * np.sum(mu * coef, axis=1) + np.log(priors)
-        self._set_model(coef, intercept, mean, scale, priors)
+        self._set_model(coef, intercept, mean, scale, priors, state_names)
         return self
 
     def _set_model(self, coef: np.ndarray, intercept: np.ndarray, mean: np.ndarray,
-                   scale: np.ndarray, priors: np.ndarray) -> None:
+                   scale: np.ndarray, priors: np.ndarray,
+                   state_names: Sequence[str] | None = None) -> None:
         n_states = coef.shape[0]
         self.coef_ = np.ascontiguousarray(coef, dtype=np.float64)
         self.intercept_ = np.ascontiguousarray(intercept, dtype=np.float64)
@@ -251,7 +272,9 @@ class LDADecoder(BaseDecoder):
         self._trans = np.ascontiguousarray(transition_matrix(n_states, self.transition_stay))
         self._p_prev = self.priors_.copy()
         self._gate = np.zeros(_kernels.GATE_SIZE, dtype=np.int64)
-        self._intention = Intention(probabilities=np.zeros(n_states))
+        self._intention = DecoderOutput(probabilities=np.zeros(n_states),
+                                        values=np.zeros(_kernels.LDA_N_OUTPUTS))
+        self._declare_schema(state_names, n_states)
         self._n_feat = self.coef_.shape[1]
         self._shape = (self._n_feat,)
         self._x_buf = np.zeros(self._n_feat)
@@ -270,8 +293,12 @@ class LDADecoder(BaseDecoder):
         it.probabilities[:] = self.priors_
         it.confidence = 0.0
         it.valid = True
+        it.values[:] = np.nan  # no hop decoded yet
 
-    def step(self, features: np.ndarray) -> Intention:
+    def _schema_changed(self) -> None:
+        self._intention.schema = self.output_schema_
+
+    def step(self, features: np.ndarray) -> DecoderOutput:
         """Decode one hop.
 
         Parameters
@@ -282,7 +309,7 @@ class LDADecoder(BaseDecoder):
 
         Returns
         -------
-        Intention
+        DecoderOutput
             Owned by the decoder and overwritten by the next call.
         """
         if not self._fitted:
@@ -302,11 +329,13 @@ class LDADecoder(BaseDecoder):
             it.raw_state = int(g[1])
             it.confidence = float(probs[state])
             it.valid = True
+            _kernels.lda_outputs(probs, state, True, it.values)
         else:
             it.state = 0
             it.raw_state = 0
             it.confidence = 0.0
             it.valid = False
+            _kernels.lda_outputs(probs, 0, False, it.values)
         return it
 
     def _coerce(self, features: object) -> np.ndarray:

@@ -184,7 +184,7 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
     except TypeError as exc:
         raise ConfigError(f"decoder {scenario.decoder.kind!r}: bad parameter ({exc}); "
                           "check the [decoder] section") from None
-    decoder.fit(X, y)
+    decoder.fit(X, y, state_names=scenario.intention_names)
     train_acc = float(np.mean(np.argmax(decoder.predict_proba(X), axis=1) == y))
     return decoder, {"hops": int(X.shape[0]), "train_accuracy": round(train_acc, 4)}
 
@@ -272,6 +272,12 @@ class Session:
             raise ConfigError(
                 f"decoder {self.options.decoder_path} has {self.decoder.n_states} states but "
                 f"scenario {self.scenario.name} has {n_states}; retrain it for this scenario")
+        schema = self.decoder.output_schema_
+        if schema.states_named and schema.state_names != self.scenario.intention_names:
+            raise ConfigError(
+                f"decoder {self.options.decoder_path} decodes states "
+                f"{', '.join(schema.state_names)} but scenario {self.scenario.name} has "
+                f"{', '.join(self.scenario.intention_names)}; retrain it for this scenario")
 
     def meta(self) -> dict[str, Any]:
         """Everything needed to reproduce the run (goes into recordings)."""

@@ -118,6 +118,7 @@ def test_save_load_round_trip_gives_identical_outputs(fitted: BaseDecoder,
         assert (a.state, a.raw_state, a.valid, a.confidence) == \
                (b.state, b.raw_state, b.valid, b.confidence)
         assert np.array_equal(a.probabilities, b.probabilities)
+        assert np.array_equal(a.values, b.values, equal_nan=True)
     assert type(BaseDecoder.load(path)) is type(fitted)
 
 
@@ -158,7 +159,7 @@ def test_step_does_not_allocate_or_compile_after_warmup(fitted: BaseDecoder) -> 
     X, _ = gaussian_data(seed=5)
     X[::97, 0] = np.nan  # invalid hops take the same path
     fitted.warmup()
-    kernels = [dk.hmm_gate_step, dk.linear_softmax, dk.linear_softmax_rows]
+    kernels = [dk.hmm_gate_step, dk.linear_softmax, dk.linear_softmax_rows, dk.lda_outputs]
     counts = [compiled_signature_count(k) for k in kernels]
     for x in X[:50]:
         fitted.step(x)
