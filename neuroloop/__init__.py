@@ -1,6 +1,6 @@
 """neuroloop: a simulated closed-loop neuromodulation controller.
 
-ECoG/EEG samples -> Numba streaming DSP -> decoder -> stimulation mapper -> safety supervisor ->
+ECoG/EEG samples -> Numba streaming DSP -> decoder -> control policy -> safety supervisor ->
 stimulator, in a deadline-checked real-time loop that can be recorded and replayed bit-exactly.
 """
 
@@ -28,11 +28,16 @@ _LAZY = {
     "Block": "neuroloop.acquisition.base",
     "FeaturePipeline": "neuroloop.dsp",
     "BaseDecoder": "neuroloop.decoders.base",
+    "DecoderOutput": "neuroloop.decoders.base",
     "Intention": "neuroloop.decoders.base",
+    "OutputSchema": "neuroloop.decoders.base",
     "make_decoder": "neuroloop.decoders.base",
     "load_decoder": "neuroloop.decoders.base",
     "StimCommand": "neuroloop.stimulation.command",
-    "StimMapper": "neuroloop.stimulation.mapper",
+    "ControlPolicy": "neuroloop.control",
+    "make_policy": "neuroloop.control",
+    "register_policy": "neuroloop.control",
+    "policy_names": "neuroloop.control",
     "SafetySupervisor": "neuroloop.safety.supervisor",
     "SafetyLimits": "neuroloop.safety.limits",
     "validate": "neuroloop.safety.validate",

@@ -20,10 +20,12 @@ from .errors import ConfigError
 
 __all__ = [
     "Scenario", "SourceConfig", "DspConfig", "DecoderConfig", "ProgramConfig",
-    "StimulationConfig", "RuntimeConfig", "load_scenario", "scenario_names", "scenario_from_dict",
+    "StimulationConfig", "ControlConfig", "RuntimeConfig", "load_scenario", "scenario_names",
+    "scenario_from_dict",
 ]
 
-_SECTIONS = ("scenario", "source", "dsp", "decoder", "stimulation", "safety", "runtime", "base")
+_SECTIONS = ("scenario", "source", "dsp", "decoder", "stimulation", "control", "safety",
+             "runtime", "base")
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class ProgramConfig:
 
 @dataclass(frozen=True)
 class StimulationConfig:
-    """Electrode array, programs and how confidence scales amplitude.
+    """Electrode array and programs (how decoder output drives them is ``[control]``).
 
     Attributes
     ----------
@@ -99,8 +101,34 @@ class StimulationConfig:
 
     array: str
     contact_area_cm2: float | None
-    confidence_threshold: float
     programs: tuple[ProgramConfig, ...]
+
+
+#: The control policy of a scenario without a ``[control]`` table.
+DEFAULT_POLICY = "program-per-state"
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """The ``[control]`` table: which control policy turns decoder output into requests.
+
+    Only ``policy`` is checked here (config stays a leaf); the policy validates its own keys
+    (``params``) when the session is built, naming ``control.<key>`` and ``label`` on error
+    (:mod:`neuroloop.control`).
+
+    Attributes
+    ----------
+    policy : str
+        Registered policy name, e.g. ``"program-per-state"`` or ``"proportional"``.
+    params : dict
+        Every other key of ``[control]`` (``confidence_threshold``, ``output``, ...).
+    label : str
+        The scenario file, for error messages.
+    """
+
+    policy: str = DEFAULT_POLICY
+    params: Mapping[str, Any] = field(default_factory=dict)
+    label: str = "<config>"
 
 
 @dataclass(frozen=True)
@@ -127,6 +155,7 @@ class Scenario:
     runtime: RuntimeConfig
     path: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    control: ControlConfig = field(default_factory=ControlConfig)
 
     @property
     def hop_s(self) -> float:
@@ -181,14 +210,40 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         table = _read_toml(path, str(path))
         label = str(path)
         base = table.pop("base", None)
+        table = _move_old_control_keys(table, label)
         if base is not None:
             if not isinstance(base, str):
                 raise ConfigError(f"{label}: base must be a preset name such as \"bsi\"")
-            table = _merge(_preset_table(base), table)
+            table = _merge(_base_for(_preset_table(base), table), table)
     else:
         table = _preset_table(text)
         label = f"{text}.toml"
     return scenario_from_dict(table, label=label)
+
+
+def _move_old_control_keys(table: dict[str, Any], label: str) -> dict[str, Any]:
+    """Scenario files written before ``[control]`` existed set ``confidence_threshold`` in
+    ``[stimulation]``: move it to ``[control]``, where it lives now (both places: an error)."""
+    st, co = table.get("stimulation"), table.get("control", {})
+    if not (isinstance(st, Mapping) and "confidence_threshold" in st and isinstance(co, Mapping)):
+        return table
+    if "confidence_threshold" in co:
+        raise ConfigError(f"{label}: stimulation.confidence_threshold has moved to "
+                          "control.confidence_threshold; set it only in [control]")
+    table = dict(table)
+    table["stimulation"] = {k: v for k, v in st.items() if k != "confidence_threshold"}
+    table["control"] = {"confidence_threshold": st["confidence_threshold"], **co}
+    return table
+
+
+def _base_for(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """A preset's keys of one control policy mean nothing to another: a file that picks
+    another ``control.policy`` than its base starts from an empty ``[control]``."""
+    co, base_co = over.get("control"), base.get("control", {})
+    if isinstance(co, Mapping) and isinstance(base_co, Mapping) and "policy" in co \
+            and co["policy"] != base_co.get("policy", DEFAULT_POLICY):
+        base = {k: v for k, v in base.items() if k != "control"}
+    return base
 
 
 # -- validation helpers ----------------------------------------------------------------------
@@ -259,6 +314,7 @@ class _Section:
 
 def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> Scenario:
     """Validate a parsed scenario table and build a :class:`Scenario`."""
+    table = _move_old_control_keys(dict(table), label)
     unknown = set(table) - set(_SECTIONS)
     if unknown:
         raise ConfigError(f"{label}: unknown section [{sorted(unknown)[0]}]; "
@@ -325,12 +381,11 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
 
     st = _Section(table.get("stimulation", {}), "stimulation", label)
     # The catalogue checks the name and the area against its geometry when the program set
-    # and the limits are built (stimulation.mapper, safety.effective): config stays a leaf.
+    # and the limits are built (stimulation.programs, safety.effective): config stays a leaf.
     array = st.string("array", "paddle-5-6-5")
     area: float | None = None
     if st.get("contact_area_cm2", None) is not None:
         area = st.number("contact_area_cm2", positive=True)
-    conf_thr = st.number("confidence_threshold", 0.5, lo=0.0, hi=0.99)
     progs_raw = st.get("programs", [])
     if not isinstance(progs_raw, list):
         raise st.fail("programs", progs_raw, "must be an array of tables [[stimulation.programs]]")
@@ -361,7 +416,11 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
             ps.number("interphase_gap_us", 50.0, lo=0.0), (float(amp[0]), float(amp[1]))))
         ps.check_unknown()
     st.check_unknown()
-    stim = StimulationConfig(array, area, conf_thr, tuple(programs))
+    stim = StimulationConfig(array, area, tuple(programs))
+
+    co = _Section(table.get("control", {}), "control", label)
+    policy = co.string("policy", DEFAULT_POLICY)
+    control = ControlConfig(policy, {k: v for k, v in co.t.items() if k != "policy"}, label)
 
     safety = table.get("safety", {})
     if not isinstance(safety, Mapping):
@@ -375,4 +434,4 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
     )
     rt.check_unknown()
     return Scenario(name, description, tuple(intentions), source, dsp, decoder, stim,
-                    dict(safety), runtime, path=label, raw=dict(table))
+                    dict(safety), runtime, path=label, raw=dict(table), control=control)

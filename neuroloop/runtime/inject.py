@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decoders.base import Intention
+from ..decoders.base import DecoderOutput
 from ..errors import ConfigError
 from ..stimulation.command import StimCommand
 from .loop import FaultHooks
@@ -141,10 +141,11 @@ class InjectionHooks(FaultHooks):
     def stall(self, cycle: int) -> bool:
         return self._active("source-stall", cycle)
 
-    def alter_intention(self, cycle: int, intention: Intention) -> bool:
+    def alter_intention(self, cycle: int, intention: DecoderOutput) -> bool:
         if self._active("decoder-nan", cycle):
             intention.probabilities[:] = np.nan
             intention.confidence = math.nan
+            intention.values[:] = np.nan
             return True
         if self._active("decoder-random", cycle):
             intention.state = int(self._rng.integers(0, self.n_states))

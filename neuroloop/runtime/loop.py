@@ -29,11 +29,11 @@ import numpy as np
 
 from .._jit import total_compiled_signatures
 from ..acquisition.base import NO_LABEL, BaseSource
+from ..control.base import ControlPolicy
 from ..decoders.base import BaseDecoder, Intention
 from ..errors import DeviceError
 from ..safety.events import InterlockEvent
 from ..stimulation.command import StimCommand
-from ..stimulation.mapper import StimMapper
 from ..stimulation.stimulators import BaseStimulator
 from .clock import Clock
 from .records import (
@@ -120,7 +120,9 @@ class ControlLoop:
         ``step(hop (hop_samples, n_channels)) -> features (n_features,)``.
     decoder : BaseDecoder
         Fitted decoder.
-    mapper : StimMapper
+    policy : ControlPolicy
+        ``step(decoder output, now_ns, cycle) -> request``; ``now_ns`` is the hop's
+        availability time, so its timers replay exactly.
     supervisor : SafetySupervisor
     stimulator : BaseStimulator
     clock : Clock
@@ -144,7 +146,7 @@ class ControlLoop:
         source: BaseSource,
         pipeline: Any,
         decoder: BaseDecoder,
-        mapper: StimMapper,
+        policy: ControlPolicy,
         supervisor: Any,
         stimulator: BaseStimulator,
         clock: Clock,
@@ -160,7 +162,7 @@ class ControlLoop:
         self.source = source
         self.pipeline = pipeline
         self.decoder = decoder
-        self.mapper = mapper
+        self.policy = policy
         self.supervisor = supervisor
         self.stimulator = stimulator
         self.clock = clock
@@ -174,8 +176,8 @@ class ControlLoop:
         hop_s = self.hop / self.fs
         self.read_timeout_s = read_timeout_s if read_timeout_s is not None else 2.0 * hop_s
         n_ch = source.info.n_channels
-        n_contacts = mapper.programs.array.n_contacts
-        n_states = len(mapper.programs.intention_names)
+        n_contacts = policy.programs.array.n_contacts
+        n_states = len(policy.programs.intention_names)
 
         # preallocated buffers
         self._hop_buf = np.zeros((self.hop, n_ch), dtype=np.float64)
@@ -236,7 +238,7 @@ class ControlLoop:
         for _ in range(n_cycles):
             feats = self.pipeline.step(zeros)
             intention = self.decoder.step(feats)
-            self.mapper.map(intention, 0)
+            self.policy.step(intention, 0, 0)
         self.pipeline.reset()
         self.decoder.reset()
 
@@ -347,7 +349,7 @@ class ControlLoop:
             if self.hooks.alter_intention(k, intention):
                 flags |= FLAG_INJECTED
             valid, confidence = bool(intention.valid), float(intention.confidence)
-            request = self.mapper.map(intention, k)
+            request = self.policy.step(intention, available_ns, k)
             if self.hooks.alter_request(k, request):
                 flags |= FLAG_INJECTED
         if not valid and intention is not None:

@@ -1,8 +1,8 @@
 """Build a closed-loop session from a scenario and run it.
 
 This is the library behind ``neuroloop run``: it opens the source, builds the feature
-pipeline, calibrates (or loads) the decoder, builds the mapper, the safety supervisor and the
-stimulator, warms every kernel up, arms the supervisor, runs the loop and summarises.
+pipeline, calibrates (or loads) the decoder, builds the control policy, the safety supervisor
+and the stimulator, warms every kernel up, arms the supervisor, runs the loop and summarises.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import numpy as np
 from ..acquisition import open_source
 from ..acquisition.base import NO_LABEL, BaseSource
 from ..config import Scenario
+from ..control import ControlPolicy, check_control, make_policy
 from ..decoders.base import BaseDecoder, load_decoder, make_decoder
 from ..errors import ConfigError
 from ..io.format import package_versions, sha256_file
-from ..stimulation.mapper import StimMapper, build_program_set
-from ..stimulation.programs import ProgramSet
+from ..stimulation.programs import ProgramSet, build_program_set
 from ..stimulation.stimulators import BaseStimulator, SimulatedStimulator
 from .clock import Clock, SimClock, WallClock
 from .loop import ControlLoop, FaultHooks
@@ -223,6 +223,7 @@ class Session:
         self.deadline_ms = float(deadline_ms)
         self.programs: ProgramSet = build_program_set(scenario.stimulation,
                                                       scenario.intention_names)
+        check_control(scenario.control, self.programs)  # before anything slow
         self.resolved_limits = resolve_limits(
             scenario.safety, scenario_source=scenario.path, array=self.programs.array,
             stated_area_cm2=scenario.stimulation.contact_area_cm2,
@@ -236,9 +237,15 @@ class Session:
             self.decoder_sha256 = sha256_file(options.decoder_path)
             self._check_decoder()
         else:
+            self._check_policy_before_training()
             self.decoder, self.calibration = train_decoder(scenario, self.pipeline,
                                                            progress=self.progress)
-        self.mapper = StimMapper(self.programs, scenario.stimulation.confidence_threshold)
+        decoder_label = (f"decoder {options.decoder_path} ({self.decoder.name})"
+                         if options.decoder_path else
+                         f"the {self.decoder.name} decoder trained for {scenario.name}")
+        self.policy: ControlPolicy = make_policy(scenario.control, self.programs,
+                                                 self.decoder.output_schema_,
+                                                 decoder=decoder_label)
         self.supervisor = SafetySupervisor(self.limits, self.programs.array, self.programs,
                                            cycle_period_s=scenario.hop_s)
         self.stimulator = options.stimulator or SimulatedStimulator(self.programs.array.n_contacts)
@@ -260,6 +267,19 @@ class Session:
             raise ConfigError(f"cannot write to recording directory {d}: {exc.strerror}") from None
         self.decoder_sha256 = sha256_file(path)
         return path
+
+    def _check_policy_before_training(self) -> None:
+        """A decoder kind declares its outputs before it is fitted: refuse a control policy
+        that needs an output the trained decoder will not have, without calibrating first."""
+        sc = self.scenario
+        params = dict(sc.decoder.params)
+        params.setdefault("n_states", len(sc.intention_names))
+        try:
+            planned = make_decoder(sc.decoder.kind, **params)
+        except TypeError:
+            return  # a bad parameter: train_decoder reports it
+        make_policy(sc.control, self.programs, planned.schema_for(sc.intention_names),
+                    decoder=f"the {planned.name} decoder trained for {sc.name}")
 
     def _check_decoder(self) -> None:
         n_states = len(self.scenario.intention_names)
@@ -323,7 +343,7 @@ class Session:
             capacity = int(duration / hop_s) + 16
         self.loop = ControlLoop(
             source=self.source, pipeline=self.pipeline, decoder=self.decoder,
-            mapper=self.mapper, supervisor=self.supervisor, stimulator=self.stimulator,
+            policy=self.policy, supervisor=self.supervisor, stimulator=self.stimulator,
             clock=self.clock, hop_samples=self.scenario.dsp.hop_samples,
             sampling_rate_hz=self.scenario.source.sampling_rate_hz,
             deadline_ns=int(self.deadline_ms * 1e6), listeners=self.options.listeners,
@@ -331,6 +351,7 @@ class Session:
             replay_cycles=replay_cycles)
         self.progress("warming up compiled kernels")
         self.loop.warmup()
+        self.policy.reset()  # warm-up stepped it; start the run from a clean policy state
         return self.loop
 
     def run(self, max_cycles: int | None = None, *, mode: str | None = None) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .electrodes import ElectrodeArray
+from ..config import StimulationConfig
+from ..errors import ConfigError
+from .electrodes import ElectrodeArray, electrode_array
 
-__all__ = ["StimProgram", "ProgramSet"]
+__all__ = ["StimProgram", "ProgramSet", "build_program_set"]
 
 
 @dataclass(frozen=True)
@@ -167,3 +169,29 @@ class ProgramSet:
             t["amplitude_max_ma"][i] = p.amplitude_max_ma
             t["has_program"][i] = True
         return t
+
+
+def build_program_set(config: StimulationConfig, intention_names: tuple[str, ...]) -> ProgramSet:
+    """Build the electrode array and programs of a scenario's ``[stimulation]`` section.
+
+    Raises
+    ------
+    ConfigError
+        For an array that is not in the catalogue or a program the array cannot carry.
+    """
+    try:
+        array: ElectrodeArray = electrode_array(config.array)
+    except KeyError as exc:
+        raise ConfigError(f"stimulation.array = {config.array!r}: {exc.args[0]}; choose one of "
+                          "those") from None
+    programs: list[StimProgram] = []
+    for p in config.programs:
+        pid = intention_names.index(p.intention)
+        try:
+            programs.append(StimProgram.from_contacts(
+                array, pid, p.intention, p.cathodes, p.anodes, p.frequency_hz,
+                p.pulse_width_us, p.amplitude_ma, p.interphase_gap_us))
+        except (KeyError, ValueError) as exc:
+            msg = exc.args[0] if exc.args else str(exc)
+            raise ConfigError(f"stimulation program {p.intention!r}: {msg}") from None
+    return ProgramSet(array, intention_names, tuple(programs))

@@ -1,25 +1,15 @@
-"""Programs and the intention -> request mapper."""
+"""Programs and the program set of a scenario (the request mapping is a control policy now:
+tests/control)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from neuroloop.config import load_scenario
-from neuroloop.decoders.base import Intention
-from neuroloop.stimulation.command import PROGRAM_OFF
 from neuroloop.stimulation.electrodes import paddle_5_6_5
-from neuroloop.stimulation.mapper import StimMapper, build_program_set
-from neuroloop.stimulation.programs import StimProgram
-
-
-@pytest.fixture(scope="module")
-def mapper() -> StimMapper:
-    sc = load_scenario("bsi")
-    return StimMapper(build_program_set(sc.stimulation, sc.intention_names),
-                      sc.stimulation.confidence_threshold)
+from neuroloop.stimulation.mapper import build_program_set as build_program_set_old_home
+from neuroloop.stimulation.programs import StimProgram, build_program_set
 
 
 def test_paddle_layout() -> None:
@@ -32,34 +22,14 @@ def test_paddle_layout() -> None:
         p.index("E99")
 
 
-def test_rest_and_invalid_are_off(mapper: StimMapper) -> None:
-    it = Intention(state=0, probabilities=np.zeros(7), confidence=1.0)
-    assert mapper.map(it, 3).is_off and mapper.request.program_id == PROGRAM_OFF
-    it = Intention(state=2, probabilities=np.zeros(7), confidence=0.9, valid=False)
-    assert mapper.map(it, 4).is_off
-
-
-@given(state=st.integers(1, 6), confidence=st.floats(0, 1))
-def test_program_currents_conserve_and_scale(mapper: StimMapper, state: int,
-                                             confidence: float) -> None:
-    req = mapper.map(Intention(state=state, probabilities=np.zeros(7), confidence=confidence), 1)
-    prog = mapper.programs.get(state)
-    assert prog is not None
-    cathodic = -req.amplitude_ma[req.amplitude_ma < 0].sum()
-    assert prog.amplitude_min_ma - 1e-12 <= cathodic <= prog.amplitude_max_ma + 1e-12
-    # contacts plus case sum to zero in each phase
-    assert abs(req.amplitude_ma.sum() + req.case_ma) < 1e-12
-    assert req.program_id == state and req.pulse_width_us == prog.pulse_width_us
-    # monotone in confidence
-    hi = mapper.program_amplitude_ma(state, 1.0)
-    assert mapper.program_amplitude_ma(state, confidence) <= hi + 1e-12
-
-
-def test_confidence_threshold_endpoints(mapper: StimMapper) -> None:
-    prog = mapper.programs.get(1)
-    assert mapper.program_amplitude_ma(1, 0.0) == prog.amplitude_min_ma
-    assert mapper.program_amplitude_ma(1, 1.0) == prog.amplitude_max_ma
-    assert mapper.program_amplitude_ma(1, float("nan")) == 0.0
+def test_build_program_set_from_the_bsi_preset() -> None:
+    sc = load_scenario("bsi")
+    ps = build_program_set(sc.stimulation, sc.intention_names)
+    assert build_program_set is build_program_set_old_home  # the old import path still works
+    assert len(ps) == 6 and ps.get(0) is None
+    assert [p.program_id for p in ps] == [1, 2, 3, 4, 5, 6]
+    t = ps.table()
+    assert not t["has_program"][0] and t["has_program"][1:].all()
 
 
 def test_monopolar_program_returns_through_case() -> None:
