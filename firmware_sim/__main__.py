@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="link keys; created (mode 0600) if missing. Default: environment "
                         "NEUROLOOP_KEY_H2D/NEUROLOOP_KEY_D2H")
     p.add_argument("--preset", choices=("bsi", "eeg-bci"), default="bsi")
+    p.add_argument("--array", metavar="NAME", default="paddle-5-6-5",
+                   help="electrode array the output stage drives, from the catalogue "
+                        "(default paddle-5-6-5; also dbs-3389, rns-strip-depth); reported to "
+                        "the host in INFO, which refuses to arm on a mismatch")
     p.add_argument("--seed", type=int, default=1, help="patient data seed (default 1)")
     p.add_argument("--snr", type=_nonneg, default=1.0, help="task modulation depth (default 1)")
     p.add_argument("--samples-per-frame", type=int, default=None,
@@ -140,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from neuroloop.safety.limits import SafetyLimits, load_limits_file
+    from neuroloop.stimulation.electrodes import array_names, electrode_array
 
     from .device import DeviceConfig
     from .faults import FaultConfig
@@ -150,6 +155,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.baud not in BAUD_CONSTANTS:
         raise ConfigError(f"--baud {args.baud} is not a standard rate; use one of "
                           f"{', '.join(map(str, BAUD_CONSTANTS))}")
+    try:
+        array = electrode_array(args.array)
+    except KeyError:
+        raise ConfigError(f"--array {args.array!r} is not in the electrode catalogue; known "
+                          f"arrays: {', '.join(array_names())}") from None
     limits = load_limits_file(args.limits) if args.limits else SafetyLimits()
     stuck, stuck_at = args.stuck_channel or (None, 0.0)
     open_c, open_at = args.open_contact or (None, 0.0)
@@ -164,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
                              disconnect_after_s=args.disconnect_after,
                              reboot_after_s=args.reboot_after, open_contact=open_c,
                              open_contact_after_s=open_at, faults_after_s=args.faults_after)
-        config = DeviceConfig(stream=streamer.info, limits=limits,
+        config = DeviceConfig(stream=streamer.info, array=array, limits=limits,
                               watchdog_ms=args.watchdog_ms,
                               watchdog_ramp_ms=args.watchdog_ramp_ms,
                               battery_pct=min(args.battery_pct, 100.0),
@@ -200,7 +210,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"firmware-sim: listening on {transport.address}", flush=True)
     print(f"firmware-sim: {args.preset}, {len(info.channel_names)} ch at "
           f"{info.sampling_rate_hz:g} Hz, {info.samples_per_frame} samples/frame, "
-          f"{args.baud} baud, watchdog {args.watchdog_ms:g} ms, keys {keys.fingerprint()}"
+          f"array {array.name} ({array.n_contacts} contacts), {args.baud} baud, watchdog {args.watchdog_ms:g} ms, keys {keys.fingerprint()}"
           f"{rt_note}",
           file=sys.stderr, flush=True)
     try:

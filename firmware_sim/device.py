@@ -72,7 +72,7 @@ from neuroloop.link.parser import StreamParser
 from neuroloop.safety.limits import SafetyLimits
 from neuroloop.safety.validate import validate
 from neuroloop.stimulation.command import WAVEFORM_BIPHASIC_SYMMETRIC, StimCommand
-from neuroloop.stimulation.electrodes import ElectrodeArray, paddle_5_6_5
+from neuroloop.stimulation.electrodes import ElectrodeArray, electrode_array
 
 from .hardware import Battery, HardwareCeilings, ImpedanceModel, check_ceilings
 
@@ -112,7 +112,9 @@ class DeviceConfig:
     ----------
     stream : StreamInfo
     array : ElectrodeArray
-        The paddle the output stage drives (contact areas for the charge limits).
+        The electrode array the output stage drives, from the catalogue
+        (:func:`~neuroloop.stimulation.electrodes.electrode_array`; default ``paddle-5-6-5``):
+        contact areas for the charge limits, reported to the host in INFO.
     limits : SafetyLimits
         Limits the device's :func:`validate` check uses (its own copy, defaults of SAFETY.md).
     ceilings : HardwareCeilings
@@ -132,7 +134,7 @@ class DeviceConfig:
     """
 
     stream: StreamInfo
-    array: ElectrodeArray = field(default_factory=paddle_5_6_5)
+    array: ElectrodeArray = field(default_factory=lambda: electrode_array("paddle-5-6-5"))
     limits: SafetyLimits = field(default_factory=SafetyLimits)
     ceilings: HardwareCeilings = field(default_factory=HardwareCeilings)
     watchdog_ms: float = 300.0
@@ -320,7 +322,8 @@ class FirmwareDevice:
         return Info(s.sampling_rate_hz, len(s.channel_names), self.n_contacts,
                     s.samples_per_frame, s.uv_per_lsb, int(self.cfg.watchdog_ms),
                     int(self.cfg.heartbeat_ms), self.last_h2d_seq, self.cfg.device_name,
-                    s.channel_type, s.channel_names, s.intention_names)
+                    s.channel_type, s.channel_names, s.intention_names, self.cfg.array.name,
+                    self.cfg.array.area_cm2)
 
     def status(self) -> Status:
         c = self.parser

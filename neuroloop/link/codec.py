@@ -3,7 +3,7 @@
 Unstuffed frame layout (all little-endian)::
 
     offset  size  field
-    0       1     version          u8   = 1
+    0       1     version          u8   = 2 (PROTOCOL_VERSION)
     1       1     msg_type         u8   (MsgType)
     2       1     flags            u8   bit0 D2H (set by the device), bit1 TAG present, others 0
     3       2     payload_len      u16  (<= MAX_PAYLOAD_LEN)
@@ -47,11 +47,13 @@ from .messages import (
 
 __all__ = [
     "PROTOCOL_VERSION", "HEADER", "HEADER_LEN", "FLAG_D2H", "FLAG_TAG", "Direction", "Header",
-    "Frame", "CrcError", "WrongDirectionError", "TagError", "ReplayError", "encode_frame",
+    "Frame", "CrcError", "VersionError", "WrongDirectionError", "TagError", "ReplayError",
+    "encode_frame",
     "encode_body", "decode_body", "requires_tag", "MAX_FRAME_LEN", "MAX_ENCODED_LEN",
 ]
 
-PROTOCOL_VERSION = 1
+#: 2: INFO names the electrode array and carries its contact areas (1: without them).
+PROTOCOL_VERSION = 2
 HEADER = struct.Struct("<BBBHIIQ")
 HEADER_LEN = HEADER.size  # 21
 FLAG_D2H = 0x01
@@ -115,6 +117,10 @@ class Frame:
 
 class CrcError(ProtocolError):
     """The frame's CRC-32 does not match (line corruption)."""
+
+
+class VersionError(ProtocolError):
+    """The frame speaks another protocol version (an older or newer peer)."""
 
 
 class WrongDirectionError(ProtocolError):
@@ -204,8 +210,8 @@ def decode_body(body: bytes, *, expect: Direction, key: bytes | None) -> Frame:
     if h.msg_type == MsgType.STOP and expect is Direction.H2D:
         return Frame(h, Stop())
     if h.version != PROTOCOL_VERSION:
-        raise _with_header(ProtocolError(f"protocol version {h.version} is not supported "
-                                         f"(this build speaks {PROTOCOL_VERSION})"), h)
+        raise _with_header(VersionError(f"protocol version {h.version} is not supported "
+                                        f"(this build speaks {PROTOCOL_VERSION})"), h)
     if h.flags & ~_FLAGS_KNOWN:
         raise _with_header(ProtocolError(f"flags 0x{h.flags:02x} has reserved bits set"), h)
     cls = MESSAGE_CLASSES.get(h.msg_type)

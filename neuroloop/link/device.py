@@ -20,6 +20,13 @@ numbers. The link closes when its last user closes it, or at once with :meth:`cl
 The host heartbeat proves that the *control loop* is alive, not just this thread: it is sent
 only while the loop has called ``read`` or ``send`` within ``liveness_timeout_s``. A hung loop
 therefore lets the device's watchdog ramp its output to zero.
+
+Geometry is hardware (SAFETY.md invariant 18): the device names its electrode array and
+reports its contact areas in INFO (:attr:`DeviceLink.device_array_name`,
+:attr:`DeviceLink.device_area_cm2`). Given the scenario's array
+(:meth:`DeviceLink.expect_array`, which ``neuroloop run`` always calls), the link refuses to
+send ARM, explicit or automatic, to a device that reports another array or other areas: a
+one-line :class:`~neuroloop.errors.DeviceError` naming both.
 """
 
 from __future__ import annotations
@@ -40,8 +47,9 @@ from ..acquisition.base import NO_LABEL, SourceInfo
 from ..errors import AuthenticationError, ConfigError, DeviceError, NeuroloopError
 from ..runtime.stats import LatencyLog, percentiles_us
 from ..stimulation.command import StimCommand
+from ..stimulation.electrodes import ElectrodeArray
 from .capacity import link_utilisation
-from .codec import Direction, Frame, ReplayError, encode_frame
+from .codec import Direction, Frame, ReplayError, VersionError, encode_frame
 from .framing import warm_up as warm_up_framing
 from .keys import LinkKeys, load_keys
 from .messages import (
@@ -241,6 +249,7 @@ class DeviceLink:
         self._offset_pending = False
         # link state
         self._armed = False
+        self._expected_array: ElectrodeArray | None = None
         self._arm_results: dict[int, Ack | Nak] = {}
         self._pending: dict[int, int] = {}  # STIM seq -> send time (ns), under _pending_lock
         self._pending_lock = threading.Lock()
@@ -341,6 +350,11 @@ class DeviceLink:
             return AuthenticationError(
                 f"frames from {self.url} fail authentication with our device->host key: "
                 "check --key-file (it must be the file firmware-sim/the device uses)")
+        versions = [e for e in p.errors if isinstance(e, VersionError)]
+        if versions and p.frames_ok == 0:
+            return DeviceError(
+                f"{self.url} speaks another protocol version: {versions[-1]}; update "
+                "firmware-sim (or the device's firmware) and neuroloop together")
         if p.wrong_direction and p.frames_ok == 0:
             return DeviceError(
                 f"only our own frames came back from {self.url}: the line is looped back (TX "
@@ -437,17 +451,72 @@ class DeviceLink:
     def _alive(self) -> None:
         self._consumer_ns = time.perf_counter_ns()
 
-    def arm(self, timeout_s: float = 1.0) -> None:
+    # ------------------------------------------------------------------ electrode array
+    @property
+    def device_array_name(self) -> str | None:
+        """Catalogue name of the electrode array the device reported in INFO (None before)."""
+        return self.info.array_name if self.info is not None else None
+
+    @property
+    def device_area_cm2(self) -> np.ndarray | None:
+        """Per-contact areas the device reported in INFO, cm^2 (a copy; None before)."""
+        return self.info.area_cm2.copy() if self.info is not None else None
+
+    @property
+    def expected_array(self) -> ElectrodeArray | None:
+        """The array a device must report before it is armed (None: not checked)."""
+        return self._expected_array
+
+    def expect_array(self, array: ElectrodeArray | None, timeout_s: float = 1.0) -> None:
+        """Arm the device only if it reports ``array`` (name and contact areas).
+
+        Checked at once when the device's INFO is in, and again before every ARM (explicit or
+        automatic), so a device that reboots as another array is not armed either.
+
+        Raises
+        ------
+        DeviceError
+            The device reports another array or other areas (one line naming both).
+        """
+        self._expected_array = array
+        if array is not None:
+            self._check_array(timeout_s)
+
+    def _check_array(self, timeout_s: float = 1.0) -> None:
+        expected = self._expected_array
+        if expected is None:
+            return
+        if self.info is None or self._need_info:  # (re)connecting: wait for the INFO
+            self._info_event.wait(timeout_s)
+        info = self.info
+        if info is None or self._need_info:
+            raise DeviceError(f"device on {self.url} has not reported its electrode array "
+                              f"(no INFO in {timeout_s:g} s); it is not armed without one that "
+                              f"matches the scenario's {expected.name!r}")
+        reason = expected.mismatch(info.array_name, info.area_cm2)
+        if reason is not None:
+            raise DeviceError(f"device on {self.url} reports {reason}; start firmware-sim with "
+                              f"--array {expected.name} or choose a scenario for that array")
+
+    def arm(self, timeout_s: float = 1.0, *, expected_array: ElectrodeArray | None = None
+            ) -> None:
         """Send ARM and wait for the answer.
+
+        ``expected_array`` (or the one given to :meth:`expect_array`) must be what the
+        device reported in INFO, else nothing is sent.
 
         Raises
         ------
         AuthenticationError
             The device NAKed with reason AUTH ("device rejected our key: check --key-file").
         DeviceError
-            Any other NAK, or no answer within ``timeout_s``.
+            The device's electrode array is not the expected one, any other NAK, or no answer
+            within ``timeout_s``.
         """
         self.check()
+        if expected_array is not None:
+            self._expected_array = expected_array
+        self._check_array(timeout_s)
         self._alive()
         seq = self._send(Arm())
         self.counters["arms_sent"] += 1
@@ -467,8 +536,10 @@ class DeviceLink:
         self._armed = True
 
     def arm_async(self) -> int:
-        """Send ARM without waiting (the answer is handled by the reader thread)."""
+        """Send ARM without waiting (the answer is handled by the reader thread); refused
+        like :meth:`arm` when the device's electrode array is not the expected one."""
         self.check()
+        self._check_array()
         self._alive()
         seq = self._send(Arm())
         self.counters["arms_sent"] += 1
@@ -601,6 +672,7 @@ class DeviceLink:
         if new_session and self._guard.session_changes:
             self.counters["device_reboots"] += 1
             self._need_info = True
+            self._info_event.clear()
             self._last_fc = None
             self._offset_pending = True
             self._armed = False
@@ -915,6 +987,7 @@ class DeviceLink:
         st = self.status
         return {
             "device": self.url,
+            "device_array": info.array_name if info is not None else None,
             "frames_received": self.counters["data_frames"],
             "frames_lost": self.counters["frames_lost"],
             "last_frame_counter": self._last_fc,

@@ -257,13 +257,16 @@ class Status(Message):
 
 @dataclass(eq=False)
 class Info(Message):
-    """INFO: what the device streams and how (device -> host, answer to GET_INFO).
+    """INFO: what the device streams and drives (device -> host, answer to GET_INFO).
 
     Payload: ``<dHBHdIHI`` sampling_rate_hz f64, n_channels u16, n_contacts u8,
     samples_per_frame u16, uv_per_lsb f64, watchdog_ms u32, heartbeat_ms u16,
-    last_h2d_seq u32 = 31 bytes; then four strings, each u16 length + UTF-8:
+    last_h2d_seq u32 = 31 bytes; then five strings, each u16 length + UTF-8:
     device_name, channel_type, channel_names (comma-separated), intention_names
-    (comma-separated, empty when the device has no ground truth).
+    (comma-separated, empty when the device has no ground truth), array_name (the electrode
+    catalogue's name of the array the output stage drives, non-empty); then area_cm2
+    f64[n_contacts] (each contact's geometric area, finite and > 0). Geometry is hardware:
+    the host refuses to arm a device whose array disagrees with the scenario's.
     """
 
     TYPE: ClassVar[MsgType] = MsgType.INFO
@@ -281,14 +284,23 @@ class Info(Message):
     channel_type: str = "ecog"
     channel_names: tuple[str, ...] = ()
     intention_names: tuple[str, ...] = ()
+    array_name: str = ""
+    area_cm2: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def encode_payload(self) -> bytes:
+        areas = np.ascontiguousarray(self.area_cm2, dtype="<f8")
+        if not self.array_name:
+            raise ValueError("INFO needs the electrode array's name")
+        if areas.shape != (self.n_contacts,) or not (np.all(np.isfinite(areas))
+                                                     and np.all(areas > 0)):
+            raise ValueError(f"INFO needs {self.n_contacts} finite contact areas > 0 cm^2")
         return (self._ST.pack(self.sampling_rate_hz, self.n_channels, self.n_contacts,
                               self.samples_per_frame, self.uv_per_lsb, self.watchdog_ms,
                               self.heartbeat_ms, self.last_h2d_seq)
                 + _pack_str(self.device_name) + _pack_str(self.channel_type)
                 + _pack_str(",".join(self.channel_names))
-                + _pack_str(",".join(self.intention_names)))
+                + _pack_str(",".join(self.intention_names))
+                + _pack_str(self.array_name) + areas.tobytes())
 
     @classmethod
     def decode_payload(cls, payload: bytes) -> Info:
@@ -298,8 +310,17 @@ class Info(Message):
         ctype, off = _unpack_str(payload, off, "INFO")
         chans, off = _unpack_str(payload, off, "INFO")
         ints, off = _unpack_str(payload, off, "INFO")
-        if off != len(payload):
-            raise ProtocolError(f"INFO payload has {len(payload) - off} trailing bytes")
+        array_name, off = _unpack_str(payload, off, "INFO")
+        if len(payload) - off != 8 * ncon:
+            raise ProtocolError(f"INFO carries {len(payload) - off} bytes of contact areas for "
+                                f"{ncon} contacts (expected {8 * ncon})")
+        if ncon == 0 or not array_name:
+            raise ProtocolError(f"INFO names no electrode array ({ncon} contacts, array "
+                                f"{array_name!r})")
+        areas = np.frombuffer(payload, dtype="<f8", count=ncon, offset=off).astype(np.float64)
+        if not (np.all(np.isfinite(areas)) and np.all(areas > 0)):
+            raise ProtocolError(f"INFO contact areas must be finite and > 0 cm^2, got "
+                                f"{areas.min():g}..{areas.max():g}")
         if not (math.isfinite(fs) and fs > 0) or nch == 0 or spf == 0:
             raise ProtocolError(f"INFO describes an impossible stream ({nch} channels at {fs} Hz, "
                                 f"{spf} samples per frame)")
@@ -309,7 +330,7 @@ class Info(Message):
         if len(names) != nch:
             raise ProtocolError(f"INFO lists {len(names)} channel names for {nch} channels")
         return cls(fs, nch, ncon, spf, float(scale), wd, hb, last, name, ctype, names,
-                   tuple(ints.split(",")) if ints else ())
+                   tuple(ints.split(",")) if ints else (), array_name, areas)
 
 
 @dataclass(eq=False)

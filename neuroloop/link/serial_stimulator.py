@@ -6,6 +6,8 @@
 * :meth:`stop` sends STOP (no tag; the device always obeys it) and never raises.
 * :meth:`arm` sends ARM and waits for the answer (a wrong key raises
   :class:`~neuroloop.errors.AuthenticationError`: "device rejected our key: check --key-file").
+* :meth:`expect_array` names the scenario's electrode array: the link then refuses to arm a
+  device that reports another one in INFO (DeviceError naming both).
   If nobody arms explicitly, the link arms the device when the control loop first reads or
   sends (``LinkSettings.auto_arm``), so that the device starts from zero with the loop.
   After a watchdog trip or a device reboot only an explicit :meth:`arm` re-arms it.
@@ -23,6 +25,7 @@ from ..stimulation.command import StimCommand
 from ..stimulation.stimulators import BaseStimulator
 
 if TYPE_CHECKING:
+    from ..stimulation.electrodes import ElectrodeArray
     from .device import DeviceLink
 
 __all__ = ["SerialStimulator"]
@@ -72,6 +75,11 @@ class SerialStimulator(BaseStimulator):
     def arm(self, timeout_s: float = 1.0) -> None:
         """ARM the device (blocking; see :meth:`DeviceLink.arm`)."""
         self.link.arm(timeout_s)
+
+    def expect_array(self, array: ElectrodeArray) -> None:
+        """Refuse to arm unless the device reports ``array`` (see
+        :meth:`DeviceLink.expect_array`; raises DeviceError on a mismatch)."""
+        self.link.expect_array(array)
 
     def send(self, command: StimCommand, *, hop_last_sample: int = -1) -> None:
         """Send ``command`` as an authenticated STIM without waiting for the ACK.

@@ -249,6 +249,9 @@ class Session:
         self.supervisor = SafetySupervisor(self.limits, self.programs.array, self.programs,
                                            cycle_period_s=scenario.hop_s)
         self.stimulator = options.stimulator or SimulatedStimulator(self.programs.array.n_contacts)
+        expect_array = getattr(self.stimulator, "expect_array", None)
+        if callable(expect_array):  # a device is armed only if it reports the scenario's array
+            expect_array(self.programs.array)
         self.clock: Clock = SimClock() if options.fast else WallClock()
         self.source: BaseSource | None = None
         self.loop: ControlLoop | None = None

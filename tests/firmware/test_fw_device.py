@@ -73,6 +73,19 @@ def test_get_info_starts_the_stream_and_describes_it() -> None:
     assert dev.streaming and dev.stream_t0_us == 1000
 
 
+def test_info_reports_the_devices_electrode_array() -> None:
+    from neuroloop.stimulation.electrodes import electrode_array
+
+    for name in ("paddle-5-6-5", "dbs-3389", "rns-strip-depth"):
+        array = electrode_array(name)
+        dev = make_device() if name == "paddle-5-6-5" else make_device(array=array)
+        [info] = Host(dev).send(GetInfo(), 1000)
+        assert isinstance(info, Info)
+        assert info.array_name == name and info.n_contacts == array.n_contacts
+        np.testing.assert_array_equal(info.area_cm2, array.area_cm2)
+        assert array.mismatch(info.array_name, info.area_cm2) is None
+
+
 def test_stim_is_applied_acked_with_time_and_latency_and_logged() -> None:
     dev, host = armed_device()
     ack = host.answer(stim({2: -0.9}, hop=HOP1), 206_000)

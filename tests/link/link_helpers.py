@@ -22,6 +22,7 @@ from neuroloop.link.messages import (
     Stim,
     Stop,
 )
+from neuroloop.stimulation.electrodes import electrode_array
 
 #: The test keys of docs/protocol.md (never used outside tests and the documented vectors).
 TEST_KEYS = LinkKeys(bytes(range(0x00, 0x20)), bytes(range(0x20, 0x40)), source="test")
@@ -48,7 +49,9 @@ def examples() -> list[tuple[Message, Direction]]:
         (Status(81.5, True, DeviceState.STIMULATING, FaultFlag.IMPEDANCE, 10, 2, 1, 0, 3,
                 np.array([900.0, np.inf], dtype=np.float32)), Direction.D2H),
         (Info(586.0, 2, 16, 59, 0.25, 300, 100, 17, "sim", "ecog", ("A", "B"),
-              ("rest", "walk")), Direction.D2H),
+              ("rest", "walk"), "paddle-5-6-5", np.full(16, 0.06)), Direction.D2H),
+        (Info(250.0, 1, 4, 25, 0.05, 300, 100, 0, "", "eeg", ("Cz",), (), "dbs-3389",
+              electrode_array("dbs-3389").area_cm2), Direction.D2H),
         (Ack(12, 0x11, 123456789, 1500), Direction.D2H),
         (Nak(13, 0x11, NakReason.LIMIT, 5, "shannon on contact 5"), Direction.D2H),
         (Heartbeat(int(DeviceState.ARMED), 99), Direction.D2H),

@@ -31,6 +31,7 @@ from neuroloop.link.messages import (
     Status,
     Stop,
 )
+from neuroloop.stimulation.electrodes import electrode_array
 
 #: Documented test keys: h2d = 00 01 .. 1f, d2h = 20 21 .. 3f (defined once in link_helpers).
 KEYS = TEST_KEYS
@@ -101,8 +102,9 @@ VECTORS: list[Vector] = [
     Vector("status", Status(81.5, True, DeviceState.STIMULATING, FaultFlag.IMPEDANCE, 10, 2, 1,
                             0, 3, np.array([900.0, np.inf], dtype=np.float32)),
            Direction.D2H, 14, 1000000),
-    Vector("info", Info(586.0, 2, 16, 59, 0.25, 300, 100, 5, "sim", "ecog", ("A1", "A2"),
-                        ("rest", "hip")), Direction.D2H, 15, 1000500),
+    Vector("info", Info(586.0, 2, 4, 59, 0.25, 300, 100, 5, "sim", "ecog", ("A1", "A2"),
+                        ("rest", "hip"), "dbs-3389", electrode_array("dbs-3389").area_cm2),
+           Direction.D2H, 15, 1000500),
 ]
 
 

@@ -96,3 +96,25 @@ def test_cable_pulled_mid_run_stops_neuroloop_with_one_line(firmware) -> None:
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["stopped_by"] == "device_error" and summary["cycles"] > 0
     assert "vanished" in summary["error"]
+
+
+def test_run_refuses_to_arm_a_device_with_another_electrode_array(firmware) -> None:
+    """SAFETY.md invariant 18 through the real CLI: firmware-sim drives a DBS lead, the bsi
+    scenario a 5-6-5 paddle. neuroloop exits 2 with one line naming both; the device is
+    never armed and never stimulates."""
+    fw = firmware("--array", "dbs-3389")
+    r = run_cli("--scenario", "bsi", "--device", fw.address, "--key-file", str(fw.key_file),
+                "--duration", "2", "--json")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert lines[0] == (f"neuroloop: error: device on {fw.address} reports array 'dbs-3389', "
+                        "the scenario's is 'paddle-5-6-5'; start firmware-sim with --array "
+                        "paddle-5-6-5 or choose a scenario for that array")
+    assert r.stdout == ""
+    fw.stop()
+    log = fw.log()
+    assert not [e for e in log if e["kind"] in ("arm", "train", "ramp")]
+    fs = fw.summary()
+    assert fs["device"]["arms"] == 0 and fs["device"]["stims_applied"] == 0

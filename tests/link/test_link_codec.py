@@ -15,10 +15,12 @@ from neuroloop.link.codec import (
     FLAG_D2H,
     HEADER,
     HEADER_LEN,
+    PROTOCOL_VERSION,
     CrcError,
     Direction,
     ReplayError,
     TagError,
+    VersionError,
     WrongDirectionError,
     decode_body,
     encode_body,
@@ -26,8 +28,9 @@ from neuroloop.link.codec import (
 )
 from neuroloop.link.crc import crc32
 from neuroloop.link.framing import cobs_decode
-from neuroloop.link.messages import Arm, GetInfo, Heartbeat, MsgType, Stop
+from neuroloop.link.messages import Arm, GetInfo, Heartbeat, Info, MsgType, Stop
 from neuroloop.link.session import SequenceGuard
+from neuroloop.stimulation.electrodes import electrode_array
 
 
 def key_for(direction: Direction) -> bytes:
@@ -57,7 +60,7 @@ def test_roundtrip_every_message(msg, direction) -> None:
 def test_header_layout_is_documented_one() -> None:
     b = body(Arm(), Direction.H2D, seq=0x01020304, session=0x0A0B0C0D, ts=0x1122334455667788)
     assert HEADER_LEN == 21
-    assert b[:HEADER_LEN] == bytes([1, 0x12, 0x02, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A,
+    assert b[:HEADER_LEN] == bytes([2, 0x12, 0x02, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A,
                                     0x04, 0x03, 0x02, 0x01,
                                     0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11])
     assert len(b) == HEADER_LEN + 0 + 16 + 4  # empty payload, tag, CRC
@@ -140,10 +143,11 @@ def _recrc(b: bytearray) -> bytes:
 
 
 def test_header_checks_name_the_problem() -> None:
-    b = bytearray(body(GetInfo(), Direction.H2D))
-    b[0] = 9
-    with pytest.raises(ProtocolError, match="version 9"):
-        decode_body(_recrc(b), expect=Direction.H2D, key=None)
+    for version in (1, 9):  # an older peer (version 1: INFO without the array) or a newer one
+        b = bytearray(body(GetInfo(), Direction.H2D))
+        b[0] = version
+        with pytest.raises(VersionError, match=f"version {version} is not supported"):
+            decode_body(_recrc(b), expect=Direction.H2D, key=None)
     b = bytearray(body(GetInfo(), Direction.H2D))
     b[1] = 0x7F
     with pytest.raises(ProtocolError, match="unknown message type"):
@@ -205,7 +209,7 @@ def test_a_malformed_stop_is_still_a_stop_on_the_device_side(kw) -> None:
 def test_a_stop_with_a_valid_tag_is_a_stop() -> None:
     from neuroloop.link.auth import compute_tag
 
-    raw = HEADER.pack(1, int(MsgType.STOP), 0x02, 0, SESSION, 5, 0)
+    raw = HEADER.pack(PROTOCOL_VERSION, int(MsgType.STOP), 0x02, 0, SESSION, 5, 0)
     b = _stop_frame(flags=0x02, tag=compute_tag(TEST_KEYS.h2d, raw), session=SESSION, seq=5)
     assert isinstance(decode_body(b, expect=Direction.H2D, key=TEST_KEYS.h2d).message, Stop)
 
@@ -221,7 +225,7 @@ def test_payload_that_lies_about_its_content_is_malformed() -> None:
     # a DATA frame whose payload is one sample short, correctly tagged and CRC'd
     msg, direction = examples()[0]
     payload = msg.encode_payload()[:-1]
-    h = HEADER.pack(1, int(MsgType.DATA), 0x03, len(payload), SESSION, 1, 0)
+    h = HEADER.pack(PROTOCOL_VERSION, int(MsgType.DATA), 0x03, len(payload), SESSION, 1, 0)
     from neuroloop.link.auth import compute_tag
 
     raw = bytearray(h + payload)
@@ -261,3 +265,80 @@ def test_samples_round_trip_exactly() -> None:
     np.testing.assert_array_equal(got.samples, q)
     np.testing.assert_array_equal(got.labels, lab)
     assert got.first_sample_index == 10**12
+
+
+# ----------------------------------------------------------------------------- INFO: array
+def _info(**kw) -> Info:
+    fields = dict(sampling_rate_hz=586.0, n_channels=2, n_contacts=4, samples_per_frame=59,
+                  uv_per_lsb=0.25, watchdog_ms=300, heartbeat_ms=100, last_h2d_seq=0,
+                  device_name="sim", channel_type="ecog", channel_names=("A", "B"),
+                  intention_names=("rest",), array_name="dbs-3389",
+                  area_cm2=electrode_array("dbs-3389").area_cm2)
+    fields.update(kw)
+    return Info(**fields)
+
+
+def test_info_carries_the_array_name_and_areas_exactly() -> None:
+    msg = _info()
+    got = Info.decode_payload(msg.encode_payload())
+    assert got.array_name == "dbs-3389" and got.n_contacts == 4
+    np.testing.assert_array_equal(got.area_cm2, electrode_array("dbs-3389").area_cm2)
+    assert electrode_array("dbs-3389").mismatch(got.array_name, got.area_cm2) is None
+
+
+def test_info_encode_refuses_a_missing_or_impossible_array() -> None:
+    for kw in ({"array_name": ""}, {"area_cm2": np.full(3, 0.06)},
+               {"area_cm2": np.array([0.06, 0.06, np.nan, 0.06])},
+               {"area_cm2": np.array([0.06, 0.0, 0.06, 0.06])}):
+        with pytest.raises(ValueError):
+            _info(**kw).encode_payload()
+
+
+def _with_areas(areas: list[float], n_contacts: int = 4, name: str = "dbs-3389") -> bytes:
+    head = _info(n_contacts=n_contacts, area_cm2=np.full(n_contacts, 0.06)).encode_payload()
+    head = head[:len(head) - 8 * n_contacts - 2 - len("dbs-3389")]  # strip name and areas
+    raw = name.encode()
+    return head + struct.pack("<H", len(raw)) + raw + np.asarray(areas, "<f8").tobytes()
+
+
+@pytest.mark.parametrize(("payload", "match"), [
+    (_with_areas([0.06, 0.06, 0.06]), "bytes of contact areas"),          # one area short
+    (_with_areas([0.06] * 5), "bytes of contact areas"),                  # one area too many
+    (_with_areas([0.06] * 4)[:-1], "bytes of contact areas"),             # truncated area
+    (_with_areas([0.06, float("nan"), 0.06, 0.06]), "finite and > 0"),
+    (_with_areas([0.06, float("inf"), 0.06, 0.06]), "finite and > 0"),
+    (_with_areas([0.06, 0.0, 0.06, 0.06]), "finite and > 0"),
+    (_with_areas([0.06, -0.06, 0.06, 0.06]), "finite and > 0"),
+    (_with_areas([0.06] * 4, name=""), "names no electrode array"),
+    (_with_areas([], n_contacts=0), "names no electrode array"),
+])
+def test_info_with_a_bad_array_is_a_protocol_error(payload: bytes, match: str) -> None:
+    with pytest.raises(ProtocolError, match=match):
+        Info.decode_payload(payload)
+
+
+def test_a_version_1_info_without_the_array_is_refused() -> None:
+    v1 = _info().encode_payload()[:-(2 + len("dbs-3389") + 32)]  # the version-1 layout
+    with pytest.raises(ProtocolError):
+        Info.decode_payload(v1)
+
+
+@given(st.data())
+def test_info_decoding_is_total(data: st.DataObject) -> None:
+    """Any cut, extension or byte change of a valid INFO payload decodes or raises
+    ProtocolError, nothing else; what decodes has finite positive areas, one per contact."""
+    raw = bytearray(_info().encode_payload())
+    kind = data.draw(st.sampled_from(["cut", "extend", "poke"]))
+    if kind == "cut":
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1))]
+    elif kind == "extend":
+        raw += data.draw(st.binary(min_size=1, max_size=40))
+    else:
+        for _ in range(data.draw(st.integers(1, 4))):
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        got = Info.decode_payload(bytes(raw))
+    except ProtocolError:
+        return
+    assert got.area_cm2.shape == (got.n_contacts,) and got.n_contacts > 0
+    assert np.all(np.isfinite(got.area_cm2)) and np.all(got.area_cm2 > 0) and got.array_name

@@ -11,6 +11,7 @@ from link_helpers import TEST_KEYS
 from neuroloop.errors import DeviceError
 from neuroloop.link.device import DeviceLink, LinkSettings
 from neuroloop.link.messages import Data, DeviceState, Info, Nak, NakReason
+from neuroloop.stimulation.electrodes import electrode_array
 
 
 def fresh_link() -> DeviceLink:
@@ -124,3 +125,69 @@ def test_utilisation_uses_the_stim_rate_sent_not_one_per_frame() -> None:
     want = link_utilisation(samples_per_frame=1, stim_rate_hz=hop_hz)["h2d_utilisation"]
     assert u["h2d_pct"] == round(100 * want, 2) and u["h2d_pct"] < 5.0
     link.close()
+
+
+# -- electrode array (SAFETY.md invariant 18) ------------------------------------------------
+def _array_link(name: str, areas: np.ndarray) -> DeviceLink:
+    link = DeviceLink("loop://", keys=TEST_KEYS, settings=LinkSettings(auto_arm=True))
+    link.info = Info(586.0, 2, areas.shape[0], 59, 0.25, 300, 100, 0, "t", "ecog", ("A", "B"),
+                     ("rest",), name, areas)
+    return link
+
+
+def test_the_link_reports_the_devices_array() -> None:
+    dbs = electrode_array("dbs-3389")
+    link = _array_link("dbs-3389", dbs.area_cm2)
+    assert link.device_array_name == "dbs-3389"
+    np.testing.assert_array_equal(link.device_area_cm2, dbs.area_cm2)
+    assert link.stats()["device_array"] == "dbs-3389"
+    link.expect_array(dbs)  # agrees: no error
+    assert link.expected_array is dbs
+
+
+def test_arm_is_refused_on_another_array_and_nothing_is_sent() -> None:
+    link = _array_link("dbs-3389", electrode_array("dbs-3389").area_cm2)
+    paddle = electrode_array("paddle-5-6-5")
+    want = ("device on loop:// reports array 'dbs-3389', the scenario's is 'paddle-5-6-5'; "
+            "start firmware-sim with --array paddle-5-6-5 or choose a scenario for that array")
+    with pytest.raises(DeviceError) as info:
+        link.expect_array(paddle)
+    assert str(info.value) == want
+    # every way to ARM checks it (the port is not even open: the check comes first)
+    for arm in (link.arm, link.arm_async, link._maybe_auto_arm,
+                lambda: link.arm(expected_array=paddle)):
+        with pytest.raises(DeviceError, match="reports array 'dbs-3389'"):
+            arm()
+    assert link.counters["arms_sent"] == 0 and link.counters["bytes_sent"] == 0
+
+
+def test_arm_is_refused_on_other_areas_or_without_info() -> None:
+    paddle = electrode_array("paddle-5-6-5")
+    areas = paddle.area_cm2.copy()
+    areas[3] = 0.09  # a device claiming larger contacts: looser charge limits
+    link = _array_link("paddle-5-6-5", areas)
+    with pytest.raises(DeviceError, match="contact E3 of 'paddle-5-6-5' with 0.09 cm"):
+        link.arm(expected_array=paddle)
+    link = _array_link("paddle-5-6-5", paddle.area_cm2[:4])
+    with pytest.raises(DeviceError, match="with 4 contacts, the scenario's has 16"):
+        link.arm(expected_array=paddle)
+    link.info = None
+    with pytest.raises(DeviceError, match="has not reported its electrode array"):
+        link.expect_array(paddle, timeout_s=0.05)
+    assert link.counters["arms_sent"] == 0
+
+
+def test_a_peer_of_another_protocol_version_is_named_not_blamed_on_the_baud_rate() -> None:
+    import struct
+
+    from neuroloop.link.codec import HEADER
+    from neuroloop.link.crc import crc32
+    from neuroloop.link.framing import cobs_encode
+    from neuroloop.link.messages import MsgType
+
+    link = DeviceLink("loop://", keys=TEST_KEYS, settings=LinkSettings(auto_arm=False))
+    raw = HEADER.pack(1, int(MsgType.HEARTBEAT), 0x03, 5, 1, 1, 0) + bytes(5 + 16)
+    link._parser.feed(cobs_encode(raw + struct.pack("<I", crc32(raw))) + b"\x00")
+    msg = str(link._no_frame_error())
+    assert "speaks another protocol version: protocol version 1 is not supported" in msg
+    assert "baud" not in msg

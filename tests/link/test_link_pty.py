@@ -15,7 +15,7 @@ from neuroloop.link.keys import LinkKeys, generate_key_file, load_key_file
 from neuroloop.safety.limits import SafetyLimits
 from neuroloop.safety.validate import validate
 from neuroloop.stimulation.command import StimCommand
-from neuroloop.stimulation.electrodes import paddle_5_6_5
+from neuroloop.stimulation.electrodes import electrode_array, paddle_5_6_5
 
 
 def collect(link: DeviceLink, seconds: float) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -276,6 +276,7 @@ def test_socket_transport_and_reconnect(firmware) -> None:
     (["--listen", "nonsense"], "socket://HOST:PORT"),
     (["--baud", "1234"], "standard rate"),
     (["--open-contact", "99"], "contacts are 0"),
+    (["--array", "paddle-99"], "known arrays: paddle-5-6-5, dbs-3389, rns-strip-depth"),
 ])
 def test_firmware_sim_bad_input_is_one_line_exit_2(args, match, tmp_path) -> None:
     import subprocess
@@ -292,3 +293,19 @@ def test_firmware_sim_bad_input_is_one_line_exit_2(args, match, tmp_path) -> Non
 def test_firmware_sim_creates_a_private_key_file(firmware, tmp_path) -> None:
     fw = firmware()
     assert oct(os.stat(fw.key_file).st_mode & 0o777) == "0o600"
+
+
+def test_the_device_reports_its_array_and_the_link_arms_only_a_match(firmware) -> None:
+    fw = firmware("--array", "dbs-3389")
+    link = open_device_link(fw.address, key_file=str(fw.key_file))
+    dbs = electrode_array("dbs-3389")
+    assert link.device_array_name == "dbs-3389" and link.info.n_contacts == 4
+    np.testing.assert_array_equal(link.device_area_cm2, dbs.area_cm2)
+    with pytest.raises(DeviceError, match="reports array 'dbs-3389', the scenario's is "
+                                          "'paddle-5-6-5'"):
+        link.arm(expected_array=paddle_5_6_5())
+    link.arm(expected_array=dbs)  # the matching array arms
+    assert wait_for(lambda: link.device_state is not None and link.device_state.name == "ARMED")
+    link.close()
+    fw.stop()
+    assert len([e for e in fw.log() if e["kind"] == "arm"]) == 1

@@ -44,7 +44,7 @@ def test_documented_wire_bytes_parse_back(vector, documented) -> None:
 
 def test_header_fields_of_the_stim_vector(documented) -> None:
     h = documented["stim"]["header"]
-    assert h[0] == 1 and h[1] == 0x11 and h[2] == 0x02  # version, STIM, TAG
+    assert h[0] == 2 and h[1] == 0x11 and h[2] == 0x02  # version, STIM, TAG
     assert int.from_bytes(h[3:5], "little") == 50 + 16 * 8
     assert int.from_bytes(h[5:9], "little") == SESSION
     assert int.from_bytes(h[9:13], "little") == 5
