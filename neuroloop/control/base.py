@@ -65,8 +65,8 @@ class PolicyParams(_Section):
             raise self.fail(key, v, f"must list distinct intentions from: {', '.join(names)}")
         return tuple(names.index(s) for s in v)
 
-    def interval(self, key: str, default: Any = ..., *, what: str = "[lo, hi]") -> tuple[float,
-                                                                                          float]:
+    def interval(self, key: str, default: Any = ..., *,
+                 what: str = "[lo, hi]") -> tuple[float, float]:
         """A ``[lo, hi]`` pair of finite numbers with ``lo < hi``."""
         v = self.get(key, default)
         if (not isinstance(v, list) or len(v) != 2
