@@ -17,10 +17,12 @@ accepted ARM at t_A (the bucket is empty there and the output zero)::
 
     |I_c(t2)| <= r * (t2 - t_A) + n * (r * cap * 1e-9 + 1e-12)
 
-The stateful test checks both after every step, for every pair of moments, while an attacker
-who holds the valid h2d key chooses every field of every STIM (amplitudes, pulse width,
-frequency, case current, ``hop_last_sample`` old/new/NO_SAMPLE/huge, program, cycle, sequence
-number, header timestamp) and the device time between frames.
+The test takes n as every STIM applied so far (an upper bound) and adds 1e-12 mA for its own
+float subtraction. The stateful test checks both bounds after every device call, for every
+pair of moments, while an attacker who holds the valid h2d key chooses every field of every
+STIM (amplitudes, pulse width, frequency, case current, ``hop_last_sample`` old/new/
+NO_SAMPLE/huge, program, cycle, sequence number, header timestamp), ARMs, HEARTBEATs, STOPs
+and the device time between frames (r and cap are drawn too).
 """
 
 from __future__ import annotations
