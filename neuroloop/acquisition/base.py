@@ -225,6 +225,17 @@ class BaseSource:
         """True when a finite source (a recording) has no more samples."""
         return False
 
+    def start_prefetch(self, chunk_samples: int) -> bool:
+        """Produce samples ahead of the reader, ``chunk_samples`` at a time, if the backend can.
+
+        A simulated source overrides this to run its model in a thread of its own, so that a
+        hop is ready when it is due, as it would be from hardware, and the controller's
+        latency is not the simulation's. Sources that deliver real samples (a device, a
+        recording) have nothing to produce: the default does nothing and returns False.
+        """
+        del chunk_samples
+        return False
+
     def __enter__(self) -> BaseSource:
         return self.open()
 

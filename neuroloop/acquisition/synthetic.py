@@ -77,16 +77,18 @@ when the schedule and artifact tables are extended (every hour of stream, doubli
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DeviceError
 from . import _synth_kernels as K
 from ._synth_models import PRESETS, Model, PresetSpec, build_model
 from .base import BaseSource, Block, SourceInfo
+from .prefetch import ChunkProducer
 from .schedule import Schedule
 
 __all__ = ["SyntheticSource", "ArtifactTable", "generate", "PRESET_NAMES", "ARTIFACT_KINDS"]
@@ -100,6 +102,7 @@ _KIND_P = (0.4, 0.3, 0.3)
 _STREAM_NOISE = 0x401CE
 _STREAM_ARTIFACTS = 0xA27F
 _HORIZON_S = 3600.0  # schedule/artifact tables are drawn this far ahead, then doubled
+_PREFETCH_WAIT_S = 10.0  # a prefetching read waits this long for the producer thread
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,6 +435,13 @@ class SyntheticSource(BaseSource):
         self._block = Block(data=self._buf[:0], first_index=0, labels=self._lab[:0])
         self._view_n = 0
         self._warm = False
+        # prefetch (start_prefetch): a producer thread generates chunks ahead of the reader
+        self._producer: ChunkProducer | None = None
+        self._pf_views: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pf_slot = -1
+        self._pf_off = 0
+        self._pf_block = Block(data=self._buf[:0], first_index=0, labels=self._lab[:0])
+        self._read_index = 0
 
     # -- construction from a URL -------------------------------------------------------------
     @classmethod
@@ -448,7 +458,7 @@ class SyntheticSource(BaseSource):
     @property
     def position(self) -> int:
         """Stream index of the next sample :meth:`read` will return."""
-        return self._next_index
+        return self._read_index if self._producer is not None else self._next_index
 
     @property
     def n_samples_total(self) -> int | None:
@@ -466,7 +476,82 @@ class SyntheticSource(BaseSource):
 
     @property
     def exhausted(self) -> bool:
+        if self._producer is not None:
+            return self._total is not None and self._read_index >= self._total
         return self._total is not None and self._next_index >= self._total
+
+    def start_prefetch(self, chunk_samples: int, depth: int = 8) -> bool:
+        """Generate the stream ahead of the reader, ``chunk_samples`` at a time, in a thread.
+
+        From then on :meth:`read` returns samples the thread produced before they were asked
+        for (the patient model runs outside the controller's measured path). The samples are
+        exactly those of a direct read. Stopped by :meth:`close`.
+
+        Returns
+        -------
+        bool
+            True (this source supports prefetching).
+        """
+        if self._producer is not None:
+            return True
+        if not self._warm:
+            self.warmup()
+        # The thread must not keep the source alive: it fills through a weak reference, and
+        # collecting an unclosed source stops it.
+        fill_next = weakref.WeakMethod(self._fill_next)
+
+        def fill(out: np.ndarray, labels: np.ndarray) -> int:
+            method = fill_next()
+            return 0 if method is None else method(out, labels)
+
+        producer = ChunkProducer(fill, first_index=self._next_index,
+                                 n_channels=self.info.n_channels,
+                                 chunk_samples=int(chunk_samples), depth=depth)
+        self._pf_views = [(producer.data[i], producer.labels[i]) for i in range(depth)]
+        self._read_index = self._next_index
+        self._producer = producer.start()
+        weakref.finalize(self, producer.stop)
+        return True
+
+    def _fill_next(self, out: np.ndarray, labels: np.ndarray) -> int:
+        """Producer-thread side: the next ``len(out)`` samples (fewer at the end)."""
+        n = out.shape[0]
+        if self._total is not None:
+            n = min(n, self._total - self._next_index)
+        if n <= 0:
+            return 0
+        self._generate(n, out, labels)
+        return n
+
+    def _read_prefetched(self, max_samples: int) -> Block | None:
+        p = self._producer
+        assert p is not None
+        if self._pf_slot >= 0 and self._pf_off >= p.n[self._pf_slot]:
+            p.release(self._pf_slot)
+            self._pf_slot = -1
+        if self._pf_slot < 0:
+            # The generator always produces: a long wait is a bug, never a stall to simulate
+            # (a spurious stall would make a --fast run depend on the machine's load).
+            slot = p.take(timeout=_PREFETCH_WAIT_S)
+            if slot < 0:
+                if p.ended:
+                    return None
+                raise DeviceError(f"the synthetic patient produced nothing for "
+                                  f"{_PREFETCH_WAIT_S:g} s; its thread is stuck")
+            self._pf_slot, self._pf_off = slot, 0
+        slot, off = self._pf_slot, self._pf_off
+        n_slot = int(p.n[slot])
+        n = min(max_samples, n_slot - off)
+        block = self._pf_block
+        if off == 0 and n == n_slot == p.chunk_samples:
+            block.data, block.labels = self._pf_views[slot]  # prebuilt views: no allocation
+        else:
+            block.data = p.data[slot, off:off + n]
+            block.labels = p.labels[slot, off:off + n]
+        block.first_index = int(p.first[slot]) + off
+        self._pf_off = off + n
+        self._read_index = block.first_index + n
+        return block
 
     def warmup(self) -> None:
         """Compile the kernels with the real argument types, without advancing the stream."""
@@ -498,6 +583,8 @@ class SyntheticSource(BaseSource):
         int
             Samples written (fewer than ``n`` only at the end of a finite stream).
         """
+        if self._producer is not None:
+            raise RuntimeError("read_into cannot be mixed with a running prefetch; use read()")
         n_ch = self.info.n_channels
         if out.ndim != 2 or out.shape[1] != n_ch or out.dtype != np.float64 \
                 or not out.flags.c_contiguous:
@@ -520,6 +607,8 @@ class SyntheticSource(BaseSource):
             self.warmup()
 
     def _read(self, max_samples: int, timeout: float | None) -> Block | None:
+        if self._producer is not None:
+            return self._read_prefetched(max_samples)
         n = min(max_samples, self.max_block_samples)
         if self._total is not None:
             n = min(n, self._total - self._next_index)
@@ -535,7 +624,10 @@ class SyntheticSource(BaseSource):
         return block
 
     def _close(self) -> None:
-        pass
+        if self._producer is not None:
+            self._producer.stop()
+            self._producer = None
+            self._pf_slot = -1  # chunks produced but never read are dropped (a visible gap)
 
     # -- internals ---------------------------------------------------------------------------
     def _ensure_horizon(self, n_samples: int) -> None:

@@ -5,6 +5,10 @@ Per cycle::
     acquire hop -> FeaturePipeline.step -> Decoder.step -> StimMapper.map
         -> SafetySupervisor.step(request, now) -> Stimulator.send -> record + listeners
 
+Each stage's cost is logged per cycle (:data:`~neuroloop.runtime.stats.STAGES`: acquire,
+features, decoder, policy, supervisor, stimulator, bookkeeping). How a cycle learns its times
+(live, ``--fast``, replay) is a :mod:`~neuroloop.runtime.timing` strategy chosen once.
+
 Pacing: with a :class:`~neuroloop.runtime.clock.WallClock` and a source that is not paced by
 a device, cycle ``k`` waits until the hop's last sample is due (``t0 + (index + 1) / fs``;
 computed from the sample index, so it never drifts). With a device, samples arrive on their
@@ -45,7 +49,11 @@ from .records import (
     LoopListener,
     cycle_dtype,
 )
-from .stats import LatencyLog
+from .stats import STAGES, LatencyLog, StageLog
+from .timing import timing_for
+
+# stage columns of StageLog (the order of STAGES)
+S_ACQUIRE, S_FEATURES, S_DECODER, S_POLICY, S_SUPERVISOR, S_STIMULATOR, S_BOOKKEEPING = range(7)
 
 __all__ = ["ControlLoop", "LoopResult", "FaultHooks"]
 
@@ -106,6 +114,7 @@ class LoopResult:
     wall_s: float
     sampling_rate_hz: float
     hop_samples: int
+    stage_ns: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,6 +181,7 @@ class ControlLoop:
         self.listeners: tuple[LoopListener, ...] = tuple(listeners)
         self.hooks = hooks or FaultHooks()
         self.replay_cycles = replay_cycles
+        self.timing = timing_for(clock, deadline_ns, replay_cycles)
         self.paced = not clock.simulated and not source.paced_by_device
         hop_s = self.hop / self.fs
         self.read_timeout_s = read_timeout_s if read_timeout_s is not None else 2.0 * hop_s
@@ -197,6 +207,8 @@ class ControlLoop:
         cap = int(capacity)
         self.compute_log = LatencyLog(cap)
         self.e2e_log = LatencyLog(cap)
+        self.stage_log = StageLog(STAGES, cap)
+        self._stage_ns = np.zeros(len(STAGES), dtype=np.int64)
         self._true = np.full(cap, NO_LABEL, dtype=np.int8)
         self._state = np.zeros(cap, dtype=np.int8)
         self._prog = np.full(cap, -1, dtype=np.int16)
@@ -241,6 +253,12 @@ class ControlLoop:
             self.policy.step(intention, 0, 0)
         self.pipeline.reset()
         self.decoder.reset()
+        if self.replay_cycles is None:
+            # a simulated patient produces its hops ahead, in a thread of its own, so the
+            # loop times the controller, not the simulation (a device or recording: no-op)
+            start_prefetch = getattr(self.source, "start_prefetch", None)
+            if start_prefetch is not None:  # test doubles and wrappers may lack the hook
+                start_prefetch(self.hop)
 
     def request_stop(self) -> None:
         """Ask the loop to stop after the current cycle (thread- and signal-safe)."""
@@ -294,29 +312,28 @@ class ControlLoop:
 
     def _one_cycle(self) -> bool:
         k = self.cycle
+        timing = self.timing
+        if not timing.has_cycle(k):
+            return False
+        stage = self._stage_ns
         flags = 0
-        rec = None
-        if self.replay_cycles is not None:
-            if k >= self.replay_cycles.shape[0]:
-                return False
-            rec = self.replay_cycles[k]
 
-        # 1. acquire one hop
-        if rec is not None:
-            stalled = bool(rec["flags"] & FLAG_SOURCE_STALL)
-        else:
-            stalled = self.hooks.stall(k)
+        # 1. acquire one hop (the pacing wait is not part of any stage)
+        stalled = timing.recorded_stall(k) if timing.recorded else self.hooks.stall(k)
         if stalled:
-            if rec is None:
-                if not self._drop_one_hop() and self.source.exhausted:
-                    return False
-            else:  # the live run dropped this hop: it was never recorded
-                self._expected_index = int(rec["first_sample"]) + self.hop
+            if timing.recorded:  # the live run dropped this hop: it was never recorded
+                self._expected_index = timing.recorded_first_sample(k) + self.hop
                 self._started = True
+            elif not self._drop_one_hop() and self.source.exhausted:
+                return False
+            stage[S_ACQUIRE] = 0
             available_ns = self._due_ns(self._expected_index - 1)
             flags |= FLAG_SOURCE_STALL
         else:
+            self._wait_for_hop()
+            t_wake = time.perf_counter_ns()
             status = self._acquire()
+            stage[S_ACQUIRE] = time.perf_counter_ns() - t_wake
             if status == 0:
                 return False
             if status < 0:
@@ -326,12 +343,9 @@ class ControlLoop:
                 available_ns = self._available_ns
                 if self._gap:
                     flags |= FLAG_SAMPLES_LOST
-        if rec is not None:
-            available_ns = int(rec["available_ns"])
-        elif self.clock.simulated:
-            self.clock.sleep_until(available_ns)
+        available_ns = timing.available(k, available_ns)
 
-        # 2. compute
+        # 2. compute: features -> decoder -> policy -> supervisor -> stimulator
         t_start = time.perf_counter_ns()
         features = self._r_feats
         if flags & FLAG_SOURCE_STALL:
@@ -342,10 +356,13 @@ class ControlLoop:
             # no decoder output this cycle: the supervisor judges the input by its age
             # (input_ns is the last fresh hop), so the reason it reports is stale input
             valid, confidence = True, 1.0
+            t_features = t_decoded = t_start
         else:
             self._last_good_available = available_ns
             features = self.pipeline.step(self._hop_buf)
+            t_features = time.perf_counter_ns()
             intention = self.decoder.step(features)
+            t_decoded = time.perf_counter_ns()
             if self.hooks.alter_intention(k, intention):
                 flags |= FLAG_INJECTED
             valid, confidence = bool(intention.valid), float(intention.confidence)
@@ -357,31 +374,19 @@ class ControlLoop:
         extra = self.hooks.extra_compute_ns(k)
         if extra:
             flags |= FLAG_INJECTED
-        if extra and rec is None:  # a replay takes the recorded deadline flags instead
-            end = time.perf_counter_ns() + extra
-            while time.perf_counter_ns() < end:
-                pass
+            timing.burn(extra)
+        t_policy = time.perf_counter_ns()
 
-        now_ns = int(rec["now_ns"]) if rec is not None else self.clock.now_ns()
+        now_ns = timing.now_ns(k)
         hook_events = self.hooks.before_supervisor(k, now_ns, self.supervisor)
         command, events = self.supervisor.step(
             request, now_ns, input_ns=self._last_good_available, decoder_valid=valid,
             confidence=confidence, deadline_missed=self._prev_missed)
+        t_supervised = time.perf_counter_ns()
         self.stimulator.send(command, hop_last_sample=self._expected_index - 1)
         t_end = time.perf_counter_ns()
         compute_ns = t_end - t_start
-        if rec is not None:
-            sent_ns = int(rec["sent_ns"])
-            e2e_ns = int(rec["e2e_ns"])
-            missed = bool(rec["flags"] & FLAG_DEADLINE_MISSED)
-        elif self.clock.simulated:
-            sent_ns = now_ns + compute_ns
-            e2e_ns = compute_ns
-            missed = e2e_ns > self.deadline_ns
-        else:
-            sent_ns = self.clock.now_ns()
-            e2e_ns = sent_ns - available_ns
-            missed = e2e_ns > self.deadline_ns
+        sent_ns, e2e_ns, missed = timing.outcome(k, available_ns, now_ns, compute_ns)
         if missed:
             flags |= FLAG_DEADLINE_MISSED
             self.deadline_misses += 1
@@ -410,6 +415,13 @@ class ControlLoop:
             except Exception as exc:  # noqa: BLE001 - a listener never stops the loop
                 self._detach(listener, exc)
         self.cycle = k + 1
+        stage[S_FEATURES] = t_features - t_start
+        stage[S_DECODER] = t_decoded - t_features
+        stage[S_POLICY] = t_policy - t_decoded
+        stage[S_SUPERVISOR] = t_supervised - t_policy
+        stage[S_STIMULATOR] = t_end - t_supervised
+        stage[S_BOOKKEEPING] = time.perf_counter_ns() - t_end
+        self.stage_log.add(stage)
         return True
 
     # -- acquisition ------------------------------------------------------------------------
@@ -417,12 +429,15 @@ class ControlLoop:
         """Time the sample with stream index ``sample_index`` is due (paced sources)."""
         return self._t0_ns + int(round((sample_index + 1) * _NS / self.fs))
 
-    def _acquire(self) -> int:
-        """Fill the hop buffer. Returns 1 on a full hop, -1 on a stall, 0 when exhausted."""
-        self._gap = False
+    def _wait_for_hop(self) -> None:
+        """Paced sources: sleep until the hop's last sample is due (never part of a stage)."""
         if self.paced:
             self.clock.sleep_until(
                 self._due_ns(self._expected_index + self.hop - self._fill - 1))
+
+    def _acquire(self) -> int:
+        """Fill the hop buffer. Returns 1 on a full hop, -1 on a stall, 0 when exhausted."""
+        self._gap = False
         deadline = time.perf_counter_ns() + int(self.read_timeout_s * _NS)
         while self._fill < self.hop:
             remaining = (deadline - time.perf_counter_ns()) / _NS
@@ -569,4 +584,5 @@ class ControlLoop:
             wall_s=wall_s,
             sampling_rate_hz=self.fs,
             hop_samples=self.hop,
+            stage_ns=self.stage_log.ordered(),
         )

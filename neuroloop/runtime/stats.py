@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LatencyLog", "percentiles_us"]
+__all__ = ["LatencyLog", "StageLog", "STAGES", "percentiles_us"]
+
+#: The stages of a control cycle whose cost the loop logs, in order.
+STAGES = ("acquire", "features", "decoder", "policy", "supervisor", "stimulator",
+          "bookkeeping")
 
 
 def percentiles_us(values_ns: np.ndarray) -> dict[str, float]:
@@ -54,3 +58,35 @@ class LatencyLog:
 
     def summary(self) -> dict[str, float]:
         return percentiles_us(self.values())
+
+
+class StageLog:
+    """A fixed-capacity ring of per-cycle stage costs, int64 nanoseconds.
+
+    Parameters
+    ----------
+    names : tuple of str
+        Stage names, one column each.
+    capacity : int
+        Cycles kept; older ones are overwritten once full.
+    """
+
+    def __init__(self, names: tuple[str, ...], capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.names = tuple(names)
+        self._buf = np.zeros((int(capacity), len(names)), dtype=np.int64)
+        self.count = 0
+
+    def add(self, stage_ns: np.ndarray) -> None:
+        """Log one cycle's costs, shape (n_stages,) (copied; nothing allocated)."""
+        self._buf[self.count % self._buf.shape[0]] = stage_ns
+        self.count += 1
+
+    def ordered(self) -> dict[str, np.ndarray]:
+        """Stage name -> its retained costs, oldest first (copies)."""
+        cap = self._buf.shape[0]
+        n = min(self.count, cap)
+        idx = np.arange(self.count - n, self.count) % cap
+        block = self._buf[idx]
+        return {name: block[:, j].copy() for j, name in enumerate(self.names)}

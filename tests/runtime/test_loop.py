@@ -38,8 +38,12 @@ def test_fast_run_summary_fields(small_bsi, bsi_decoder_file) -> None:
     assert s.stimulator.status()["stopped"] is True
 
 
-def test_hot_path_does_not_allocate(small_bsi, bsi_decoder_file) -> None:
+def test_hot_path_does_not_allocate(small_bsi, bsi_decoder_file, monkeypatch) -> None:
     """No growth, and no per-cycle buffer: only a constant ~2 KiB of small-object churn.
+
+    tracemalloc counts every thread, so the synthetic patient's producer thread (it boxes
+    the arguments of its own kernel call per chunk, outside the loop) is switched off here;
+    ``test_prefetched_loop_does_not_grow`` covers the loop with it running.
 
     Calling a Numba dispatcher from Python boxes its arguments (a constant few hundred bytes
     per call, freed at once). A per-cycle copy of any data buffer would show up as a peak at
@@ -47,6 +51,9 @@ def test_hot_path_does_not_allocate(small_bsi, bsi_decoder_file) -> None:
     29.5 KiB), so the per-cycle peak bound below catches it. Cycles that raise interlock
     events (rare, exceptional path) may allocate their event objects and are not bounded.
     """
+    from neuroloop.acquisition.synthetic import SyntheticSource
+
+    monkeypatch.setattr(SyntheticSource, "start_prefetch", lambda self, n, depth=8: False)
     s = _session(small_bsi, bsi_decoder_file, duration_s=200.0)
     loop = s.open()
     s.supervisor.arm(s.clock.now_ns())
@@ -74,6 +81,27 @@ def test_hot_path_does_not_allocate(small_bsi, bsi_decoder_file) -> None:
     # A leak of one small object per cycle would be >= 16 KiB here. Event cycles are left out:
     # their event objects refill CPython's bounded tuple free lists, which looks like growth.
     assert growth[quiet].sum() < 1024, f"memory grew by {growth[quiet].sum()} bytes"
+
+
+def test_prefetched_loop_does_not_grow(small_bsi, bsi_decoder_file) -> None:
+    """With the patient produced in its own thread, memory still does not grow per cycle."""
+    s = _session(small_bsi, bsi_decoder_file, duration_s=400.0)
+    loop = s.open()
+    assert s.source._producer is not None  # noqa: SLF001 - the producer runs
+    s.supervisor.arm(s.clock.now_ns())
+    for _ in range(300):
+        assert loop._one_cycle()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(2000):
+            assert loop._one_cycle()
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 16384, f"memory grew by {after - before} bytes over 2000 cycles"
 
 
 def test_deadline_misses_counted_and_fault_latched(small_bsi, bsi_decoder_file) -> None:

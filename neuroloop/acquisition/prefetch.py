@@ -1,0 +1,134 @@
+"""Produce a deterministic sample stream ahead of time, in a thread of its own.
+
+A simulated patient costs more per hop than the whole controller. Run inside the measured
+path, it would make end-to-end latency measure the simulation, not the controller. A
+:class:`ChunkProducer` runs the generator in a background thread (its kernel is compiled
+``nogil``, so the two really run in parallel) into a ring of preallocated slots, so that when a
+hop is due it is simply there, as it would be from hardware.
+
+The stream does not depend on the thread: the producer calls the same generator in the same
+order with the same chunk size, and the generator's output does not depend on how it is cut
+into chunks. Errors in the thread are re-raised in the reader (mne-lsl's convention).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["ChunkProducer"]
+
+#: fill(out (chunk, n_channels) float64, labels (chunk,) int8) -> samples written (0 = end).
+FillFn = Callable[[np.ndarray, np.ndarray], int]
+
+
+class ChunkProducer:
+    """A ring of ``depth`` preallocated chunks filled by a background thread.
+
+    Parameters
+    ----------
+    fill : callable
+        ``fill(out, labels) -> n``: writes the next ``n <= chunk_samples`` samples of the
+        stream into ``out[:n]`` and ``labels[:n]``; 0 marks the end of a finite stream.
+    first_index : int
+        Stream index of the first sample ``fill`` will write.
+    n_channels : int
+    chunk_samples : int
+        Samples per chunk (the loop's hop).
+    depth : int
+        Chunks produced ahead (at most; the producer waits while the ring is full).
+
+    Notes
+    -----
+    One consumer thread calls :meth:`take` and :meth:`release`; nothing is allocated per chunk.
+    """
+
+    def __init__(self, fill: FillFn, *, first_index: int, n_channels: int, chunk_samples: int,
+                 depth: int = 8) -> None:
+        if chunk_samples < 1 or depth < 2:
+            raise ValueError("chunk_samples must be >= 1 and depth >= 2")
+        self._fill = fill
+        self.chunk_samples = int(chunk_samples)
+        self.depth = int(depth)
+        self.data = np.zeros((depth, chunk_samples, n_channels), dtype=np.float64)
+        self.labels = np.zeros((depth, chunk_samples), dtype=np.int8)
+        self.n = np.zeros(depth, dtype=np.int64)
+        self.first = np.zeros(depth, dtype=np.int64)
+        self._next_first = int(first_index)
+        self._free = threading.Semaphore(depth)
+        self._filled = threading.Semaphore(0)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._write = 0  # next slot the producer fills
+        self._read = 0   # next slot the consumer takes
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name="neuroloop-prefetch", daemon=True)
+
+    def start(self) -> ChunkProducer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread (idempotent); chunks not yet taken are dropped."""
+        self._stop.set()
+        self._free.release()  # wake a producer waiting for a free slot
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5.0)
+
+    # -- producer ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                # block without a timeout: an idle producer must not wake (or allocate)
+                # periodically; stop() releases the semaphore to end the wait
+                self._free.acquire()
+                if self._stop.is_set():
+                    return
+                slot = self._write
+                n = int(self._fill(self.data[slot], self.labels[slot]))
+                self.n[slot] = n
+                self.first[slot] = self._next_first
+                self._next_first += n
+                self._write = (slot + 1) % self.depth
+                self._filled.release()
+                if n == 0:
+                    return  # end of a finite stream: the consumer sees an empty chunk
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader
+            self._error = exc
+            self.n[self._write] = 0
+            self._filled.release()
+
+    # -- consumer ---------------------------------------------------------------------------
+    def take(self, timeout: float | None) -> int:
+        """Index of the next filled slot, or -1 on timeout or at the end of the stream.
+
+        Raises
+        ------
+        BaseException
+            Whatever the producer thread raised.
+        """
+        if self._ended:
+            return -1
+        if not self._filled.acquire(timeout=timeout):
+            return -1
+        if self._error is not None:
+            self._ended = True
+            raise self._error
+        slot = self._read
+        if self.n[slot] == 0:
+            self._ended = True
+            return -1
+        self._read = (slot + 1) % self.depth
+        return slot
+
+    def release(self, slot: int) -> None:
+        """Hand ``slot`` back to the producer (after its samples were copied out)."""
+        del slot  # slots are released in the order they were taken
+        self._free.release()
+
+    @property
+    def ended(self) -> bool:
+        """True once the end of a finite stream (or an error) was taken."""
+        return self._ended

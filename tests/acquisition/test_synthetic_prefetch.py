@@ -1,0 +1,87 @@
+"""Prefetching the synthetic patient in a thread changes nothing in the stream."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neuroloop.acquisition.prefetch import ChunkProducer
+from neuroloop.acquisition.synthetic import SyntheticSource
+
+
+def _direct(n: int, **kw) -> tuple[np.ndarray, np.ndarray]:
+    src = SyntheticSource("bsi", seed=3, **kw).open()
+    data = np.empty((n, src.info.n_channels))
+    labels = np.empty(n, np.int8)
+    got = src.read_into(data, labels)
+    src.close()
+    return data[:got], labels[:got]
+
+
+def _prefetched(n: int, chunk: int, reads: list[int], **kw) -> tuple[np.ndarray, np.ndarray,
+                                                                      list[int]]:
+    src = SyntheticSource("bsi", seed=3, **kw).open()
+    assert src.start_prefetch(chunk)
+    data, labels, firsts = [], [], []
+    i = 0
+    while sum(len(d) for d in data) < n:
+        b = src.read(reads[i % len(reads)])
+        i += 1
+        if b is None:
+            break
+        firsts.append(b.first_index)
+        data.append(b.data.copy())
+        labels.append(b.labels.copy())
+    src.close()
+    return np.concatenate(data)[:n], np.concatenate(labels)[:n], firsts
+
+
+@settings(max_examples=15, deadline=None)
+@given(chunk=st.integers(1, 200), reads=st.lists(st.integers(1, 300), min_size=1, max_size=5))
+def test_prefetched_stream_equals_direct_generation(chunk, reads):
+    n = 1500
+    ref, ref_lab = _direct(n)
+    got, lab, firsts = _prefetched(n, chunk, reads)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(lab, ref_lab)
+    assert firsts[0] == 0
+
+
+def test_a_finite_stream_ends_and_reports_exhausted():
+    src = SyntheticSource("bsi", seed=1, duration_s=1.0).open()
+    total = src.n_samples_total
+    assert src.start_prefetch(59)
+    got = 0
+    while (b := src.read(59)) is not None:
+        got += b.n_samples
+    assert got == total and src.exhausted and src.position == total
+    src.close()
+
+
+def test_the_thread_generates_ahead_of_the_reader():
+    src = SyntheticSource("bsi", seed=1).open()
+    src.start_prefetch(59)
+    producer = src._producer
+    assert producer is not None
+    # the ring fills without anybody reading
+    for _ in range(200):
+        if producer._filled._value == producer.depth:  # noqa: SLF001 - white-box check
+            break
+        threading.Event().wait(0.01)
+    assert producer._filled._value == producer.depth  # noqa: SLF001
+    src.close()
+    assert not producer._thread.is_alive()  # noqa: SLF001
+
+
+def test_errors_in_the_thread_reach_the_reader():
+    def fill(out, labels):
+        raise ValueError("model blew up")
+
+    p = ChunkProducer(fill, first_index=0, n_channels=2, chunk_samples=4).start()
+    with pytest.raises(ValueError, match="model blew up"):
+        p.take(timeout=5.0)
+    p.stop()
