@@ -2,7 +2,7 @@
 
 Per cycle::
 
-    acquire hop -> FeaturePipeline.step -> Decoder.step -> StimMapper.map
+    acquire hop -> FeaturePipeline.step -> Decoder.step -> ControlPolicy.step
         -> SafetySupervisor.step(request, now) -> Stimulator.send -> record + listeners
 
 Each stage's cost is logged per cycle (:data:`~neuroloop.runtime.stats.STAGES`: acquire,
@@ -40,6 +40,8 @@ from ..safety.events import InterlockEvent
 from ..stimulation.command import StimCommand
 from ..stimulation.stimulators import BaseStimulator
 from .clock import Clock
+from .cycle_record import CycleHistory, CycleRecordWriter
+from .hop_reader import HOP_EXHAUSTED, HOP_STALLED, HopReader
 from .records import (
     FLAG_DEADLINE_MISSED,
     FLAG_INJECTED,
@@ -47,7 +49,6 @@ from .records import (
     FLAG_SAMPLES_LOST,
     FLAG_SOURCE_STALL,
     LoopListener,
-    cycle_dtype,
 )
 from .stats import STAGES, LatencyLog, StageLog
 from .timing import timing_for
@@ -182,51 +183,31 @@ class ControlLoop:
         self.hooks = hooks or FaultHooks()
         self.replay_cycles = replay_cycles
         self.timing = timing_for(clock, deadline_ns, replay_cycles)
-        self.paced = not clock.simulated and not source.paced_by_device
         hop_s = self.hop / self.fs
-        self.read_timeout_s = read_timeout_s if read_timeout_s is not None else 2.0 * hop_s
-        n_ch = source.info.n_channels
+        self.reader = HopReader(
+            source, clock, hop_samples=self.hop, sampling_rate_hz=self.fs,
+            read_timeout_s=read_timeout_s if read_timeout_s is not None else 2.0 * hop_s,
+            on_samples=self._samples_to_listeners)
         n_contacts = policy.programs.array.n_contacts
         n_states = len(policy.programs.intention_names)
-
-        # preallocated buffers
-        self._hop_buf = np.zeros((self.hop, n_ch), dtype=np.float64)
-        self._hop_labels = np.full(self.hop, NO_LABEL, dtype=np.int8)
-        self._fill = 0
         self._off = StimCommand.off(n_contacts)
-        self.dtype = cycle_dtype(pipeline.n_features, n_states, n_contacts)
-        self.record = np.zeros(1, dtype=self.dtype)
-        r = self.record
-        self._r_scalar = {name: r[name] for name in self.dtype.names
-                          if self.dtype[name].shape == ()}
-        self._r_probs = r["probabilities"][0]
-        self._r_feats = r["features"][0]
-        self._r_req = r["request_amplitude_ma"][0]
-        self._r_amp = r["amplitude_ma"][0]
+        self.writer = CycleRecordWriter(pipeline.n_features, n_states, n_contacts)
+        self.dtype = self.writer.dtype
+        self.record = self.writer.record
 
         cap = int(capacity)
         self.compute_log = LatencyLog(cap)
         self.e2e_log = LatencyLog(cap)
         self.stage_log = StageLog(STAGES, cap)
         self._stage_ns = np.zeros(len(STAGES), dtype=np.int64)
-        self._true = np.full(cap, NO_LABEL, dtype=np.int8)
-        self._state = np.zeros(cap, dtype=np.int8)
-        self._prog = np.full(cap, -1, dtype=np.int16)
-        self._on = np.zeros(cap, dtype=np.bool_)
-        self._last = np.zeros(cap, dtype=np.int64)
-        self._cap = cap
+        self.history = CycleHistory(cap)
 
         # run state
         self.cycle = 0
         self.deadline_misses = 0
         self.stall_cycles = 0
-        self.samples_lost = 0
-        self._expected_index = 0  # stream index of the next sample we expect
-        self._started = False
-        self._gap = False
-        self._available_ns = 0
-        self._t0_ns = 0
         self._last_good_available = 0
+        self._available_ns = 0  # when the current hop's last sample became available
         self._prev_missed = False
         self.event_counts: dict[str, int] = {}
         self.listener_errors: list[str] = []
@@ -235,6 +216,15 @@ class ControlLoop:
         self.device_error: DeviceError | None = None
         self.status_cb: Callable[[ControlLoop], None] | None = None
         self.status_interval_ns = int(0.25 * _NS)
+
+    @property
+    def paced(self) -> bool:
+        """True when the wall clock paces the source (a live run without a device)."""
+        return self.reader.paced
+
+    @property
+    def samples_lost(self) -> int:
+        return self.reader.samples_lost
 
     # -- set-up -----------------------------------------------------------------------------
     def warmup(self, n_cycles: int = 3) -> None:
@@ -246,7 +236,7 @@ class ControlLoop:
         self.decoder.warmup()
         if hasattr(self.supervisor, "warmup"):
             self.supervisor.warmup()
-        zeros = np.zeros_like(self._hop_buf)
+        zeros = np.zeros_like(self.reader.hop)
         for _ in range(n_cycles):
             feats = self.pipeline.step(zeros)
             intention = self.decoder.step(feats)
@@ -277,8 +267,9 @@ class ControlLoop:
         gc.freeze()
         gc.disable()
         wall0 = time.perf_counter()
-        self._t0_ns = self.clock.now_ns()
-        next_status = self._t0_ns
+        t0_ns = self.clock.now_ns()
+        self.reader.start(t0_ns)
+        next_status = t0_ns
         try:
             while max_cycles is None or self.cycle < max_cycles:
                 if self._stop_requested:
@@ -312,42 +303,47 @@ class ControlLoop:
 
     def _one_cycle(self) -> bool:
         k = self.cycle
-        timing = self.timing
-        if not timing.has_cycle(k):
+        if not self.timing.has_cycle(k):
             return False
+        acquired = self._acquire_hop(k)
+        if acquired < 0:
+            return False
+        self._compute_and_send(k, acquired, self.timing.available(k, self._available_ns))
+        return True
+
+    def _acquire_hop(self, k: int) -> int:
+        """Stage 1: one hop. Returns the cycle's flags so far, or -1 when the stream ended.
+
+        Sets ``self._available_ns``; the pacing wait is not part of any stage.
+        """
+        reader = self.reader
         stage = self._stage_ns
-        flags = 0
-
-        # 1. acquire one hop (the pacing wait is not part of any stage)
-        stalled = timing.recorded_stall(k) if timing.recorded else self.hooks.stall(k)
-        if stalled:
-            if timing.recorded:  # the live run dropped this hop: it was never recorded
-                self._expected_index = timing.recorded_first_sample(k) + self.hop
-                self._started = True
-            elif not self._drop_one_hop() and self.source.exhausted:
-                return False
+        if self.timing.stalled(k, self.hooks):
+            if not self.timing.drop_hop(k, reader):
+                return -1
             stage[S_ACQUIRE] = 0
-            available_ns = self._due_ns(self._expected_index - 1)
-            flags |= FLAG_SOURCE_STALL
-        else:
-            self._wait_for_hop()
-            t_wake = time.perf_counter_ns()
-            status = self._acquire()
-            stage[S_ACQUIRE] = time.perf_counter_ns() - t_wake
-            if status == 0:
-                return False
-            if status < 0:
-                flags |= FLAG_SOURCE_STALL
-                available_ns = self.clock.now_ns()
-            else:
-                available_ns = self._available_ns
-                if self._gap:
-                    flags |= FLAG_SAMPLES_LOST
-        available_ns = timing.available(k, available_ns)
+            self._available_ns = reader.due_ns(reader.last_sample)
+            return FLAG_SOURCE_STALL
+        reader.wait()
+        t_wake = time.perf_counter_ns()
+        status = reader.read_hop()
+        stage[S_ACQUIRE] = time.perf_counter_ns() - t_wake
+        if status == HOP_EXHAUSTED:
+            return -1
+        if status == HOP_STALLED:
+            self._available_ns = self.clock.now_ns()
+            return FLAG_SOURCE_STALL
+        self._available_ns = reader.available_ns
+        return FLAG_SAMPLES_LOST if reader.gap else 0
 
+    def _compute_and_send(self, k: int, flags: int, available_ns: int) -> None:
+        """Stages 2-7: features, decoder, policy, supervisor, stimulator, bookkeeping."""
+        timing = self.timing
+        reader = self.reader
+        stage = self._stage_ns
         # 2. compute: features -> decoder -> policy -> supervisor -> stimulator
         t_start = time.perf_counter_ns()
-        features = self._r_feats
+        features = self.writer.features
         if flags & FLAG_SOURCE_STALL:
             self.stall_cycles += 1
             intention = None
@@ -359,7 +355,7 @@ class ControlLoop:
             t_features = t_decoded = t_start
         else:
             self._last_good_available = available_ns
-            features = self.pipeline.step(self._hop_buf)
+            features = self.pipeline.step(reader.hop)
             t_features = time.perf_counter_ns()
             intention = self.decoder.step(features)
             t_decoded = time.perf_counter_ns()
@@ -383,7 +379,7 @@ class ControlLoop:
             request, now_ns, input_ns=self._last_good_available, decoder_valid=valid,
             confidence=confidence, deadline_missed=self._prev_missed)
         t_supervised = time.perf_counter_ns()
-        self.stimulator.send(command, hop_last_sample=self._expected_index - 1)
+        self.stimulator.send(command, hop_last_sample=reader.last_sample)
         t_end = time.perf_counter_ns()
         compute_ns = t_end - t_start
         sent_ns, e2e_ns, missed = timing.outcome(k, available_ns, now_ns, compute_ns)
@@ -395,23 +391,20 @@ class ControlLoop:
         # 3. bookkeeping (preallocated)
         self.compute_log.add(compute_ns)
         self.e2e_log.add(e2e_ns)
-        i = k % self._cap
-        true_state = int(self._hop_labels[self.hop - 1]) if not (flags & FLAG_SOURCE_STALL) \
-            else NO_LABEL
-        state = int(intention.state) if intention is not None else 0
-        self._true[i] = true_state
-        self._state[i] = state
-        self._prog[i] = command.program_id
-        self._on[i] = not command.is_off
-        self._last[i] = self._expected_index - 1
-        self._fill_record(k, flags, available_ns, now_ns, sent_ns, compute_ns, e2e_ns,
-                          true_state, intention, features, request, command,
-                          len(events) + len(hook_events))
+        true_state = NO_LABEL if flags & FLAG_SOURCE_STALL else reader.true_state
+        self.history.add(k, true_state, int(intention.state) if intention is not None else 0,
+                         command.program_id, not command.is_off, reader.last_sample)
+        record = self.writer.fill(
+            cycle=k, first_sample=reader.next_index - self.hop, flags=flags,
+            available_ns=available_ns, now_ns=now_ns, sent_ns=sent_ns, compute_ns=compute_ns,
+            e2e_ns=e2e_ns, true_state=true_state, output=intention, features=features,
+            request=request, command=command, supervisor_state=int(self.supervisor.state),
+            n_events=len(events) + len(hook_events))
         if events or hook_events:
             self._note_events(hook_events, events)
         for listener in self.listeners:
             try:
-                listener.on_cycle(self.record)
+                listener.on_cycle(record)
             except Exception as exc:  # noqa: BLE001 - a listener never stops the loop
                 self._detach(listener, exc)
         self.cycle = k + 1
@@ -422,117 +415,14 @@ class ControlLoop:
         stage[S_STIMULATOR] = t_end - t_supervised
         stage[S_BOOKKEEPING] = time.perf_counter_ns() - t_end
         self.stage_log.add(stage)
-        return True
 
-    # -- acquisition ------------------------------------------------------------------------
-    def _due_ns(self, sample_index: int) -> int:
-        """Time the sample with stream index ``sample_index`` is due (paced sources)."""
-        return self._t0_ns + int(round((sample_index + 1) * _NS / self.fs))
-
-    def _wait_for_hop(self) -> None:
-        """Paced sources: sleep until the hop's last sample is due (never part of a stage)."""
-        if self.paced:
-            self.clock.sleep_until(
-                self._due_ns(self._expected_index + self.hop - self._fill - 1))
-
-    def _acquire(self) -> int:
-        """Fill the hop buffer. Returns 1 on a full hop, -1 on a stall, 0 when exhausted."""
-        self._gap = False
-        deadline = time.perf_counter_ns() + int(self.read_timeout_s * _NS)
-        while self._fill < self.hop:
-            remaining = (deadline - time.perf_counter_ns()) / _NS
-            if remaining <= 0:
-                return -1
-            block = self.source.read(self.hop - self._fill, timeout=remaining)
-            if block is None:
-                if self.source.exhausted:
-                    return 0
-                if self.clock.simulated and not self.source.paced_by_device:
-                    return -1
-                continue
-            n = block.n_samples
-            if self._started and block.first_index != self._expected_index:
-                lost = block.first_index - self._expected_index
-                if lost > 0:
-                    self.samples_lost += lost
-                self._gap = True
-                if self._fill:  # a hop never spans a gap: restart it at the new block
-                    self._fill = 0
-            self._started = True
-            self._expected_index = block.first_index + n
-            self._hop_buf[self._fill:self._fill + n] = block.data
-            if block.labels.shape[0] == n:
-                self._hop_labels[self._fill:self._fill + n] = block.labels
-            else:
-                self._hop_labels[self._fill:self._fill + n] = NO_LABEL
-            self._fill += n
-            # a device's receive time is when the sample became available; any other
-            # source is available when it is due (a recording's stored times belong to
-            # another run's clock)
-            self._available_ns = (block.received_ns
-                                  if self.source.paced_by_device and block.received_ns
-                                  else self._due_ns(self._expected_index - 1))
-            for listener in self.listeners:
-                try:
-                    listener.on_samples(block.data, block.first_index)
-                except Exception as exc:  # noqa: BLE001
-                    self._detach(listener, exc)
-        self._fill = 0
-        return 1
-
-    def _drop_one_hop(self) -> bool:
-        """Injected stall: the hop's samples never reach the controller (a visible gap)."""
-        if self.paced:
-            self.clock.sleep_until(self._due_ns(self._expected_index + self.hop - 1))
-        need = self.hop
-        while need > 0:
-            block = self.source.read(need, timeout=self.read_timeout_s)
-            if block is None:
-                return False
-            self._started = True
-            self._expected_index = block.first_index + block.n_samples
-            need -= block.n_samples
-        return True
-
-    # -- records, events, listeners ---------------------------------------------------------
-    def _fill_record(self, k: int, flags: int, available_ns: int, now_ns: int, sent_ns: int,
-                     compute_ns: int, e2e_ns: int, true_state: int,
-                     intention: Intention | None, features: np.ndarray,
-                     request: StimCommand,
-                     command: StimCommand, n_events: int) -> None:
-        s = self._r_scalar
-        s["cycle"][0] = k
-        s["first_sample"][0] = self._expected_index - self.hop
-        s["available_ns"][0] = available_ns
-        s["now_ns"][0] = now_ns
-        s["sent_ns"][0] = sent_ns
-        s["compute_ns"][0] = compute_ns
-        s["e2e_ns"][0] = e2e_ns
-        s["flags"][0] = flags
-        s["true_state"][0] = true_state
-        if intention is not None:
-            s["raw_state"][0] = intention.raw_state
-            s["state"][0] = intention.state
-            s["valid"][0] = intention.valid
-            s["confidence"][0] = intention.confidence
-            self._r_probs[:] = intention.probabilities
-            self._r_feats[:] = features
-        else:
-            s["raw_state"][0] = 0
-            s["state"][0] = 0
-            s["valid"][0] = 0
-            s["confidence"][0] = 0.0
-            self._r_probs[:] = 0.0
-            self._r_feats[:] = np.nan
-        self._r_req[:] = request.amplitude_ma
-        self._r_amp[:] = command.amplitude_ma
-        s["pulse_width_us"][0] = command.pulse_width_us
-        s["frequency_hz"][0] = command.frequency_hz
-        s["interphase_gap_us"][0] = command.interphase_gap_us
-        s["case_ma"][0] = command.case_ma
-        s["program_id"][0] = command.program_id
-        s["supervisor_state"][0] = int(self.supervisor.state)
-        s["n_events"][0] = n_events
+    # -- listeners ----------------------------------------------------------------------------
+    def _samples_to_listeners(self, data: np.ndarray, first_index: int) -> None:
+        for listener in self.listeners:
+            try:
+                listener.on_samples(data, first_index)
+            except Exception as exc:  # noqa: BLE001
+                self._detach(listener, exc)
 
     def _note_events(self, *groups: Sequence[InterlockEvent | dict[str, Any]]) -> None:
         """Count interlock events by reason and hand every event to the listeners.
@@ -560,8 +450,7 @@ class ControlLoop:
         self.listener_errors.append(f"{type(listener).__name__}: {exc}")
 
     def _result(self, stopped_by: str, jit_compiles: int, wall_s: float) -> LoopResult:
-        n = min(self.cycle, self._cap)
-        order = np.arange(self.cycle - n, self.cycle) % self._cap
+        history = self.history.ordered(self.cycle)
         time_in_state = (self.supervisor.time_in_state_ns()
                          if hasattr(self.supervisor, "time_in_state_ns") else {})
         return LoopResult(
@@ -569,13 +458,13 @@ class ControlLoop:
             deadline_misses=self.deadline_misses,
             compute_ns=self.compute_log.ordered(),
             e2e_ns=self.e2e_log.ordered(),
-            true_state=self._true[order],
-            state=self._state[order],
-            program_id=self._prog[order],
-            stim_on=self._on[order],
-            last_sample=self._last[order],
+            true_state=history["true_state"],
+            state=history["state"],
+            program_id=history["program_id"],
+            stim_on=history["stim_on"],
+            last_sample=history["last_sample"],
             stall_cycles=self.stall_cycles,
-            samples_lost=self.samples_lost,
+            samples_lost=self.reader.samples_lost,
             interlock_events=dict(self.event_counts),
             time_in_state_ns=dict(time_in_state),
             jit_compiles_in_loop=jit_compiles,

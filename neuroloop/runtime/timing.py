@@ -14,12 +14,17 @@ strategy            mode                          times and deadline flags
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from .clock import Clock
+from .hop_reader import HopReader
 from .records import FLAG_DEADLINE_MISSED, FLAG_SOURCE_STALL
+
+
+class FaultHooksLike(Protocol):
+    def stall(self, cycle: int) -> bool: ...
 
 __all__ = ["CycleTiming", "LiveTiming", "SimulatedTiming", "ReplayTiming", "Outcome",
            "timing_for"]
@@ -43,9 +48,6 @@ class CycleTiming:
         End-to-end latency above which a cycle is a deadline miss, ns.
     """
 
-    #: True when the stall of a cycle comes from the recording, not from fault injection.
-    recorded = False
-
     def __init__(self, clock: Clock, deadline_ns: int) -> None:
         self.clock = clock
         self.deadline_ns = int(deadline_ns)
@@ -54,13 +56,13 @@ class CycleTiming:
         """False once a replay has run out of recorded cycles."""
         return True
 
-    def recorded_stall(self, cycle: int) -> bool:
-        """Whether the recorded run stalled at ``cycle`` (replay only)."""
-        return False
+    def stalled(self, cycle: int, hooks: FaultHooksLike) -> bool:
+        """Whether ``cycle`` gets no fresh samples (an injected stall, or a recorded one)."""
+        return hooks.stall(cycle)
 
-    def recorded_first_sample(self, cycle: int) -> int:
-        """Stream index of the first sample of ``cycle`` in the recording (replay only)."""
-        raise NotImplementedError
+    def drop_hop(self, cycle: int, reader: HopReader) -> bool:
+        """Skip the stalled cycle's hop; False when the source ran out on the way."""
+        return reader.drop_hop() or not reader.source.exhausted
 
     def available(self, cycle: int, available_ns: int) -> int:
         """The time the hop's last sample became available, as this mode counts it."""
@@ -110,8 +112,6 @@ class ReplayTiming(CycleTiming):
         The recorded cycles.
     """
 
-    recorded = True
-
     def __init__(self, clock: Clock, deadline_ns: int, records: np.ndarray) -> None:
         super().__init__(clock, deadline_ns)
         self.records = records  # an array of cycle_dtype, or a reader's RecordedCycles
@@ -129,11 +129,13 @@ class ReplayTiming(CycleTiming):
     def has_cycle(self, cycle: int) -> bool:
         return cycle < self._n
 
-    def recorded_stall(self, cycle: int) -> bool:
+    def stalled(self, cycle: int, hooks: FaultHooksLike) -> bool:
         return bool(self._at(cycle)["flags"] & FLAG_SOURCE_STALL)
 
-    def recorded_first_sample(self, cycle: int) -> int:
-        return int(self._at(cycle)["first_sample"])
+    def drop_hop(self, cycle: int, reader: HopReader) -> bool:
+        """The live run dropped this hop: it was never recorded, so skip past it."""
+        reader.skip_to(int(self._at(cycle)["first_sample"]))
+        return True
 
     def available(self, cycle: int, available_ns: int) -> int:
         return int(self._at(cycle)["available_ns"])

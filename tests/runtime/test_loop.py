@@ -137,7 +137,7 @@ def test_pacing_is_drift_free(small_bsi, bsi_decoder_file) -> None:
     loop = s.open()
     n = 3000
     loop.run(max_cycles=n)
-    t0 = loop._t0_ns
+    t0 = loop.reader.t0_ns
     fs, hop = small_bsi.source.sampling_rate_hz, small_bsi.dsp.hop_samples
     expected = [t0 + round((k + 1) * hop * 1e9 / fs) for k in range(n)]
     assert clock.targets == expected

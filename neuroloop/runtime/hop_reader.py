@@ -1,0 +1,165 @@
+"""Acquisition for the control loop: whole hops of samples, paced, with gaps counted.
+
+:class:`HopReader` owns the hop buffer and everything about the stream position: which sample
+comes next, whether a gap opened, when the hop's last sample became available, and how many
+samples were lost. The loop asks it for one hop per cycle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ..acquisition.base import NO_LABEL, BaseSource
+from .clock import Clock
+
+__all__ = ["HopReader", "HOP_FULL", "HOP_STALLED", "HOP_EXHAUSTED"]
+
+_NS = 1_000_000_000
+
+HOP_FULL, HOP_STALLED, HOP_EXHAUSTED = 1, -1, 0
+
+#: on_samples(data (n, n_channels), first_index): every block read, for the listeners.
+SamplesCallback = Callable[[np.ndarray, int], None]
+
+
+class HopReader:
+    """Reads one hop of ``hop_samples`` at a time from ``source`` into a preallocated buffer.
+
+    Parameters
+    ----------
+    source : BaseSource
+    clock : Clock
+    hop_samples : int
+    sampling_rate_hz : float
+    read_timeout_s : float
+        How long one hop may take to arrive before the cycle counts as a stall, s.
+    on_samples : callable
+        Called with every block read (the loop hands it to its listeners).
+
+    Attributes
+    ----------
+    hop : ndarray, shape (hop_samples, n_channels), float64
+        The current hop (overwritten by the next).
+    labels : ndarray, shape (hop_samples,), int8
+        Ground-truth labels of the current hop (``NO_LABEL`` where unknown).
+    next_index : int
+        Stream index of the next sample expected; the current hop ends at ``next_index - 1``.
+    available_ns : int
+        When the current hop's last sample became available (clock ns).
+    gap : bool
+        True when the current hop follows a gap in the stream.
+    samples_lost : int
+        Samples skipped by gaps so far.
+    """
+
+    def __init__(self, source: BaseSource, clock: Clock, *, hop_samples: int,
+                 sampling_rate_hz: float, read_timeout_s: float,
+                 on_samples: SamplesCallback) -> None:
+        self.source = source
+        self.clock = clock
+        self.n_hop = int(hop_samples)
+        self.fs = float(sampling_rate_hz)
+        self.read_timeout_s = float(read_timeout_s)
+        self.on_samples = on_samples
+        #: paced by the wall clock: a live run whose samples do not arrive on their own
+        self.paced = not clock.simulated and not source.paced_by_device
+        n_ch = source.info.n_channels
+        self.hop = np.zeros((self.n_hop, n_ch), dtype=np.float64)
+        self.labels = np.full(self.n_hop, NO_LABEL, dtype=np.int8)
+        self._fill = 0
+        self.next_index = 0
+        self._started = False
+        self.gap = False
+        self.available_ns = 0
+        self.t0_ns = 0
+        self.samples_lost = 0
+
+    def start(self, t0_ns: int) -> None:
+        """Sample 0 is due at ``t0_ns`` + one sample period (paced sources)."""
+        self.t0_ns = int(t0_ns)
+
+    @property
+    def last_sample(self) -> int:
+        """Stream index of the current hop's last sample."""
+        return self.next_index - 1
+
+    @property
+    def true_state(self) -> int:
+        """Ground truth at the current hop's last sample (``NO_LABEL`` when unknown)."""
+        return int(self.labels[self.n_hop - 1])
+
+    def due_ns(self, sample_index: int) -> int:
+        """Time the sample with stream index ``sample_index`` is due (paced sources)."""
+        return self.t0_ns + int(round((sample_index + 1) * _NS / self.fs))
+
+    def wait(self) -> None:
+        """Paced sources: sleep until the hop's last sample is due (never part of a stage)."""
+        if self.paced:
+            self.clock.sleep_until(self.due_ns(self.next_index + self.n_hop - self._fill - 1))
+
+    def read_hop(self) -> int:
+        """Fill the hop buffer: :data:`HOP_FULL`, :data:`HOP_STALLED` or :data:`HOP_EXHAUSTED`."""
+        self.gap = False
+        deadline = time.perf_counter_ns() + int(self.read_timeout_s * _NS)
+        source = self.source
+        while self._fill < self.n_hop:
+            remaining = (deadline - time.perf_counter_ns()) / _NS
+            if remaining <= 0:
+                return HOP_STALLED
+            block = source.read(self.n_hop - self._fill, timeout=remaining)
+            if block is None:
+                if source.exhausted:
+                    return HOP_EXHAUSTED
+                if self.clock.simulated and not source.paced_by_device:
+                    return HOP_STALLED
+                continue
+            n = block.n_samples
+            if self._started and block.first_index != self.next_index:
+                lost = block.first_index - self.next_index
+                if lost > 0:
+                    self.samples_lost += lost
+                self.gap = True
+                if self._fill:  # a hop never spans a gap: restart it at the new block
+                    self._fill = 0
+            self._started = True
+            self.next_index = block.first_index + n
+            self.hop[self._fill:self._fill + n] = block.data
+            if block.labels.shape[0] == n:
+                self.labels[self._fill:self._fill + n] = block.labels
+            else:
+                self.labels[self._fill:self._fill + n] = NO_LABEL
+            self._fill += n
+            # a device's receive time is when the sample became available; any other
+            # source is available when it is due (a recording's stored times belong to
+            # another run's clock)
+            self.available_ns = (block.received_ns
+                                 if source.paced_by_device and block.received_ns
+                                 else self.due_ns(self.next_index - 1))
+            self.on_samples(block.data, block.first_index)
+        self._fill = 0
+        return HOP_FULL
+
+    def drop_hop(self) -> bool:
+        """Injected stall: the hop's samples never reach the controller (a visible gap).
+
+        Returns False when the source ran out on the way.
+        """
+        if self.paced:
+            self.clock.sleep_until(self.due_ns(self.next_index + self.n_hop - 1))
+        need = self.n_hop
+        while need > 0:
+            block = self.source.read(need, timeout=self.read_timeout_s)
+            if block is None:
+                return False
+            self._started = True
+            self.next_index = block.first_index + block.n_samples
+            need -= block.n_samples
+        return True
+
+    def skip_to(self, first_sample: int) -> None:
+        """Replay of a stalled cycle: the recorded run dropped the hop at ``first_sample``."""
+        self.next_index = int(first_sample) + self.n_hop
+        self._started = True
