@@ -271,8 +271,6 @@ def _format_summary(s: dict[str, Any]) -> str:
         f"(deadline {s['deadline_ms']} ms)",
         f"compute us          {_fmt_pct(s['compute_us'])}",
         f"end-to-end us       {_fmt_pct(s['e2e_us'])}",
-        "stage us p50/p99    " + "  ".join(
-            f"{k} {v['p50']:.0f}/{v['p99']:.0f}" for k, v in s.get("stages_us", {}).items()),
         f"accuracy            {s['accuracy']}  over {s['accuracy_hops']} hops",
         f"intent->stim ms     median {s['intent_to_stim_ms']}  "
         f"(p90 {s['intent_to_stim']['p90_ms']}, {s['intent_to_stim']['matched']}/"

@@ -243,6 +243,7 @@ class ControlLoop:
             self.policy.step(intention, 0, 0)
         self.pipeline.reset()
         self.decoder.reset()
+        self.policy.reset()
         if self.replay_cycles is None:
             # a simulated patient produces its hops ahead, in a thread of its own, so the
             # loop times the controller, not the simulation (a device or recording: no-op)
