@@ -54,6 +54,12 @@ _EMPTY: tuple[InterlockEvent, ...] = ()
 _N_DOSE_BUCKETS = 64
 _INT64_MAX = np.iinfo(np.int64).max
 
+#: Slew credit starts this long after (re-)arming, ns. A device's own slew limit counts from
+#: when its ARM arrives, which is after the host armed (listeners start, the ARM frame travels);
+#: starting the host's credit later keeps its first steps within what the device accepts
+#: (the device refuses, never clamps, so a host ahead of it would be refused all ramp long).
+ARM_SLEW_GUARD_NS = 20_000_000
+
 
 def contact_areas_cm2(limits: SafetyLimits, array: ElectrodeArray) -> np.ndarray:
     """Per-contact area used by the charge limits, cm^2, shape (n_contacts,): the catalogue's,
@@ -554,6 +560,7 @@ class SafetySupervisor:
         if state == _S.DISARMED:
             self._enter(_S.ARMED)
             self._zero_output()
+            self._st.last_step_ns = now + ARM_SLEW_GUARD_NS
             events.append(self._event(R.ARM, detail="armed; output starts from zero"))
         elif state in (_S.FAULT, _S.ESTOP):
             events.append(self._event(R.ARM_REFUSED, detail=f"{state.name} is latched; "
@@ -568,6 +575,7 @@ class SafetySupervisor:
         if state in (_S.FAULT, _S.ESTOP):
             self._enter(_S.ARMED)
             self._zero_output()
+            self._st.last_step_ns = now + ARM_SLEW_GUARD_NS
             events.append(self._event(R.REARM, detail=f"re-armed from {state.name}; output "
                                       f"starts from zero"))
         else:
@@ -718,7 +726,7 @@ class SafetySupervisor:
         # slew step: elapsed time since the previous step, at most one period (seconds, not
         # rounded nanoseconds, so that validate(..., dt_s=cycle_period_s) agrees exactly)
         period = cfg.cycle_period_s
-        dt_s = period if last_step is None else min((now - last_step) / 1e9, period)
+        dt_s = period if last_step is None else min(max((now - last_step) / 1e9, 0.0), period)
         try:
             cycle = int(request.cycle)
         except Exception:

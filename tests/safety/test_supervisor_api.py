@@ -284,3 +284,23 @@ def test_bsi_programs_run_untouched_with_default_limits():
                                    atol=1e-12)
         assert outs[-1].pulse_width_us == p.pulse_width_us
         assert sup.counters().get(R.SHANNON, 0) == 0
+
+
+def test_slew_credit_starts_after_the_arm_guard():
+    """The first steps after ARM get credit only from ARM + guard: a device's slew limit counts
+    from when its ARM arrives, and the device refuses (never clamps) a host that runs ahead."""
+    from neuroloop.safety.supervisor import ARM_SLEW_GUARD_NS
+
+    sup, ps = make()
+    t_arm = 5 * T
+    sup.arm(t_arm)
+    req = request(ps, 1, 3.5)
+    out, _ = sup.step(req, t_arm + ARM_SLEW_GUARD_NS // 2, input_ns=t_arm, decoder_valid=True,
+                      confidence=1.0, deadline_missed=False)
+    assert out.is_off  # inside the guard: no credit yet
+    t = t_arm + ARM_SLEW_GUARD_NS + 30_000_000  # 30 ms of credit
+    out, _ = sup.step(req, t, input_ns=t, decoder_valid=True, confidence=1.0,
+                      deadline_missed=False)
+    rate = sup.limits.slew_up_ma_per_s
+    assert np.abs(out.amplitude_ma).max() <= rate * 0.030 + 1e-9
+    assert np.abs(out.amplitude_ma).max() > 0
