@@ -722,7 +722,8 @@ class SafetySupervisor:
         limits = cfg.limits
         last_step = st.last_step_ns
         now, events = self._clock(now_ns, None)
-        st.last_step_ns = now
+        # inside the guard after ARM the reference stays at ARM + guard (no credit accrues)
+        st.last_step_ns = now if last_step is None else max(now, last_step)
         # slew step: elapsed time since the previous step, at most one period (seconds, not
         # rounded nanoseconds, so that validate(..., dt_s=cycle_period_s) agrees exactly)
         period = cfg.cycle_period_s
