@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from . import _checks as B
 from .errors import ConfigError, NeuroloopError
 
 __all__ = ["main"]
@@ -36,14 +37,29 @@ def _eprint(msg: str) -> None:
     sys.stderr.flush()
 
 
-def _positive_float(text: str) -> float:
+def _bounded(rng: B.Range, hint: str = "") -> Any:
+    """An argparse ``type`` for a number in ``rng``: the same checker as the scenario keys
+    (:func:`neuroloop._checks.check_number`); argparse names the option in the message."""
+    def parse(text: str) -> int | float:
+        try:
+            value: int | float = int(text) if rng.integer else float(text)
+        except ValueError:
+            value = text  # type: ignore[assignment]  # check_number refuses it with the fix
+        try:
+            return B.check_number("", value, rng, hint=hint, shown=text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = "integer" if rng.integer else "number"
+    return parse
+
+
+def _inject_spec(text: str) -> str:
+    """``KIND@SECONDS[:DURATION]`` with both numbers finite and bounded (the kind and the rest
+    of the syntax are checked by :func:`neuroloop.runtime.inject.parse_injections`)."""
     try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return v
+        return B.check_inject_spec(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _build_parser() -> _Parser:
@@ -57,25 +73,31 @@ def _build_parser() -> _Parser:
                          description="Calibrate (or load) a decoder, then run the closed "
                          "loop in real time (or --fast on a simulated clock).")
     _scenario_args(run)
-    run.add_argument("--duration", type=_positive_float, metavar="S",
-                     help="seconds of closed loop (default: the scenario's runtime.duration_s)")
+    run.add_argument("--duration", type=_bounded(B.DURATION_S, "at most 7 days; with --fast "
+                                                  "at most 24 h and 1000000 cycles"),
+                     metavar="S", help="seconds of closed loop (default: the scenario's "
+                     "runtime.duration_s; at most 7 days, with --fast at most 24 h simulated "
+                     "and 1000000 cycles)")
     run.add_argument("--fast", action="store_true",
                      help="simulated clock: run as fast as possible")
-    run.add_argument("--seed", type=int, help="seed of the synthetic patient (closed-loop segment)")
+    run.add_argument("--seed", type=_bounded(B.SEED, "e.g. 1"), metavar="N",
+                     help="seed of the synthetic patient (closed-loop segment), 0..2**32-1")
     run.add_argument("--decoder", metavar="FILE", help="use a trained decoder file instead of "
                      "calibrating")
     run.add_argument("--limits", metavar="FILE", help="safety limits file (TOML) replacing the "
                      "scenario's [safety] table; it can only tighten the built-in ceilings")
-    run.add_argument("--deadline-ms", type=_positive_float, metavar="MS",
-                     help="end-to-end deadline per cycle (default: runtime.deadline_ms, 10)")
+    run.add_argument("--deadline-ms", type=_bounded(B.DEADLINE_MS, "e.g. 10"), metavar="MS",
+                     help="end-to-end deadline per cycle, 0.05..10000 (default: "
+                     "runtime.deadline_ms, 10)")
     run.add_argument("--source", metavar="URL", help="override the scenario's source URL")
     run.add_argument("--device", metavar="URL", help="close the loop through a device: a serial "
                      "port, a pty path or socket://host:port (firmware-sim or hardware)")
     run.add_argument("--key-file", metavar="FILE", help="link keys for --device (else "
                      "NEUROLOOP_KEY_H2D / NEUROLOOP_KEY_D2H)")
-    run.add_argument("--baud", type=int, default=921600, help="baud rate for --device")
+    run.add_argument("--baud", type=_bounded(B.BAUD, "e.g. 921600"), default=921600,
+                     help="baud rate for --device, 300..16000000 (default 921600)")
     run.add_argument("--record", metavar="DIR", help="record the session into DIR")
-    run.add_argument("--inject", action="append", default=[],
+    run.add_argument("--inject", action="append", default=[], type=_inject_spec,
                      metavar="KIND@SECONDS[:DURATION]",
                      help="inject a fault at SECONDS into the loop, for DURATION seconds (each "
                      "kind has a default): decoder-nan, decoder-random, decoder-max, "
@@ -89,16 +111,19 @@ def _build_parser() -> _Parser:
     _scenario_args(train)
     train.add_argument("--source", metavar="URL", help="labelled calibration source "
                        "(default: the scenario's synthetic patient, calibration seed)")
-    train.add_argument("--duration", type=_positive_float, metavar="S",
-                       help="seconds of calibration data (default decoder.calibration_s)")
-    train.add_argument("--seed", type=int, help="seed of the calibration segment")
+    train.add_argument("--duration", type=_bounded(B.CALIBRATION_S, "e.g. 120"), metavar="S",
+                       help="seconds of calibration data, at most 3600 (default "
+                       "decoder.calibration_s)")
+    train.add_argument("--seed", type=_bounded(B.SEED, "e.g. 1000"), metavar="N",
+                       help="seed of the calibration segment, 0..2**32-1")
     train.add_argument("--out", required=True, metavar="FILE", help="decoder file to write")
     train.add_argument("--json", action="store_true")
 
     bench = sub.add_parser("bench", help="latency benchmarks against SciPy/NumPy references")
     bench.add_argument("workloads", nargs="*", metavar="WORKLOAD",
                        help="workloads to run (default: all)")
-    bench.add_argument("--hops", type=int, default=5000, help="measured hops per workload")
+    bench.add_argument("--hops", type=_bounded(B.BENCH_HOPS, "e.g. 5000"), default=5000,
+                       help="measured hops per workload, 100..200000 (default 5000)")
     bench.add_argument("--no-rt", action="store_true",
                        help="measure under the normal scheduler (default: SCHED_FIFO if allowed, "
                        "for both paths alike)")
@@ -144,9 +169,12 @@ def _version() -> str:
 
 
 def _load_scenario(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
     from .config import load_scenario
 
-    return load_scenario(args.config or args.scenario or "bsi")
+    # --config is always a file (a Path), --scenario a preset name (or a file by its look).
+    return load_scenario(Path(args.config) if args.config else args.scenario or "bsi")
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -154,6 +182,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .runtime.session import RunOptions, Session, summary_json
 
     scenario = _load_scenario(args)
+    if args.fast:  # a simulated run must finish: bounded simulated time and cycle count
+        B.check_fast_duration("--duration" if args.duration else
+                              f"{scenario.path}: runtime.duration_s",
+                              args.duration or scenario.runtime.duration_s, scenario.hop_s)
     quiet = args.json
     progress = (lambda m: None) if quiet else (lambda m: _eprint(f"neuroloop: {m}"))
     listeners: list[Any] = []
@@ -327,6 +359,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .runtime.session import build_pipeline, train_decoder
 
     scenario = _load_scenario(args)
+    if args.duration:
+        B.check_calibration_size("--duration", args.duration, scenario.source.sampling_rate_hz,
+                                 scenario.source.n_channels)
     progress = (lambda m: None) if args.json else (lambda m: _eprint(f"neuroloop: {m}"))
     pipeline = build_pipeline(scenario)
     decoder, cal = train_decoder(scenario, pipeline, url=args.source, duration_s=args.duration,
@@ -352,8 +387,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for w in args.workloads:
         if w not in known:
             raise ConfigError(f"unknown workload {w!r}; use one of: {', '.join(known)}")
-    if args.hops < 100:
-        raise ConfigError(f"--hops {args.hops} is too few for percentiles; use at least 100")
     progress = (lambda m: None) if args.json else (lambda m: _eprint(f"neuroloop: {m}"))
     from .runtime.realtime import enter_realtime, leave_realtime
 
@@ -373,12 +406,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 # -- replay / export -------------------------------------------------------------------------
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from .errors import RecordingError
     from .runtime.replay import replay_recording
 
-    return replay_recording(args.directory, decoder_path=args.decoder, config_path=args.config,
-                            check=args.check, as_json=args.json,
-                            progress=(lambda m: None) if args.json
-                            else (lambda m: _eprint(f"neuroloop: {m}")))
+    try:
+        return replay_recording(args.directory, decoder_path=args.decoder,
+                                config_path=args.config, check=args.check, as_json=args.json,
+                                progress=(lambda m: None) if args.json
+                                else (lambda m: _eprint(f"neuroloop: {m}")))
+    except (NeuroloopError, KeyboardInterrupt, BrokenPipeError):
+        raise
+    except Exception as exc:  # exit 1 means a divergence and nothing else: any failure is 2
+        if os.environ.get("NEUROLOOP_DEBUG"):
+            raise
+        raise RecordingError(
+            f"replay of {args.directory} failed ({type(exc).__name__}: {exc}); the recording "
+            "is probably corrupt: re-record it (NEUROLOOP_DEBUG=1 shows the traceback; please "
+            "report it)") from None
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -437,7 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except NeuroloopError as exc:
-        _eprint(f"neuroloop: error: {exc}")
+        # one line, whatever a path or value in the message holds
+        _eprint(f"neuroloop: error: {' '.join(str(exc).splitlines())}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         _eprint("neuroloop: interrupted")

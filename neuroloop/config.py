@@ -16,6 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import _checks as B
+from ._checks import Range, check_number
+from ._files import read_text_capped
 from .errors import ConfigError
 
 __all__ = [
@@ -169,21 +172,20 @@ def scenario_names() -> list[str]:
 
 
 def _read_toml(path: Path, label: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {label} does not exist; check the path") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {label}: {exc.strerror}") from None
+    # Capped, regular files only, UTF-8: /dev/zero, a FIFO or a binary is one line, promptly.
+    text = read_text_capped(path, f"config file {label}")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{label} is not valid TOML ({exc}); fix the syntax") from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(f"{label} nests arrays or tables too deeply for TOML; a scenario "
+                          "needs at most a few levels") from None
 
 
 def _preset_table(name: str) -> dict[str, Any]:
     res = resources.files("neuroloop.scenarios") / f"{name}.toml"
-    if not res.is_file():
+    if name not in scenario_names() or not res.is_file():
         raise ConfigError(
             f"unknown scenario {name!r}; use one of: {', '.join(scenario_names())}")
     return tomllib.loads(res.read_text(encoding="utf-8"))
@@ -202,10 +204,13 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """Load a preset by name (``"bsi"``) or a TOML file by path.
 
-    A file may say ``base = "bsi"`` to start from a preset and override some keys.
+    A :class:`~pathlib.Path` is always a file (``--config``); a string is a file when it
+    ends in ``.toml``, has a ``/`` or names an existing file, else a preset name. A file may
+    say ``base = "bsi"`` to start from a preset and override some keys.
     """
     text = str(name_or_path)
-    if text.endswith(".toml") or "/" in text or Path(text).is_file():
+    if (isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text
+            or Path(text).is_file()):
         path = Path(text)
         table = _read_toml(path, str(path))
         label = str(path)
@@ -272,25 +277,22 @@ class _Section:
         return default
 
     def number(self, key: str, default: Any = ..., *, lo: float | None = None,
-               hi: float | None = None, positive: bool = False) -> float:
-        v = self.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise self.fail(key, v, "must be a finite number")
-        if positive and v <= 0:
-            raise self.fail(key, v, "must be positive")
-        if lo is not None and v < lo:
-            raise self.fail(key, v, f"must be >= {lo}")
-        if hi is not None and v > hi:
-            raise self.fail(key, v, f"must be <= {hi}")
-        return float(v)
+               hi: float | None = None, positive: bool = False, rng: Range | None = None,
+               hint: str = "") -> float:
+        """A finite number in ``rng`` (or in ``[lo, hi]``, ``(0, hi]`` when ``positive``)."""
+        if rng is None:
+            rng = Range(0.0 if positive else (-math.inf if lo is None else lo),
+                        math.inf if hi is None else hi, lo_open=positive and lo is None)
+        return float(check_number(f"{self.label}: {self._key(key)}", self.get(key, default),
+                                  rng, hint=hint))
 
-    def integer(self, key: str, default: Any = ..., *, lo: int | None = None) -> int:
-        v = self.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise self.fail(key, v, "must be an integer")
-        if lo is not None and v < lo:
-            raise self.fail(key, v, f"must be an integer >= {lo}")
-        return int(v)
+    def integer(self, key: str, default: Any = ..., *, lo: int | None = None,
+                rng: Range | None = None, hint: str = "") -> int:
+        """An integer in ``rng`` (or ``>= lo``)."""
+        if rng is None:
+            rng = Range(-math.inf if lo is None else lo, math.inf, integer=True)
+        return int(check_number(f"{self.label}: {self._key(key)}", self.get(key, default),
+                                rng, hint=hint))
 
     def string(self, key: str, default: Any = ...) -> str:
         v = self.get(key, default)
@@ -321,30 +323,48 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
                           f"sections are {', '.join(_SECTIONS[:-1])}")
     sc = _Section(table.get("scenario", {}), "scenario", label)
     name = sc.string("name")
-    description = str(sc.get("description", ""))
+    description = sc.get("description", "")
+    if not isinstance(description, str):
+        raise sc.fail("description", description, "must be a string (one line of text)")
     intentions = sc.get("intentions")
-    if (not isinstance(intentions, list) or len(intentions) < 2
+    if (not isinstance(intentions, list) or not 2 <= len(intentions) <= B.MAX_INTENTIONS
             or not all(isinstance(s, str) and s for s in intentions)
             or len(set(intentions)) != len(intentions)):
         raise sc.fail("intentions", intentions,
-                      "must list at least two distinct state names, rest first")
+                      f"must list 2 to {B.MAX_INTENTIONS} distinct state names, rest first")
     if intentions[0] != "rest":
         raise sc.fail("intentions", intentions, "must start with \"rest\"")
     sc.check_unknown()
 
     so = _Section(table.get("source", {}), "source", label)
     url = so.string("url")
-    rate = so.number("sampling_rate_hz", positive=True)
-    n_channels = so.integer("n_channels", lo=1)
+    rate = so.number("sampling_rate_hz", rng=B.SAMPLING_RATE_HZ,
+                     hint="the rate of your source, e.g. 586")
+    n_channels = so.integer("n_channels", rng=B.N_CHANNELS,
+                            hint="the channel count of your source, e.g. 64")
+    # seed and snr go to every source (the synthetic patient uses them): checked here too.
+    if "seed" in so.t:
+        so.integer("seed", rng=B.SEED, hint="e.g. 1")
+    if "snr" in so.t:
+        so.number("snr", rng=B.SNR, hint="e.g. 1.0; higher is easier")
     options = {k: v for k, v in so.t.items() if k not in ("url", "sampling_rate_hz", "n_channels")}
     source = SourceConfig(url, rate, n_channels, options)
 
     ds = _Section(table.get("dsp", {}), "dsp", label)
-    hop = ds.integer("hop_samples", lo=1)
+    hop = ds.integer("hop_samples", rng=B.HOP_SAMPLES, hint="e.g. 100 ms of signal")
+    if hop / rate > B.HOP_MAX_S:
+        raise ds.fail("hop_samples", hop, f"is {hop / rate:g} s at {rate:g} Hz, longer than "
+                      f"the {B.HOP_MAX_S:g} s a control cycle may last; use at most "
+                      f"{int(B.HOP_MAX_S * rate)} (about 0.1 s of signal is usual)")
+    if hop * n_channels > B.HOP_MAX_VALUES:
+        raise ds.fail("hop_samples", hop, f"x source.n_channels = {n_channels} is {hop * n_channels} "
+                      f"values per cycle, more than {B.HOP_MAX_VALUES}; use at most "
+                      f"{B.HOP_MAX_VALUES // n_channels}")
     nyquist = rate / 2.0
     bands_raw = ds.get("bands_hz")
-    if not isinstance(bands_raw, list) or not bands_raw:
-        raise ds.fail("bands_hz", bands_raw, "must be a list of [low, high] pairs in Hz")
+    if not isinstance(bands_raw, list) or not 1 <= len(bands_raw) <= B.MAX_BANDS:
+        raise ds.fail("bands_hz", bands_raw, f"must be a list of 1 to {B.MAX_BANDS} [low, high] "
+                      "pairs in Hz, e.g. [[8, 12], [13, 30]]")
     bands: list[tuple[float, float]] = []
     for b in bands_raw:
         if (not isinstance(b, list) or len(b) != 2
@@ -357,24 +377,26 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
             raise ds.fail("bands_hz", b, f"reaches the Nyquist frequency ({nyquist:g} Hz of a "
                           f"{rate:g} Hz signal); keep the upper edge below {nyquist:g} Hz")
         bands.append((lo, hi))
-    order = ds.integer("filter_order", 4, lo=1)
+    order = ds.integer("filter_order", 4, rng=B.FILTER_ORDER, hint="e.g. 4")
     car = ds.boolean("car", True)
     notch_raw = ds.get("notch_hz", [])
-    if not isinstance(notch_raw, list) or not all(
+    if not isinstance(notch_raw, list) or len(notch_raw) > B.MAX_NOTCHES or not all(
             isinstance(x, int | float) and not isinstance(x, bool) and 0 < x for x in notch_raw):
-        raise ds.fail("notch_hz", notch_raw, "must be a list of positive frequencies in Hz")
+        raise ds.fail("notch_hz", notch_raw, f"must be a list of at most {B.MAX_NOTCHES} "
+                      "positive frequencies in Hz, e.g. [50.0, 100.0]")
     for f in notch_raw:
         if f >= nyquist:
             raise ds.fail("notch_hz", notch_raw, f"has {f} Hz at or above Nyquist ({nyquist:g} "
                           "Hz); drop that harmonic")
-    notch_q = ds.number("notch_q", 30.0, positive=True)
+    notch_q = ds.number("notch_q", 30.0, rng=B.NOTCH_Q, hint="e.g. 30")
     ds.check_unknown()
     dsp = DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q)
 
     de = _Section(table.get("decoder", {}), "decoder", label)
     kind = de.string("kind")
-    cal_s = de.number("calibration_s", 120.0, positive=True)
-    cal_seed = de.integer("calibration_seed", 1000)
+    cal_s = de.number("calibration_s", 120.0, rng=B.CALIBRATION_S, hint="e.g. 120")
+    B.check_calibration_size(f"{label}: decoder.calibration_s", cal_s, rate, n_channels)
+    cal_seed = de.integer("calibration_seed", 1000, rng=B.SEED, hint="e.g. 1000")
     params = {k: v for k, v in de.t.items() if k not in ("kind", "calibration_s",
                                                           "calibration_seed")}
     decoder = DecoderConfig(kind, params, cal_s, cal_seed)
@@ -428,9 +450,11 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
 
     rt = _Section(table.get("runtime", {}), "runtime", label)
     runtime = RuntimeConfig(
-        deadline_ms=rt.number("deadline_ms", 10.0, positive=True),
-        duration_s=rt.number("duration_s", 60.0, positive=True),
-        status_interval_s=rt.number("status_interval_s", 0.25, positive=True),
+        deadline_ms=rt.number("deadline_ms", 10.0, rng=B.DEADLINE_MS, hint="e.g. 10"),
+        duration_s=rt.number("duration_s", 60.0, rng=B.DURATION_S,
+                             hint="at most 7 days; e.g. 60"),
+        status_interval_s=rt.number("status_interval_s", 0.25, rng=B.STATUS_INTERVAL_S,
+                                    hint="e.g. 0.25"),
     )
     rt.check_unknown()
     return Scenario(name, description, tuple(intentions), source, dsp, decoder, stim,

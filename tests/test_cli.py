@@ -40,7 +40,7 @@ def test_negative_duration() -> None:
     ("text", "needles"),
     [
         ('base = "bsi"\n[source]\nsampling_rate_hz = -5.0\n',
-         ("source.sampling_rate_hz", "positive")),
+         ("source.sampling_rate_hz", "[1, 1000000] Hz")),
         ('base = "bsi"\n[dsp]\nbands_hz = [[8, 12], [200, 300]]\n',
          ("dsp.bands_hz", "Nyquist")),
         ('[scenario]\nname = "x"\nintentions = ["rest", "go"]\n[source]\nurl = "synthetic://bsi"\n'

@@ -36,11 +36,11 @@ def test_unknown_scenario_names_the_choices() -> None:
     ("mutate", "pattern"),
     [
         (lambda t: t["source"].__setitem__("sampling_rate_hz", -586.0),
-         r"source.sampling_rate_hz = -586.0 must be positive"),
+         r"source.sampling_rate_hz = -586.0 is too small; use a value in \[1, 1000000\] Hz"),
         (lambda t: t["dsp"].__setitem__("bands_hz", [[8, 12], [110, 350]]),
          r"dsp.bands_hz = \[110, 350\] reaches the Nyquist frequency \(293 Hz"),
         (lambda t: t["dsp"].__delitem__("hop_samples"), r"missing key dsp.hop_samples"),
-        (lambda t: t["dsp"].__setitem__("hop_samples", 0), r"dsp.hop_samples = 0 must be an integer >= 1"),
+        (lambda t: t["dsp"].__setitem__("hop_samples", 0), r"dsp.hop_samples = 0 is too small; use an integer in \[1, 1000000\]"),
         (lambda t: t["dsp"].__setitem__("bands_hz", [[30, 20]]), r"0 < low < high"),
         (lambda t: t["dsp"].__setitem__("hopsamples", 3), r"unknown key dsp.hopsamples"),
         (lambda t: t.__setitem__("extra", {}), r"unknown section \[extra\]"),
@@ -50,7 +50,7 @@ def test_unknown_scenario_names_the_choices() -> None:
          r"intention = 'fly' is not a movement intention"),
         (lambda t: t["scenario"].__setitem__("intentions", ["walk", "rest"]),
          r"must start with \"rest\""),
-        (lambda t: t["runtime"].__setitem__("deadline_ms", 0), r"runtime.deadline_ms = 0 must be positive"),
+        (lambda t: t["runtime"].__setitem__("deadline_ms", 0), r"runtime.deadline_ms = 0 is too small; use a value in \[0.05, 10000\] ms"),
         (lambda t: t["dsp"].__setitem__("notch_hz", [50.0, 300.0]), r"at or above Nyquist"),
     ],
 )

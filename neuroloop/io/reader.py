@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import _checks as B
+from .._checks import Range, check_number
 from ..errors import RecordingError
-from ..runtime.records import cycle_dtype
+from ..runtime.records import FLAG_SAMPLES_LOST, FLAG_SOURCE_STALL, cycle_dtype
 from .format import (
     CYCLES_FILE,
     EVENTS_FILE,
@@ -33,12 +35,35 @@ from .format import (
     SAMPLE_DTYPE,
     SAMPLES_FILE,
     dtype_from_json,
+    sha256_file,
 )
 
 __all__ = ["Recording", "RecordedCycles", "open_recording"]
 
 _INDEX_ROW_BYTES = INDEX_DTYPE.itemsize * len(INDEX_COLUMNS)
 _CHECK_CHUNK_ROWS = 65536
+#: Largest meta.json read (a 4096-channel session's is well under 1 MiB).
+_META_MAX_BYTES = 64 << 20
+#: Name of the decoder file a recording carries (written by ``neuroloop run --record``).
+DECODER_FILE = "decoder.npz"
+#: Cycles read at the start and at the end to check hop and rate against the data.
+_PROBE_ROWS = 64
+#: Allowed ranges of the metadata sizes (cycle_dtype holds states as int8).
+_N_FEATURES = Range(1, 1 << 20, integer=True)
+_N_STATES = Range(1, 127, integer=True)
+_N_CONTACTS = Range(1, 4096, integer=True)
+_COUNT = Range(0, 1 << 62, integer=True)
+_FLUSH_INTERVAL_S = Range(0.0, 1.0, lo_open=True, unit="s")
+#: Top-level keys of the format and the JSON types they may hold (docs/recording.md).
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "created_utc": (str,), "stopped_utc": (str,), "closed_cleanly": (bool,),
+    "versions": (dict,), "scenario": (str, type(None)), "config": (dict, type(None)),
+    "intention_names": (list,), "hop_samples": (int, type(None)),
+    "decoder": (dict, type(None)), "sizes": (dict,), "sample_dtype": (str,),
+    "cycle_dtype": (list, type(None)), "streams": (dict,), "flush_interval_s": (int, float),
+    "counts": (dict,), "summary": (dict,), "recorder": (dict,), "writer_error": (str,),
+    "run": (dict,),
+}
 
 
 def open_recording(path: str | os.PathLike[str]) -> Recording:
@@ -64,9 +89,16 @@ def _require(meta: dict[str, Any], dotted: str, file: Path, types: type | tuple[
         node = node[part]
     allowed = types if isinstance(types, tuple) else (types,)
     if not isinstance(node, allowed) or (isinstance(node, bool) and bool not in allowed):
-        raise RecordingError(f"{file}: key {dotted!r} has an invalid value {node!r}; "
-                             "re-record the session")
+        raise RecordingError(f"{file}: key {dotted!r} has an invalid value "
+                             f"{B.show_value(node)}; re-record the session")
     return node
+
+
+def _size(meta: dict[str, Any], dotted: str, file: Path, rng: Range) -> int:
+    """An integer size of ``meta`` within ``rng``, else a RecordingError naming file and key."""
+    value = _require(meta, dotted, file, int)
+    return int(check_number(f"{file}: {dotted}", value, rng, error=RecordingError,
+                            hint="the file is corrupt; re-record the session"))
 
 
 class Recording:
@@ -108,48 +140,65 @@ class Recording:
                                  "the session directory that holds meta.json")
         self.meta = self._load_meta()
         meta_file = self.path / META_FILE
+        self._check_meta_types(meta_file)
         channels = self.meta["channels"]
-        self.channel_names: tuple[str, ...] = tuple(
-            str(n) for n in _require(self.meta, "channels.names", meta_file, list))
+        names = _require(self.meta, "channels.names", meta_file, list)
+        if not all(isinstance(n, str) for n in names):
+            raise RecordingError(f"{meta_file}: channels.names must be a list of strings; the "
+                                 "file is corrupt")
+        self.channel_names: tuple[str, ...] = tuple(names)
         types = channels.get("types")
-        self.channel_types: tuple[str, ...] = (tuple(str(t) for t in types) if isinstance(
-            types, list) else ("misc",) * len(self.channel_names))
-        self.sampling_rate_hz = float(_require(self.meta, "channels.sampling_rate_hz", meta_file,
-                                               (int, float)))
-        if not self.sampling_rate_hz > 0:
-            raise RecordingError(f"{meta_file}: channels.sampling_rate_hz must be positive, got "
-                                 f"{self.sampling_rate_hz}; the file is corrupt")
-        self.unit = str(channels.get("unit") or "uV")
-        self.intention_names: tuple[str, ...] = tuple(
-            str(n) for n in (self.meta.get("intention_names") or ()))
-        self.n_channels = int(_require(self.meta, "channels.n_channels", meta_file, int))
+        if types is not None and not (isinstance(types, list)
+                                      and all(isinstance(t, str) for t in types)):
+            raise RecordingError(f"{meta_file}: channels.types must be a list of strings; the "
+                                 "file is corrupt")
+        self.channel_types: tuple[str, ...] = (tuple(types) if types is not None
+                                               else ("misc",) * len(self.channel_names))
+        self.sampling_rate_hz = float(check_number(
+            f"{meta_file}: channels.sampling_rate_hz",
+            _require(self.meta, "channels.sampling_rate_hz", meta_file, (int, float)),
+            B.SAMPLING_RATE_HZ, error=RecordingError,
+            hint="the file is corrupt; re-record the session"))
+        unit = channels.get("unit", "uV")
+        if unit not in ("uV", None):
+            raise RecordingError(f"{meta_file}: channels.unit = {B.show_value(unit)}, but format "
+                                 f"version {FORMAT_VERSION} stores samples in 'uV'; the file is "
+                                 "corrupt or was edited")
+        self.unit = "uV"
+        intentions = self.meta.get("intention_names") or []
+        if not all(isinstance(n, str) for n in intentions):
+            raise RecordingError(f"{meta_file}: intention_names must be a list of strings; the "
+                                 "file is corrupt")
+        self.intention_names: tuple[str, ...] = tuple(intentions)
+        self.n_channels = _size(self.meta, "channels.n_channels", meta_file, B.N_CHANNELS)
         if self.n_channels != len(self.channel_names) or len(self.channel_types) != self.n_channels:
             raise RecordingError(
                 f"{meta_file}: sizes mismatch: channels.n_channels={self.n_channels} but "
                 f"{len(self.channel_names)} names and {len(self.channel_types)} types; the file "
                 "is corrupt")
-        self.n_features = int(_require(self.meta, "sizes.n_features", meta_file, int))
-        self.n_states = int(_require(self.meta, "sizes.n_states", meta_file, int))
-        self.n_contacts = int(_require(self.meta, "sizes.n_contacts", meta_file, int))
+        self.n_features = _size(self.meta, "sizes.n_features", meta_file, _N_FEATURES)
+        self.n_states = _size(self.meta, "sizes.n_states", meta_file, _N_STATES)
+        self.n_contacts = _size(self.meta, "sizes.n_contacts", meta_file, _N_CONTACTS)
         sample_dtype = _require(self.meta, "sample_dtype", meta_file, str)
-        if np.dtype(sample_dtype) != SAMPLE_DTYPE:
-            raise RecordingError(f"{meta_file}: sample_dtype {sample_dtype!r} is not supported "
-                                 f"(only {SAMPLE_DTYPE.str!r}); the file is corrupt or foreign")
+        if sample_dtype != SAMPLE_DTYPE.str:
+            raise RecordingError(f"{meta_file}: sample_dtype {B.show_value(sample_dtype)} is not "
+                                 f"supported (only {SAMPLE_DTYPE.str!r}); the file is corrupt or "
+                                 "foreign")
         self.cycle_dtype = self._cycle_dtype(meta_file)
-        self.hop_samples: int | None = (int(self.meta["hop_samples"]) if isinstance(
-            self.meta.get("hop_samples"), int) else None)
+        hop = self.meta.get("hop_samples")
+        self.hop_samples: int | None = (None if hop is None else _size(
+            self.meta, "hop_samples", meta_file, B.HOP_SAMPLES))
         self.closed_cleanly = self.meta.get("closed_cleanly") is True
+        self._check_config(meta_file)
+        self._check_decoder(meta_file)
 
         self._sample_row_bytes = SAMPLE_DTYPE.itemsize * self.n_channels
         sample_rows = self._rows(SAMPLES_FILE, self._sample_row_bytes)
         index_rows = self._rows(INDEX_FILE, _INDEX_ROW_BYTES)
         self.n_blocks, self.n_samples = self._check_index(index_rows, sample_rows)
         self.n_cycles = self._rows(CYCLES_FILE, self.cycle_dtype.itemsize)
-        self._check_counts(sample_rows)
-        if self.hop_samples is None and self.n_cycles >= 2:
-            first = self.cycles["first_sample"][:2]
-            step = int(first[1] - first[0])
-            self.hop_samples = step if step > 0 else None
+        self._check_counts(sample_rows, meta_file)
+        self._check_timing(meta_file)
 
     # -- metadata ---------------------------------------------------------------------------
     def _load_meta(self) -> dict[str, Any]:
@@ -157,9 +206,21 @@ class Recording:
         if not meta_file.is_file():
             raise RecordingError(f"{self.path} holds no {META_FILE}; it is not a neuroloop "
                                  "recording (or the writer never started)")
-        raw = meta_file.read_bytes()
+        try:
+            size = meta_file.stat().st_size
+            if size > _META_MAX_BYTES:
+                raise RecordingError(f"{meta_file} is {size} bytes, more than a meta.json may "
+                                     f"have ({_META_MAX_BYTES >> 20} MiB); the file is corrupt "
+                                     "or foreign")
+            raw = meta_file.read_bytes()
+        except OSError as exc:
+            raise RecordingError(f"cannot read {meta_file}: {exc.strerror or exc}; check its "
+                                 "permissions") from exc
         try:
             meta = json.loads(raw.decode("utf-8"))
+        except RecursionError:
+            raise RecordingError(f"{meta_file} nests too deeply for a neuroloop meta.json; the "
+                                 "file is corrupt or foreign") from None
         except UnicodeDecodeError as exc:
             raise RecordingError(f"{meta_file} is not a neuroloop meta.json: not UTF-8 text at byte "
                                  f"offset {exc.start}; the file is corrupt or foreign") from exc
@@ -194,8 +255,8 @@ class Recording:
         try:
             recorded = dtype_from_json(spec)
         except (ValueError, TypeError) as exc:
-            raise RecordingError(f"{meta_file}: cycle_dtype is invalid ({exc}); the file is "
-                                 "corrupt") from exc
+            raise RecordingError(f"{meta_file}: cycle_dtype is invalid "
+                                 f"({B.show_value(str(exc))[1:-1]}); the file is corrupt") from None
         for name, size in (("features", self.n_features), ("probabilities", self.n_states),
                            ("amplitude_ma", self.n_contacts)):
             fields = recorded.fields or {}
@@ -206,7 +267,92 @@ class Recording:
                     raise RecordingError(
                         f"{meta_file}: sizes mismatch: cycle_dtype field {name!r} has {width} "
                         f"values but sizes say {size}; the file is corrupt")
+        if recorded != expected:  # format version 1 has exactly one record layout
+            raise RecordingError(f"{meta_file}: cycle_dtype is not the record layout of format "
+                                 f"version {FORMAT_VERSION} for these sizes; the file is corrupt")
         return recorded
+
+    def _check_meta_types(self, meta_file: Path) -> None:
+        """Every top-level key of the format holds the JSON type it documents."""
+        for key, types in _META_TYPES.items():
+            if key not in self.meta:
+                continue
+            value = self.meta[key]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                want = " or ".join("null" if t is type(None) else {
+                    str: "a string", dict: "an object", list: "a list", bool: "true/false",
+                    int: "an integer", float: "a number"}[t] for t in types)
+                raise RecordingError(f"{meta_file}: {key} = {B.show_value(value)} must be "
+                                     f"{want}; the file is corrupt or was edited")
+        if "flush_interval_s" in self.meta:
+            check_number(f"{meta_file}: flush_interval_s", self.meta["flush_interval_s"],
+                         _FLUSH_INTERVAL_S, error=RecordingError,
+                         hint="the file is corrupt; re-record the session")
+        streams = self.meta.get("streams")
+        if streams is not None:
+            expected = {"samples": SAMPLES_FILE, "samples_index": INDEX_FILE,
+                        "samples_index_columns": list(INDEX_COLUMNS), "cycles": CYCLES_FILE,
+                        "events": EVENTS_FILE}
+            for key, want in expected.items():
+                if streams.get(key) != want:
+                    raise RecordingError(
+                        f"{meta_file}: streams.{key} = {B.show_value(streams.get(key))}, but "
+                        f"format version {FORMAT_VERSION} stores {want!r}; the file is corrupt "
+                        "or foreign")
+
+    def _check_config(self, meta_file: Path) -> None:
+        """The recorded configuration agrees with the channels and the hop it recorded."""
+        config = self.meta.get("config")
+        if not isinstance(config, dict):
+            return
+        source, dsp = config.get("source"), config.get("dsp")
+        if isinstance(source, dict):
+            rate = source.get("sampling_rate_hz")
+            if (isinstance(rate, int | float) and not isinstance(rate, bool)
+                    and not abs(float(rate) - self.sampling_rate_hz) <= 1e-6):
+                raise RecordingError(
+                    f"{meta_file}: channels.sampling_rate_hz = {self.sampling_rate_hz:g} but "
+                    f"config.source.sampling_rate_hz = {B.show_value(rate)}; the run checked "
+                    "they agree, so the file is corrupt or was edited")
+            n_ch = source.get("n_channels")
+            if isinstance(n_ch, int) and not isinstance(n_ch, bool) and n_ch != self.n_channels:
+                raise RecordingError(
+                    f"{meta_file}: channels.n_channels = {self.n_channels} but "
+                    f"config.source.n_channels = {n_ch}; the file is corrupt or was edited")
+        if isinstance(dsp, dict) and "hop_samples" in dsp and self.hop_samples is not None:
+            if dsp["hop_samples"] != self.hop_samples or isinstance(dsp["hop_samples"], bool):
+                raise RecordingError(
+                    f"{meta_file}: hop_samples = {self.hop_samples} but config.dsp.hop_samples "
+                    f"= {B.show_value(dsp['hop_samples'])}; the file is corrupt or was edited")
+
+    def _check_decoder(self, meta_file: Path) -> None:
+        """``decoder.sha256`` is a SHA-256 digest and matches the recording's decoder file."""
+        decoder = self.meta.get("decoder")
+        digest = decoder.get("sha256") if isinstance(decoder, dict) else None
+        if isinstance(decoder, dict) and not isinstance(decoder.get("path"), str | None):
+            raise RecordingError(f"{meta_file}: decoder.path = "
+                                 f"{B.show_value(decoder.get('path'))} must be a path or null; "
+                                 "the file is corrupt or was edited")
+        if digest not in (None, "") and not (
+                isinstance(digest, str) and len(digest) == 64
+                and all(c in "0123456789abcdef" for c in digest)):
+            raise RecordingError(f"{meta_file}: decoder.sha256 = {B.show_value(digest)} is not a "
+                                 "SHA-256 hex digest; the file is corrupt or was edited")
+        path = self.path / DECODER_FILE
+        if not path.is_file():
+            return
+        if not digest:
+            raise RecordingError(f"{meta_file} has no decoder.sha256 to verify {path} against; "
+                                 "the file was edited; re-record the session")
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if actual != digest:
+            raise RecordingError(
+                f"{path} does not match {meta_file} decoder.sha256 ({digest[:12]}..., the file "
+                f"hashes to {actual[:12]}...): the decoder or meta.json was replaced; restore "
+                "them or replay with --decoder FILE after re-recording")
 
     # -- stream sizes and consistency -------------------------------------------------------
     def _rows(self, name: str, row_bytes: int) -> int:
@@ -258,25 +404,103 @@ class Recording:
                 prev_end_index = int(first[-1] + n[-1])
         return n_valid, expected_offset
 
-    def _check_counts(self, sample_rows: int) -> None:
-        """A cleanly closed recording must hold every row it counted."""
+    def _check_counts(self, sample_rows: int, meta_file: Path) -> None:
+        """A cleanly closed recording holds exactly the rows its ``counts`` say."""
         counts = self.meta.get("counts")
-        if not self.closed_cleanly or not isinstance(counts, dict):
+        if not self.closed_cleanly:
             return
+        if not isinstance(counts, dict):
+            raise RecordingError(f"{meta_file} is incomplete: missing key 'counts' although "
+                                 "closed_cleanly is true; the file was edited; re-record the "
+                                 "session")
+        want = {key: _size(self.meta, f"counts.{key}", meta_file, _COUNT)
+                for key in ("samples", "blocks", "cycles", "events")}
         for name, have, key, row_bytes in (
                 (SAMPLES_FILE, self.n_samples, "samples", self._sample_row_bytes),
                 (INDEX_FILE, self.n_blocks, "blocks", _INDEX_ROW_BYTES),
                 (CYCLES_FILE, self.n_cycles, "cycles", self.cycle_dtype.itemsize)):
-            want = counts.get(key)
-            if isinstance(want, int) and have < want:
+            if have < want[key]:
                 raise RecordingError(
-                    f"{self.path / name} is truncated: meta.json counts {want} {key} but the file "
-                    f"ends at byte offset {have * row_bytes} ({have} complete); the recording "
-                    "was damaged after it was closed")
-        if isinstance(counts.get("samples"), int) and sample_rows > counts["samples"]:
+                    f"{self.path / name} is truncated: meta.json counts {want[key]} {key} but "
+                    f"the file ends at byte offset {have * row_bytes} ({have} complete); the "
+                    "recording was damaged after it was closed")
+        if sample_rows > want["samples"]:
             raise RecordingError(
                 f"{self.path / SAMPLES_FILE} has {sample_rows} rows but meta.json counts "
-                f"{counts['samples']}; sizes mismatch (foreign or appended file)")
+                f"{want['samples']}; sizes mismatch (foreign or appended file)")
+        lines = self._count_event_lines()
+        for name, have, key in ((INDEX_FILE, self.n_blocks, "blocks"),
+                                (CYCLES_FILE, self.n_cycles, "cycles"),
+                                (EVENTS_FILE, lines, "events")):
+            if have != want[key] and (have > want[key] or key == "events"):
+                raise RecordingError(
+                    f"{meta_file}: counts.{key} = {want[key]} but {name} holds {have} complete "
+                    f"{'lines' if key == 'events' else 'rows'}; sizes mismatch (the file was "
+                    "edited or appended to)")
+
+    def _count_event_lines(self) -> int:
+        """Complete lines of ``events.jsonl`` (read in chunks; 0 when absent)."""
+        f = self.path / EVENTS_FILE
+        count = 0
+        try:
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    count += chunk.count(b"\n")
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise RecordingError(f"cannot read {f}: {exc.strerror or exc}") from None
+        return count
+
+    def _check_timing(self, meta_file: Path) -> None:
+        """``hop_samples`` and ``channels.sampling_rate_hz`` agree with the recorded cycles.
+
+        Between two consecutive cycles that both read fresh samples without a gap, the
+        stream advanced by exactly one hop; and over the recording the cycles' availability
+        times advance by ``samples / rate`` (exactly for a simulated or sample-paced clock,
+        within the jitter of a device's receive times otherwise). Only the first and last
+        :data:`_PROBE_ROWS` cycles are read.
+        """
+        n = self.n_cycles
+        if n < 2:
+            return
+        head = np.zeros(min(n, _PROBE_ROWS), dtype=self.cycle_dtype)
+        self.read_cycles(0, head)
+        tail = head
+        if n > head.shape[0]:
+            tail = np.zeros(min(n, _PROBE_ROWS), dtype=self.cycle_dtype)
+            self.read_cycles(n - tail.shape[0], tail)
+        first = head["first_sample"].astype(np.int64)
+        flags = head["flags"]
+        fresh = (flags & FLAG_SOURCE_STALL) == 0
+        pair = fresh[:-1] & fresh[1:] & ((flags[1:] & FLAG_SAMPLES_LOST) == 0)
+        steps = np.diff(first)[pair]
+        steps = steps[steps != 0]  # rows a test or a tool wrote without times: nothing to check
+        if self.hop_samples is None:
+            if steps.size and steps[0] > 0:
+                self.hop_samples = int(steps[0])
+        elif steps.size and not (steps == self.hop_samples).all():
+            bad = int(steps[steps != self.hop_samples][0])
+            raise RecordingError(
+                f"{meta_file}: hop_samples = {self.hop_samples} but the recorded cycles advance "
+                f"by {bad} samples per cycle ({CYCLES_FILE}); the file is corrupt or was edited")
+        # rate: first and last fresh cycles
+        a = np.flatnonzero(fresh)
+        b = np.flatnonzero((tail["flags"] & FLAG_SOURCE_STALL) == 0)
+        if a.size == 0 or b.size == 0:
+            return
+        ra, rb = head[a[0]], tail[b[-1]]
+        dt_s = (int(rb["available_ns"]) - int(ra["available_ns"])) / 1e9
+        dn = int(rb["first_sample"]) - int(ra["first_sample"])
+        if dt_s <= 0 or dn <= 0:
+            return  # too short to tell (or times not recorded)
+        measured = dn / dt_s
+        tolerance = 0.02 + 0.05 / dt_s  # a device's receive-time jitter, tens of ms
+        if abs(measured / self.sampling_rate_hz - 1.0) > tolerance:
+            raise RecordingError(
+                f"{meta_file}: channels.sampling_rate_hz = {self.sampling_rate_hz:g} but the "
+                f"recorded cycles advance at {measured:.6g} samples/s ({CYCLES_FILE}); the file "
+                "is corrupt or was edited")
 
     # -- streams ----------------------------------------------------------------------------
     def _memmap(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:

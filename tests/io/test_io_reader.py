@@ -197,8 +197,8 @@ def test_events_line_not_json_names_line_and_offset(make_session):
 
 
 def test_events_line_not_an_object(make_session):
-    s = make_session(n_cycles=5)
-    (s.path / EVENTS_FILE).write_bytes(b"[1, 2]\n")
+    s = make_session(n_cycles=5)  # two events: the line count still matches meta.json
+    (s.path / EVENTS_FILE).write_bytes(b"[1, 2]\n{}\n")
     with pytest.raises(RecordingError, match="line 1 at byte offset 0 is not a JSON object"):
         list(open_recording(s.path).events())
 
@@ -226,3 +226,76 @@ def test_empty_recording_opens(tmp_path):
     rec = open_recording(tmp_path / "e")
     assert rec.samples.shape == (0, 4) and rec.cycles.shape == (0,)
     assert list(rec.events()) == []
+
+
+# -- metadata integrity: sizes, counts, hop, rate and decoder agree with the data -------------
+def _refused(path, needle):
+    with pytest.raises(RecordingError) as ei:
+        open_recording(path)
+    msg = _one_line(ei.value)
+    assert needle in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda m: m["sizes"].update(n_features=-1), "sizes.n_features = -1 is too small"),
+    (lambda m: m["sizes"].update(n_contacts=0), "sizes.n_contacts = 0 is too small"),
+    (lambda m: m["channels"].update(sampling_rate_hz=float("nan")),
+     "channels.sampling_rate_hz = nan"),
+    (lambda m: m["channels"].update(n_channels=1e308), "'channels.n_channels' has an invalid"),
+    (lambda m: m.update(sample_dtype="bogus"), "sample_dtype 'bogus' is not supported"),
+    (lambda m: m["channels"].update(unit="mV"), "channels.unit = 'mV'"),
+    (lambda m: m["streams"].update(samples="other.f64"), "streams.samples = 'other.f64'"),
+    (lambda m: m.update(flush_interval_s=-1), "flush_interval_s = -1"),
+    (lambda m: m.update(summary=[1, 2]), "summary = [1, 2] must be an object"),
+    (lambda m: m["counts"].update(cycles=3), "counts.cycles = 3 but cycles.rec holds 10"),
+    (lambda m: m["counts"].update(events=0), "counts.events = 0 but events.jsonl holds 2"),
+    (lambda m: m["counts"].update(blocks=-1), "counts.blocks = -1"),
+    (lambda m: m.pop("counts"), "missing key 'counts'"),
+    (lambda m: m.update(hop_samples=11), "hop_samples = 11 but config.dsp.hop_samples = 10"),
+])
+def test_meta_that_disagrees_with_itself_or_the_data(make_session, edit, needle):
+    s = make_session(n_cycles=10)
+    _edit_meta(s.path, edit)
+    msg = _refused(s.path, needle)
+    assert str(s.path / META_FILE) in msg or str(s.path) in msg
+
+
+def test_hop_and_rate_are_checked_against_the_recorded_cycles(make_session):
+    s = make_session(n_cycles=30, hop=10, rate=100.0)
+
+    def hop(m):
+        m["hop_samples"] = m["config"]["dsp"]["hop_samples"] = 12
+
+    _edit_meta(s.path, hop)
+    _refused(s.path, "hop_samples = 12 but the recorded cycles advance by 10 samples per cycle")
+    s2 = make_session("b", n_cycles=30, hop=10, rate=100.0)
+    _edit_meta(s2.path, lambda m: m["channels"].update(sampling_rate_hz=150.0))
+    _refused(s2.path, "channels.sampling_rate_hz = 150 but the recorded cycles advance at 100 "
+                      "samples/s")
+    s3 = make_session("c", n_cycles=30, hop=10, rate=100.0, gaps={5: 7, 9: 3})
+    assert open_recording(s3.path).hop_samples == 10  # gaps are not hop changes
+
+
+def test_decoder_file_is_verified_against_its_hash(make_session):
+    import hashlib
+
+    s = make_session(n_cycles=5)
+    blob = b"a decoder file"
+    (s.path / "decoder.npz").write_bytes(blob)
+    _edit_meta(s.path, lambda m: m.update(
+        decoder={"path": None, "sha256": hashlib.sha256(blob).hexdigest()}))
+    assert open_recording(s.path).n_cycles == 5
+    (s.path / "decoder.npz").write_bytes(blob + b"!")
+    msg = _refused(s.path, "decoder.npz does not match")
+    assert "decoder.sha256" in msg
+    _edit_meta(s.path, lambda m: m["decoder"].update(sha256="zz"))
+    _refused(s.path, "decoder.sha256 = 'zz' is not a SHA-256 hex digest")
+    _edit_meta(s.path, lambda m: m.update(decoder=None))
+    _refused(s.path, "no decoder.sha256 to verify")
+
+
+def test_oversized_meta_is_refused_without_reading_it(make_session):
+    s = make_session(n_cycles=3)
+    os.truncate(s.path / META_FILE, 65 << 20)  # sparse: nothing is written
+    _refused(s.path, "more than a meta.json may have")
