@@ -204,7 +204,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .runtime.session import check_new_recording_dir
 
         check_new_recording_dir(args.record)
-
+        _check_writable_dir(args.record)  # before calibrating, not after
         listeners.append(SessionRecorder(args.record))
     source_url = args.source
     if args.device:
@@ -256,6 +256,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _eprint(f"neuroloop: error: {summary['error']}")
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _check_writable_dir(directory: str) -> None:
+    """The directory ``directory`` can be created (its nearest existing ancestor is a writable
+    directory), or a one-line ConfigError now rather than after calibrating."""
+    from pathlib import Path
+
+    p = Path(directory).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise ConfigError(f"cannot record into {directory}: {p} is not a directory; choose a "
+                          "new directory path")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot record into {directory}: {p} is not writable; choose a "
+                          "writable path")
 
 
 def _install_sigint(loop: Any) -> None:

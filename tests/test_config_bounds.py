@@ -184,3 +184,12 @@ def test_base_must_be_a_shipped_preset(tmp_path) -> None:
     f = tmp_path / "b.toml"
     f.write_text('base = "../scenarios/bsi"\n')
     _refused(f, "unknown scenario '../scenarios/bsi'")
+
+
+def test_record_dir_is_checked_before_calibrating(tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    t0 = time.perf_counter()
+    code, err = _cli(["run", "--fast", "--duration", "1", "--record",
+                      str(tmp_path / "file" / "session")], capsys)
+    assert code == 2 and len(err) == 1 and "file is not a directory" in err[0], err
+    assert time.perf_counter() - t0 < 5.0
