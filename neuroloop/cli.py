@@ -224,10 +224,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         session = Session(scenario, options, progress=progress)
         if args.record:
             session.save_decoder(args.record)
-        if injections or link is not None:
+        if injections:  # the device link's safety inputs are the session's own
             from .runtime.inject import build_hooks
 
-            options.hooks = build_hooks(injections, session, link=link)
+            options.hooks = build_hooks(injections, session)
         source = link.source if link is not None else None
         loop = session.open(source=source)
         if not quiet and sys.stderr.isatty():

@@ -1,19 +1,32 @@
 """``DeviceLink``: neuroloop's end of the serial link to an implant (or to firmware_sim).
 
 One :class:`DeviceLink` per port. It opens any pyserial URL (``/dev/ttyUSB0``, a pty path,
-``socket://host:port``, ``loop://``), runs a reader thread that parses frames into a sample
-queue and link bookkeeping, and a housekeeping thread that sends the host heartbeat and
-watches for missing ACKs. On top of it:
+``socket://host:port``, ``loop://``) and is a thin facade over four parts, each doing one
+thing (as pyserial splits framing from its ``ReaderThread``, and as
+:class:`firmware_sim.device.FirmwareDevice` is pure):
+
+* :attr:`DeviceLink.protocol` - :class:`~neuroloop.link.host_protocol.HostProtocol`, pure:
+  bytes and a time in, events out (framing, anti-replay, counters, ACK/NAK, INFO);
+* :attr:`DeviceLink.port` - :class:`~neuroloop.link.port.LinkPort`: the serial port, the
+  reader thread (bytes into the protocol), the heartbeat thread, reconnects;
+* :attr:`DeviceLink.samples` - :class:`~neuroloop.link.sample_queue.SampleQueue`: DATA
+  samples for the control loop, with the stale-frame rule at the loop's start;
+* :attr:`DeviceLink.monitor` - :class:`~neuroloop.link.monitor.LinkMonitor`: the safety
+  inputs (heartbeat lost, stream stalled, NAK storm, device fault, impedance), a
+  :class:`~neuroloop.runtime.safety_inputs.SafetyInputProvider` that the control loop polls
+  every cycle whenever a session's source or stimulator is on a device link.
+
+On top of it:
 
 * :attr:`DeviceLink.source` - a :class:`~neuroloop.link.serial_source.SerialSource`
   (``paced_by_device``): blocks with the device's sample indices, so gaps stay visible;
 * :attr:`DeviceLink.stimulator` - a :class:`~neuroloop.link.serial_stimulator.SerialStimulator`:
   authenticated STIM without waiting for the ACK, STOP always;
 * :meth:`DeviceLink.stats` - counters and latency percentiles for the run summary;
-* :meth:`DeviceLink.poll_safety_inputs` - link faults the supervisor must act on.
+* :meth:`DeviceLink.poll_safety_inputs` - the monitor's inputs, polled now.
 
-Sharing: :func:`open_device_link` keeps one link per port in a registry, so a
-``SerialSource`` and a ``SerialStimulator`` built from the same URL (``open_source(url)``,
+Sharing: :func:`open_device_link` keeps one link per port in a registry (under its lock), so
+a ``SerialSource`` and a ``SerialStimulator`` built from the same URL (``open_source(url)``,
 ``SerialStimulator.from_url(url)``) talk through the same port, reader thread and sequence
 numbers. The link closes when its last user closes it, or at once with :meth:`close`.
 
@@ -31,56 +44,41 @@ one-line :class:`~neuroloop.errors.DeviceError` naming both.
 
 from __future__ import annotations
 
-import errno
-import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import serial
 
-from ..acquisition.base import NO_LABEL, SourceInfo
+from ..acquisition.base import SourceInfo
 from ..errors import AuthenticationError, ConfigError, DeviceError, NeuroloopError
-from ..runtime.stats import LatencyLog, percentiles_us
+from ..runtime.stats import percentiles_us
 from ..stimulation.command import StimCommand
 from ..stimulation.electrodes import ElectrodeArray
 from .capacity import link_utilisation
-from .codec import Direction, Frame, ReplayError, VersionError, encode_frame
+from .codec import VersionError
 from .framing import warm_up as warm_up_framing
-from .keys import LinkKeys, load_keys
-from .messages import (
-    NO_LATENCY,
-    NO_SAMPLE,
-    Ack,
-    Arm,
-    Data,
-    DeviceState,
-    FaultFlag,
-    GetInfo,
-    Heartbeat,
-    Info,
-    Message,
-    MsgType,
-    Nak,
-    NakReason,
-    Status,
-    Stim,
-    Stop,
+from .host_protocol import (
+    AckReceived,
+    DeviceRebooted,
+    HostProtocol,
+    InfoReceived,
+    LinkEvent,
+    NakReceived,
+    SamplesReceived,
 )
-from .parser import StreamParser
-from .session import SequenceGuard
+from .keys import LinkKeys, load_keys
+from .messages import Ack, Arm, DeviceState, GetInfo, Info, MsgType, Nak, Status, Stop
+from .monitor import LinkMonitor
+from .port import LinkPort
+from .sample_queue import SampleQueue
+from .settings import LinkSettings
 
 __all__ = ["DeviceLink", "open_device_link", "pyserial_url", "LinkSettings"]
 
 _NS = 1_000_000_000
-#: At the loop's first read, a frame that reached the host this much later than the stream's
-#: fastest frame had waited in the port's buffer (e.g. while the process locked its memory):
-#: it is history, not input, and is skipped (us).
-_STALE_FRAME_US = 10_000
 
 
 def pyserial_url(url: str) -> str:
@@ -103,94 +101,8 @@ def url_options(url: str) -> dict[str, str]:
     return dict(parse_qsl(url.split("?", 1)[1])) if "?" in url else {}
 
 
-@dataclass(frozen=True)
-class LinkSettings:
-    """Timing of the link's checks.
-
-    Attributes
-    ----------
-    open_timeout_s : float
-        A valid INFO frame must arrive within this after opening (else: baud/cable error).
-    heartbeat_interval_s : float
-        Host HEARTBEAT period (must be well below the device's watchdog, 300 ms default).
-    liveness_timeout_s : float
-        Heartbeats stop when the loop has not called read/send for this long.
-    heartbeat_timeout_s : float or None
-        No valid device frame for this long is ``heartbeat_lost`` (default: 3 device
-        heartbeat periods, at least 0.3 s).
-    stall_timeout_s : float or None
-        No DATA for this long is ``stream_stalled`` (default: 3 frame periods, >= 0.3 s).
-    ack_timeout_s : float
-        A STIM without ACK or NAK after this long counts in ``acks_missing``.
-    nak_storm_count, nak_storm_window_s : int, float
-        This many NAKs within the window is a ``nak_storm``.
-    reconnect_attempts, reconnect_delay_s : int, float
-        How often (and how far apart) a vanished port is reopened before giving up.
-    queue_s : float
-        Seconds of samples buffered for a slow reader before the oldest are dropped.
-    read_chunk_timeout_s : float
-        pyserial read timeout of the reader thread.
-    auto_arm : bool
-        Send ARM on the first ``source.read`` or ``stimulator.send`` if nobody armed the
-        device yet (the control loop starts; the device starts from zero output too).
-    realtime_priority : int or None
-        SCHED_FIFO priority the reader and heartbeat threads ask for (like the control
-        loop, so that a busy machine does not delay frames); None keeps them time-shared.
-        Refusal is not an error (see ``stats()["realtime"]``).
-    """
-
-    open_timeout_s: float = 2.0
-    heartbeat_interval_s: float = 0.05
-    liveness_timeout_s: float = 0.5
-    heartbeat_timeout_s: float | None = None
-    stall_timeout_s: float | None = None
-    ack_timeout_s: float = 0.5
-    nak_storm_count: int = 5
-    nak_storm_window_s: float = 1.0
-    reconnect_attempts: int = 3
-    reconnect_delay_s: float = 0.2
-    queue_s: float = 10.0
-    read_chunk_timeout_s: float = 0.02
-    auto_arm: bool = True
-    realtime_priority: int | None = 50
-
-
-class _Chunk:
-    __slots__ = ("first", "data", "labels", "received_ns", "off")
-
-    def __init__(self, first: int, data: np.ndarray, labels: np.ndarray, received_ns: int):
-        self.first = first
-        self.data = data
-        self.labels = labels
-        self.received_ns = received_ns
-        self.off = 0
-
-
-def _open_error(url: str, exc: BaseException, baudrate: int) -> DeviceError:
-    """A one-line DeviceError for a port that would not open."""
-    text = str(exc)
-    low = text.lower()
-    err = getattr(exc, "errno", None)
-    if "exclusively lock" in low or err == errno.EBUSY or "busy" in low:
-        return DeviceError(f"{url} is busy: another program has it open; close that program "
-                           "(or the other neuroloop) first")
-    if err == errno.ENOENT or "no such file" in low:
-        return DeviceError(f"cannot open {url}: no such device; check the path (firmware-sim "
-                           "prints its path on its first line)")
-    if err == errno.EACCES or "permission denied" in low:
-        return DeviceError(f"cannot open {url}: permission denied; add your user to the "
-                           "'dialout' group or fix the device's permissions")
-    if "connection refused" in low or err == errno.ECONNREFUSED:
-        return DeviceError(f"cannot connect to {url}: nothing is listening there; start "
-                           "firmware-sim --listen first or check host and port")
-    if "baud" in low or isinstance(exc, ValueError):
-        return DeviceError(f"cannot open {url} at {baudrate} baud ({text}); use a rate the "
-                           "port supports, e.g. 921600")
-    return DeviceError(f"cannot open {url}: {text}")
-
-
 class DeviceLink:
-    """A host's connection to one device.
+    """A host's connection to one device (a facade over protocol, port, samples, monitor).
 
     Parameters
     ----------
@@ -199,7 +111,7 @@ class DeviceLink:
         ``socket://127.0.0.1:7000``, ``loop://``).
     keys : LinkKeys
     baudrate : int
-        Line speed (ignored by sockets and ptys' peers, checked by firmware_sim's pty).
+        Line speed, baud (ignored by sockets and ptys' peers, checked by firmware_sim's pty).
     settings : LinkSettings, optional
     serial_factory : callable, optional
         ``serial.serial_for_url`` (injectable for tests).
@@ -219,70 +131,67 @@ class DeviceLink:
         self.keys = keys
         self.baudrate = int(baudrate)
         self.settings = settings or LinkSettings()
-        self._factory = serial_factory
-        self._ser: Any = None
-        self._write_lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._stop_threads = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._parser = StreamParser(Direction.D2H, keys.d2h)
-        self._guard = SequenceGuard()
-        self._tx_seq = 0
+        self.protocol = HostProtocol(keys)
+        self.samples = SampleQueue()
+        self.port = LinkPort(self.url, baudrate=self.baudrate, settings=self.settings,
+                             protocol=self.protocol, on_events=self._on_events,
+                             heartbeat_wanted=self._heartbeat_wanted, on_failure=self._wake,
+                             serial_factory=serial_factory)
+        self.monitor = LinkMonitor(self.protocol, self.settings, failure=self._port_failure)
+        self._cond = threading.Condition()  # ARM answers
+        self._arm_results: dict[int, Ack | Nak] = {}
+        self._info_event = threading.Event()
         self._is_open = False
         self._closed = False
         self._refs = 0
-        self._failure: NeuroloopError | None = None
-        self._reconnecting = False
-        self._auth_rejected = False
-        self.info: Info | None = None
-        self._info_event = threading.Event()
-        self._need_info = False
-        # samples
-        self._queue: deque[_Chunk] = deque()
-        self._queued_samples = 0
-        self._consumer_started = False
-        self._skip_stale = False
-        self._min_age_us = 2**62
-        self._last_fc: int | None = None
-        self._index_offset = 0
-        self._next_host_index = 0
-        self._offset_pending = False
-        # link state
         self._armed = False
         self._expected_array: ElectrodeArray | None = None
-        self._arm_results: dict[int, Ack | Nak] = {}
-        self._pending: dict[int, int] = {}  # STIM seq -> send time (ns), under _pending_lock
-        self._pending_lock = threading.Lock()
-        self._nak_times: deque[int] = deque()
-        self._last_rx_ns = 0
-        self._last_data_ns = 0
-        self._last_hb_ns = 0
         self._consumer_ns = 0
-        self._first_stim_ns = 0  # perf_counter_ns of the first and the latest STIM sent
-        self._last_stim_ns = 0
-        self.device_state: DeviceState | None = None
-        self.status: Status | None = None
-        self._impedance_new: np.ndarray | None = None
-        self._fault_reported: set[str] = set()
-        self._storm_active = False
-        # counters
-        self.counters: dict[str, int] = {
-            "data_frames": 0, "frames_lost": 0, "samples_lost": 0, "samples_overflowed": 0,
-            "frames_discarded_at_start": 0, "replayed_frames": 0, "naks": 0, "acks": 0,
-            "stims_sent": 0, "acks_missing": 0, "reconnects": 0, "device_reboots": 0,
-            "heartbeats_missed": 0, "heartbeats_sent": 0, "bytes_sent": 0, "stop_failed": 0,
-            "arms_sent": 0, "frames_unsent": 0,
-        }
-        self.naks_by_reason: dict[str, int] = {}
-        self.last_nak: Nak | None = None
-        self._realtime: dict[str, str] = {}
-        self._rtt = LatencyLog(1 << 16)
-        self._dev_latency = LatencyLog(1 << 16)
+        self._counters: dict[str, int] = {"arms_sent": 0, "stop_failed": 0}
         from .serial_source import SerialSource
         from .serial_stimulator import SerialStimulator
 
         self.source = SerialSource(link=self)
         self.stimulator = SerialStimulator(link=self)
+
+    # ------------------------------------------------------------------ state (read-through)
+    @property
+    def info(self) -> Info | None:
+        """The device's last INFO (None before the first)."""
+        return self.protocol.info
+
+    @info.setter
+    def info(self, value: Info | None) -> None:
+        self.protocol.info = value
+
+    @property
+    def device_state(self) -> DeviceState | None:
+        """The device's state from its last HEARTBEAT or STATUS."""
+        return self.protocol.device_state
+
+    @property
+    def status(self) -> Status | None:
+        """The device's last STATUS."""
+        return self.protocol.status
+
+    @property
+    def last_nak(self) -> Nak | None:
+        return self.protocol.last_nak
+
+    @property
+    def naks_by_reason(self) -> dict[str, int]:
+        return self.protocol.naks_by_reason
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Every part's counters in one dict (a snapshot)."""
+        return {**self.protocol.counters, **self.port.counters, **self.samples.counters,
+                **self._counters}
+
+    @property
+    def safety_inputs(self) -> LinkMonitor:
+        """The link's safety-input provider (polled by the control loop every cycle)."""
+        return self.monitor
 
     # ------------------------------------------------------------------ open / close
     def open(self) -> DeviceLink:
@@ -295,37 +204,14 @@ class DeviceLink:
         if self._closed:
             raise DeviceError(f"link to {self.url} was closed; open a new one")
         warm_up_framing()  # compile (or load) the COBS kernels before the reader needs them
-        self._ser = self._open_port()
+        self.port.open()
         self._is_open = True
-        self._start_threads()
         try:
             self._handshake()
         except BaseException:
             self.close()
             raise
         return self
-
-    def _open_port(self) -> Any:
-        try:
-            ser = self._factory(self.url, baudrate=self.baudrate,
-                                timeout=self.settings.read_chunk_timeout_s, write_timeout=1.0,
-                                exclusive=True)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise _open_error(self.url, exc, self.baudrate) from None
-        try:
-            ser.reset_input_buffer()
-        except (serial.SerialException, OSError):
-            pass
-        return ser
-
-    def _start_threads(self) -> None:
-        self._stop_threads.clear()
-        self._threads = [threading.Thread(target=self._reader, name="neuroloop-link-reader",
-                                          daemon=True),
-                         threading.Thread(target=self._housekeeping,
-                                          name="neuroloop-link-heartbeat", daemon=True)]
-        for t in self._threads:
-            t.start()
 
     def _handshake(self) -> None:
         s = self.settings
@@ -334,17 +220,17 @@ class DeviceLink:
         next_ask = 0.0
         while not self._info_event.is_set():
             now = time.monotonic()
-            if self._failure is not None:
-                raise self._failure
+            if self.port.failure is not None:
+                raise self.port.failure
             if now >= deadline:
                 raise self._no_frame_error()
             if now >= next_ask:
-                self._send(GetInfo())
+                self.port.send(GetInfo())
                 next_ask = now + 0.25
             self._info_event.wait(min(0.05, max(0.0, deadline - now)))
 
     def _no_frame_error(self) -> NeuroloopError:
-        p = self._parser
+        p = self.protocol.parser
         t = f"{self.settings.open_timeout_s:g} s"
         if p.auth_failures and p.frames_ok == 0:
             return AuthenticationError(
@@ -369,13 +255,16 @@ class DeviceLink:
 
     def acquire(self) -> DeviceLink:
         """Take a reference (the link closes when the last one is released)."""
-        self._refs += 1
+        with _REGISTRY_LOCK:
+            self._refs += 1
         return self
 
     def release(self) -> None:
         """Drop a reference; closes the link when none is left."""
-        self._refs -= 1
-        if self._refs <= 0:
+        with _REGISTRY_LOCK:
+            self._refs -= 1
+            last = self._refs <= 0
+        if last:
             self.close()
 
     def close(self) -> None:
@@ -383,22 +272,14 @@ class DeviceLink:
         if self._closed:
             return
         self._closed = True
-        _REGISTRY.pop(self.url, None)
+        with _REGISTRY_LOCK:
+            if _REGISTRY.get(self.url) is self:
+                del _REGISTRY[self.url]
         if self._is_open:
             self.send_stop()
-        self._stop_threads.set()
-        for t in self._threads:
-            if t is not threading.current_thread():
-                t.join(timeout=1.0)
-        ser, self._ser = self._ser, None
-        if ser is not None:
-            try:
-                ser.close()
-            except (serial.SerialException, OSError):
-                pass
+        self.port.close()
         self._is_open = False
-        with self._cond:
-            self._cond.notify_all()
+        self._wake()
 
     @property
     def is_open(self) -> bool:
@@ -410,41 +291,51 @@ class DeviceLink:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ sending
-    def _send(self, msg: Message) -> int:
-        """Encode and write one host frame; returns its sequence number (-1 when the port is
-        being reopened and the frame was dropped)."""
-        ser = self._ser
-        if ser is None:
-            raise DeviceError(f"link to {self.url} is closed")
-        with self._write_lock:
-            self._tx_seq += 1
-            seq = self._tx_seq
-            frame = encode_frame(msg, direction=Direction.H2D, seq=seq,
-                                 session=self._guard.session or 0,
-                                 timestamp_us=time.monotonic_ns() // 1000, key=self.keys.h2d)
-            if msg.TYPE == MsgType.STIM:
-                with self._pending_lock:
-                    self._pending[seq] = time.perf_counter_ns()
-            try:
-                ser.write(frame)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                with self._pending_lock:
-                    self._pending.pop(seq, None)
-                if self._reconnecting:
-                    # the reader is reopening the port: this frame is lost like any other on
-                    # a broken line (the supervisor sees heartbeat_lost meanwhile)
-                    self.counters["frames_unsent"] += 1
-                    return -1
-                raise self._set_failure(exc) from None
-            self.counters["bytes_sent"] += len(frame)
-        return seq
+    # ------------------------------------------------------------------ events (reader thread)
+    def _on_events(self, events: Sequence[LinkEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, SamplesReceived):
+                info = self.protocol.info
+                cap = int(self.settings.queue_s * info.sampling_rate_hz) if info else 1 << 30
+                self.samples.put(ev.first_index, ev.data, ev.labels, ev.received_ns,
+                                 ev.acquired_us, cap)
+            elif isinstance(ev, AckReceived):
+                if ev.ack.acked_type == MsgType.ARM:
+                    self._arm_answer(ev.ack.acked_seq, ev.ack)
+            elif isinstance(ev, NakReceived):
+                if ev.nak.nacked_type == MsgType.ARM:
+                    self._armed = False
+                    self._arm_answer(ev.nak.nacked_seq, ev.nak)
+            elif isinstance(ev, InfoReceived):
+                self._info_event.set()
+            elif isinstance(ev, DeviceRebooted):
+                self._info_event.clear()
+                self._armed = False
+                self.samples.restart_clock()  # a real device's clock restarts at boot
 
+    def _arm_answer(self, seq: int, answer: Ack | Nak) -> None:
+        with self._cond:
+            self._arm_results[seq] = answer
+            self._cond.notify_all()
+
+    def _wake(self) -> None:
+        """The link failed or closed: wake every waiting reader and ARM."""
+        self.samples.wake()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _port_failure(self) -> NeuroloopError | None:
+        return self.port.failure
+
+    def _heartbeat_wanted(self, now_ns: int) -> bool:
+        return self._armed and now_ns - self._consumer_ns < self.settings.liveness_timeout_s * _NS
+
+    # ------------------------------------------------------------------ sending
     def check(self) -> None:
         """Raise the link's failure, if any (DeviceError, AuthenticationError)."""
-        if self._failure is not None:
-            raise self._failure
-        if self._auth_rejected:
+        if self.port.failure is not None:
+            raise self.port.failure
+        if self.protocol.auth_rejected:
             raise AuthenticationError("device rejected our key: check --key-file (the device "
                                       f"NAKed a command from {self.url} with reason AUTH)")
 
@@ -455,12 +346,14 @@ class DeviceLink:
     @property
     def device_array_name(self) -> str | None:
         """Catalogue name of the electrode array the device reported in INFO (None before)."""
-        return self.info.array_name if self.info is not None else None
+        info = self.protocol.info
+        return info.array_name if info is not None else None
 
     @property
     def device_area_cm2(self) -> np.ndarray | None:
         """Per-contact areas the device reported in INFO, cm^2 (a copy; None before)."""
-        return self.info.area_cm2.copy() if self.info is not None else None
+        info = self.protocol.info
+        return info.area_cm2.copy() if info is not None else None
 
     @property
     def expected_array(self) -> ElectrodeArray | None:
@@ -486,10 +379,11 @@ class DeviceLink:
         expected = self._expected_array
         if expected is None:
             return
-        if self.info is None or self._need_info:  # (re)connecting: wait for the INFO
+        p = self.protocol
+        if p.info is None or p.need_info:  # (re)connecting: wait for the INFO
             self._info_event.wait(timeout_s)
-        info = self.info
-        if info is None or self._need_info:
+        info = p.info
+        if info is None or p.need_info:
             raise DeviceError(f"device on {self.url} has not reported its electrode array "
                               f"(no INFO in {timeout_s:g} s); it is not armed without one that "
                               f"matches the scenario's {expected.name!r}")
@@ -518,13 +412,13 @@ class DeviceLink:
             self._expected_array = expected_array
         self._check_array(timeout_s)
         self._alive()
-        seq = self._send(Arm())
-        self.counters["arms_sent"] += 1
+        seq = self.port.send(Arm())
+        self._counters["arms_sent"] += 1
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while seq not in self._arm_results:
                 left = deadline - time.monotonic()
-                if left <= 0 or self._failure is not None:
+                if left <= 0 or self.port.failure is not None:
                     break
                 self._cond.wait(left)
             answer = self._arm_results.pop(seq, None)
@@ -541,8 +435,8 @@ class DeviceLink:
         self.check()
         self._check_array()
         self._alive()
-        seq = self._send(Arm())
-        self.counters["arms_sent"] += 1
+        seq = self.port.send(Arm())
+        self._counters["arms_sent"] += 1
         self._armed = True
         return seq
 
@@ -559,273 +453,22 @@ class DeviceLink:
         self.check()
         self._alive()
         self._maybe_auto_arm()
-        dev_index = hop_last_sample - self._index_offset if hop_last_sample >= 0 else -1
-        msg = Stim(int(command.program_id), int(command.cycle) & 0xFFFFFFFF,
-                   dev_index if dev_index >= 0 else NO_SAMPLE, float(command.pulse_width_us),
-                   float(command.frequency_hz), float(command.interphase_gap_us),
-                   float(command.case_ma), int(command.waveform), command.amplitude_ma)
-        seq = self._send(msg)
-        self.counters["stims_sent"] += 1
-        self._last_stim_ns = time.perf_counter_ns()
-        if not self._first_stim_ns:
-            self._first_stim_ns = self._last_stim_ns
+        seq = self.port.send(self.protocol.stim(command, hop_last_sample))
+        self.protocol.stim_sent(time.perf_counter_ns())
         return seq
 
     def send_stop(self) -> bool:
         """Send STOP (no tag, always accepted). Never raises; False if it could not be sent."""
         try:
-            self._send(Stop())
+            self.port.send(Stop())
             return True
         except NeuroloopError:
-            self.counters["stop_failed"] += 1
+            self._counters["stop_failed"] += 1
             return False
-
-    # ------------------------------------------------------------------ reader thread
-    def _enter_realtime(self) -> None:
-        prio = self.settings.realtime_priority
-        if prio is None:
-            return
-        from ..runtime.realtime import enter_realtime
-
-        state = enter_realtime(prio, lock_memory=False)
-        self._realtime[threading.current_thread().name] = state.scheduler
-
-    def _reader(self) -> None:
-        self._enter_realtime()
-        while not self._stop_threads.is_set():
-            ser = self._ser
-            if ser is None:
-                return
-            try:
-                n = ser.in_waiting
-                data = ser.read(n if n > 0 else 1)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                if self._stop_threads.is_set():
-                    return
-                if not self._reconnect(exc):
-                    return
-                continue
-            if not data:
-                continue
-            now = time.perf_counter_ns()
-            try:
-                for item in self._parser.feed(data):
-                    if isinstance(item, Frame):
-                        self._dispatch(item, now)
-            except Exception as exc:  # noqa: BLE001 - a bug here must not pass silently
-                self._set_failure(DeviceError(f"internal error handling frames from "
-                                              f"{self.url}: {exc!r}"))
-                return
-
-    def _reconnect(self, exc: BaseException) -> bool:
-        """Reopen a vanished port; False (failure recorded, STOP attempted) if it stays gone."""
-        self._reconnecting = True
-        try:
-            return self._reconnect_attempts(exc)
-        finally:
-            self._reconnecting = False
-
-    def _reconnect_attempts(self, exc: BaseException) -> bool:
-        old = self._ser
-        try:
-            old.close()
-        except Exception:  # noqa: BLE001 - the port is already broken
-            pass
-        for _ in range(self.settings.reconnect_attempts):
-            if self._stop_threads.wait(self.settings.reconnect_delay_s):
-                return False
-            try:
-                ser = self._factory(self.url, baudrate=self.baudrate,
-                                    timeout=self.settings.read_chunk_timeout_s,
-                                    write_timeout=1.0, exclusive=True)
-            except (serial.SerialException, OSError, ValueError):
-                continue
-            self._ser = ser
-            self._parser.reset()
-            self.counters["reconnects"] += 1
-            try:
-                self._send(GetInfo())
-            except NeuroloopError:
-                continue
-            return True
-        self._ser = None
-        self._set_failure(DeviceError(
-            f"device {self.url} vanished ({_short(exc)}); the device's watchdog stops its "
-            "output; check the cable and restart"))
-        return False
-
-    def _set_failure(self, exc: BaseException) -> NeuroloopError:
-        if self._failure is None:
-            self._failure = exc if isinstance(exc, NeuroloopError) else DeviceError(
-                f"device {self.url} vanished ({_short(exc)}); the device's watchdog stops its "
-                "output; check the cable and restart")
-        with self._cond:
-            self._cond.notify_all()
-        return self._failure
-
-    def _dispatch(self, frame: Frame, now: int) -> None:
-        try:
-            new_session = self._guard.accept(frame.header)
-        except ReplayError:
-            self.counters["replayed_frames"] += 1
-            return
-        if new_session and self._guard.session_changes:
-            self.counters["device_reboots"] += 1
-            self._need_info = True
-            self._info_event.clear()
-            self._last_fc = None
-            self._offset_pending = True
-            self._armed = False
-            self._min_age_us = 2**62  # a real device's clock restarts at boot
-        if self._last_hb_ns and now - self._last_hb_ns > 0 and self.info is not None:
-            period = max(self.info.heartbeat_ms, 1) * 1_000_000
-            gap = now - self._last_hb_ns
-            if frame.header.msg_type == MsgType.HEARTBEAT and gap > 1.5 * period:
-                self.counters["heartbeats_missed"] += int(gap // period) - 1
-        self._last_rx_ns = now
-        msg = frame.message
-        t = frame.header.msg_type
-        if t == MsgType.DATA:
-            self._on_data(msg, now, frame.timestamp_us)  # type: ignore[arg-type]
-        elif t == MsgType.HEARTBEAT:
-            self._last_hb_ns = now
-            hb: Heartbeat = msg  # type: ignore[assignment]
-            try:
-                self.device_state = DeviceState(hb.state)
-            except ValueError:
-                self.device_state = None
-        elif t == MsgType.ACK:
-            self._on_ack(msg, now)  # type: ignore[arg-type]
-        elif t == MsgType.NAK:
-            self._on_nak(msg, now)  # type: ignore[arg-type]
-        elif t == MsgType.STATUS:
-            st: Status = msg  # type: ignore[assignment]
-            self.status = st
-            self.device_state = st.state
-            self._impedance_new = st.impedance_ohm
-        elif t == MsgType.INFO:
-            info: Info = msg  # type: ignore[assignment]
-            self.info = info
-            with self._write_lock:
-                self._tx_seq = max(self._tx_seq, info.last_h2d_seq)
-            self._need_info = False
-            self._info_event.set()
-
-    def _on_data(self, d: Data, now: int, acquired_us: int) -> None:
-        if self.info is None:
-            return  # stream described by INFO first
-        self.counters["data_frames"] += 1
-        # how much later than the fastest frame so far this one arrived (device clock vs
-        # host clock; the offset cancels): the first read skips frames that are history
-        age = now // 1000 - acquired_us
-        self._min_age_us = min(self._min_age_us, age)
-        stale = age - self._min_age_us > _STALE_FRAME_US
-        n = d.n_samples
-        if self._offset_pending:
-            # the device restarted its stream: continue our indices past the time it was away
-            away = (now - self._last_data_ns) / _NS if self._last_data_ns else 0.0
-            missing = max(0, int(round(away * self.info.sampling_rate_hz)) - n)
-            self._index_offset = self._next_host_index + missing - d.first_sample_index
-            self.counters["samples_lost"] += missing
-            self.counters["frames_lost"] += math.ceil(missing / max(1, self.info.samples_per_frame))
-            self._offset_pending = False
-        elif self._last_fc is not None:
-            gap = (d.frame_counter - self._last_fc - 1) & 0xFFFFFFFF
-            if gap and gap < 0x8000_0000:
-                self.counters["frames_lost"] += gap
-        self._last_fc = d.frame_counter
-        first = d.first_sample_index + self._index_offset
-        if first > self._next_host_index and self.counters["data_frames"] > 1:
-            self.counters["samples_lost"] += first - self._next_host_index
-        self._next_host_index = first + n
-        self._last_data_ns = now
-        data = d.samples.astype(np.float64)
-        data *= d.uv_per_lsb
-        labels = (d.labels.astype(np.int8) if d.labels is not None
-                  else np.full(n, NO_LABEL, dtype=np.int8))
-        cap = int(self.settings.queue_s * self.info.sampling_rate_hz)
-        with self._cond:
-            if self._skip_stale:
-                if stale:
-                    self.counters["frames_discarded_at_start"] += 1
-                    return
-                self._skip_stale = False
-            self._queue.append(_Chunk(first, data, labels, now))
-            self._queued_samples += n
-            while self._queued_samples > cap and len(self._queue) > 1:
-                old = self._queue.popleft()
-                left = old.data.shape[0] - old.off
-                self._queued_samples -= left
-                self.counters["samples_overflowed"] += left
-            self._cond.notify_all()
-
-    def _on_ack(self, a: Ack, now: int) -> None:
-        self.counters["acks"] += 1
-        if a.acked_type == MsgType.STIM:
-            with self._pending_lock:
-                sent = self._pending.pop(a.acked_seq, None)
-            if sent is not None:
-                self._rtt.add(now - sent)
-            if a.latency_us != NO_LATENCY:
-                self._dev_latency.add(a.latency_us * 1000)
-        elif a.acked_type == MsgType.ARM:
-            with self._cond:
-                self._arm_results[a.acked_seq] = a
-                self._cond.notify_all()
-
-    def _on_nak(self, k: Nak, now: int) -> None:
-        self.counters["naks"] += 1
-        self.naks_by_reason[k.reason.name] = self.naks_by_reason.get(k.reason.name, 0) + 1
-        self.last_nak = k
-        self._nak_times.append(now)
-        with self._pending_lock:
-            self._pending.pop(k.nacked_seq, None)
-        if k.reason == NakReason.AUTH:
-            self._auth_rejected = True
-        if k.nacked_type == MsgType.ARM:
-            self._armed = False
-            with self._cond:
-                self._arm_results[k.nacked_seq] = k
-                self._cond.notify_all()
-        if k.reason == NakReason.REPLAY:
-            # our sequence numbers fell behind the device's (another host session): catch up
-            with self._write_lock:
-                self._tx_seq = max(self._tx_seq, k.nacked_seq + 1000)
-
-    # ------------------------------------------------------------------ housekeeping thread
-    def _housekeeping(self) -> None:
-        self._enter_realtime()
-        try:
-            self._housekeeping_loop()
-        except Exception as exc:  # noqa: BLE001 - without heartbeats the device stops: say why
-            self._set_failure(DeviceError(f"link heartbeat thread for {self.url} failed: "
-                                          f"{exc!r}"))
-
-    def _housekeeping_loop(self) -> None:
-        s = self.settings
-        while not self._stop_threads.wait(s.heartbeat_interval_s):
-            if self._ser is None or self._failure is not None:
-                continue
-            now = time.perf_counter_ns()
-            try:
-                if self._need_info:
-                    self._send(GetInfo())
-                if self._armed and now - self._consumer_ns < s.liveness_timeout_s * _NS:
-                    self._send(Heartbeat(0, self._guard.last_seq if self._guard.last_seq > 0
-                                         else 0))
-                    self.counters["heartbeats_sent"] += 1
-            except NeuroloopError:
-                continue
-            limit = now - int(s.ack_timeout_s * _NS)
-            with self._pending_lock:
-                late = [q for q, t in self._pending.items() if t < limit]
-                for q in late:
-                    del self._pending[q]
-            self.counters["acks_missing"] += len(late)
 
     # ------------------------------------------------------------------ samples (SerialSource)
     def _source_info(self) -> SourceInfo:
-        info = self.info
+        info = self.protocol.info
         if info is None:
             raise DeviceError(f"no INFO from {self.url}; open the link first")
         ctype = info.channel_type if info.channel_type in ("ecog", "eeg", "lfp", "emg") \
@@ -835,146 +478,54 @@ class DeviceLink:
                           sampling_rate_hz=info.sampling_rate_hz, unit="uV",
                           intention_names=info.intention_names)
 
+    def _interrupted(self) -> bool:
+        return self.port.failure is not None or self._closed
+
     def _read_into(self, out: np.ndarray, labels: np.ndarray, max_samples: int,
                    timeout: float | None) -> tuple[int, int, int]:
         """Copy up to ``max_samples`` consecutive samples; returns (n, first_index, recv_ns).
 
-        Waits up to ``timeout`` (None: 1 s) for the first sample; never spans a gap.
+        Waits up to ``timeout`` (s; None: 1 s) for the first sample; never spans a gap
+        (see :meth:`SampleQueue.read_into`).
         """
         self.check()
         self._alive()
         self._maybe_auto_arm()
         wait_s = 1.0 if timeout is None else max(0.0, timeout)
-        deadline = time.monotonic() + wait_s
-        with self._cond:
-            if not self._consumer_started:
-                # the control loop starts now: samples queued before it are history, and so
-                # are frames still in the port's buffer (arriving later than the stream's
-                # fastest frame by more than _STALE_FRAME_US)
-                self._consumer_started = True
-                self._skip_stale = True
-                self.counters["frames_discarded_at_start"] += len(self._queue)
-                self._queue.clear()
-                self._queued_samples = 0
-            while not self._queue:
-                if self._failure is not None or self._closed:
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            if not self._queue:
-                self.check()
-                if self._closed:
-                    raise DeviceError(f"link to {self.url} is closed")
-                return 0, 0, 0
-            fill = 0
-            first = 0
-            recv = 0
-            while self._queue and fill < max_samples:
-                ch = self._queue[0]
-                start = ch.first + ch.off
-                if fill and start != first + fill:
-                    break  # a gap: the next block starts there
-                if not fill:
-                    first = start
-                k = min(max_samples - fill, ch.data.shape[0] - ch.off)
-                out[fill:fill + k] = ch.data[ch.off:ch.off + k]
-                labels[fill:fill + k] = ch.labels[ch.off:ch.off + k]
-                fill += k
-                ch.off += k
-                recv = ch.received_ns
-                self._queued_samples -= k
-                if ch.off >= ch.data.shape[0]:
-                    self._queue.popleft()
-            return fill, first, recv
+        n, first, recv = self.samples.read_into(out, labels, max_samples, wait_s,
+                                                self._interrupted)
+        if n == 0:
+            self.check()
+            if self._closed:
+                raise DeviceError(f"link to {self.url} is closed")
+        return n, first, recv
 
     # ------------------------------------------------------------------ supervision
-    def _timeouts_ns(self) -> tuple[int, int]:
-        s = self.settings
-        info = self.info
-        hb_ms = info.heartbeat_ms if info is not None else 100
-        frame_s = (info.samples_per_frame / info.sampling_rate_hz) if info is not None else 0.1
-        hb = s.heartbeat_timeout_s if s.heartbeat_timeout_s is not None \
-            else max(0.3, 3 * hb_ms / 1000.0)
-        stall = s.stall_timeout_s if s.stall_timeout_s is not None else max(0.3, 3 * frame_s)
-        return int(hb * _NS), int(stall * _NS)
-
     def poll_safety_inputs(self, now_ns: int | None = None) -> list[tuple[str, Any]]:
-        """Link faults the supervisor must act on, as ``(kind, payload)`` pairs.
+        """Link faults the supervisor must act on, as ``(kind, payload)`` pairs (see
+        :class:`~neuroloop.link.monitor.LinkMonitor`; the control loop polls
+        :attr:`monitor` itself every cycle).
 
-        ``heartbeat_lost`` (no valid device frame for the heartbeat timeout, or the port
-        vanished) and ``stream_stalled`` (no DATA for the stall timeout) are reported on
-        every poll while they last (the supervisor wants them every cycle). ``nak_storm``
-        (``nak_storm_count`` NAKs within ``nak_storm_window_s``) and ``device_fault``
-        (device state WATCHDOG or FAULT, or fault flags other than impedance) are reported
-        once when they begin. ``impedance`` carries each new STATUS impedance array (ohm).
-
-        ``now_ns`` is accepted for the loop's hook signature; link timing always uses the
-        host's monotonic clock (``time.perf_counter_ns``), as the frames' arrival times do.
+        ``now_ns`` is accepted for the loop's signature; link timing always uses the host's
+        monotonic clock (``time.perf_counter_ns``), as the frames' arrival times do.
         """
-        now = time.perf_counter_ns()
-        out: list[tuple[str, Any]] = []
-        hb_to, stall_to = self._timeouts_ns()
-        if self._failure is not None:
-            out.append(("heartbeat_lost", str(self._failure)))
-        elif self._last_rx_ns and now - self._last_rx_ns > hb_to:
-            out.append(("heartbeat_lost",
-                        f"no frame from the device for {(now - self._last_rx_ns) / 1e6:.0f} ms"))
-        elif self._last_data_ns and now - self._last_data_ns > stall_to:
-            out.append(("stream_stalled",
-                        f"no DATA for {(now - self._last_data_ns) / 1e6:.0f} ms"))
-        window = int(self.settings.nak_storm_window_s * _NS)
-        while self._nak_times and self._nak_times[0] < now - window:
-            self._nak_times.popleft()
-        storm = len(self._nak_times) >= self.settings.nak_storm_count
-        if storm and not self._storm_active:
-            last = self.last_nak
-            out.append(("nak_storm", f"{len(self._nak_times)} NAKs in "
-                                     f"{self.settings.nak_storm_window_s:g} s, last "
-                                     f"{last.reason.name if last else '?'}"))
-        self._storm_active = storm
-        reasons = self._fault_reasons()
-        new = [text for key, text in reasons.items() if key not in self._fault_reported]
-        if new:
-            out.append(("device_fault", "; ".join(new)))
-        self._fault_reported = set(reasons)
-        z = self._impedance_new
-        if z is not None:
-            self._impedance_new = None
-            out.append(("impedance", z))
-        return out
-
-    def _fault_reasons(self) -> dict[str, str]:
-        """Current device faults, by reason (each reported once when it appears)."""
-        out: dict[str, str] = {}
-        st = self.status
-        flags = st.fault_flags if st is not None else FaultFlag.NONE
-        if self.device_state == DeviceState.WATCHDOG or flags & FaultFlag.WATCHDOG_TRIPPED:
-            out["watchdog"] = "device watchdog tripped: output ramped to zero until re-armed"
-        if self.device_state == DeviceState.FAULT or flags & FaultFlag.BATTERY_LOW:
-            pct = f" ({st.battery_pct:.1f} %)" if st is not None else ""
-            out["battery"] = f"device fault latched: battery low{pct}"
-        # impedance arrives as its own input; TX_OVERFLOW (nobody read the line) is not a
-        # stimulation fault
-        n = self.counters["device_reboots"]
-        if n:
-            out[f"reboot{n}"] = f"device rebooted ({n}x): disarmed, re-arm needed"
-        return out
+        return self.monitor.poll(-1, now_ns)
 
     # ------------------------------------------------------------------ statistics
     def stats(self) -> dict[str, Any]:
         """Counters and latency figures of the link (JSON-friendly)."""
-        p = self._parser
-        rtt = percentiles_us(self._rtt.values())
-        lat = percentiles_us(self._dev_latency.values())
-        info = self.info
+        proto = self.protocol
+        p = proto.parser
+        c = self.counters
+        rtt = percentiles_us(proto.rtt.values())
+        lat = percentiles_us(proto.device_latency.values())
+        info = proto.info
         util = None
         if info is not None:
             # the host sends one STIM per control hop, not per DATA frame: use the rate
             # it actually sent at (one per frame until two STIMs have gone out)
-            n_stims = self.counters["stims_sent"]
-            span_s = (self._last_stim_ns - self._first_stim_ns) / _NS
+            n_stims = c["stims_sent"]
+            span_s = (proto.last_stim_ns - proto.first_stim_ns) / _NS
             stim_hz = (n_stims - 1) / span_s if n_stims >= 2 and span_s > 0 else None
             u = link_utilisation(n_channels=info.n_channels,
                                  sampling_rate_hz=info.sampling_rate_hz,
@@ -984,57 +535,57 @@ class DeviceLink:
                     "d2h_pct": round(100 * u["d2h_utilisation"], 2),
                     "h2d_pct": round(100 * u["h2d_utilisation"], 2),
                     "headroom_pct": round(100 * u["headroom"], 2)}
-        st = self.status
+        st = proto.status
+        failure = self.port.failure
         return {
             "device": self.url,
             "device_array": info.array_name if info is not None else None,
-            "frames_received": self.counters["data_frames"],
-            "frames_lost": self.counters["frames_lost"],
-            "last_frame_counter": self._last_fc,
-            "samples_lost": self.counters["samples_lost"],
+            "frames_received": c["data_frames"],
+            "frames_lost": c["frames_lost"],
+            "last_frame_counter": proto.last_frame_counter,
+            "samples_lost": c["samples_lost"],
             "crc_errors": p.crc_errors,
             "malformed_frames": p.malformed,
             "auth_failures": p.auth_failures,
             "wrong_direction": p.wrong_direction,
-            "replayed_frames": self.counters["replayed_frames"],
-            "naks": {"total": self.counters["naks"], "by_reason": dict(self.naks_by_reason)},
-            "acks": self.counters["acks"],
-            "stims_sent": self.counters["stims_sent"],
-            "acks_missing": self.counters["acks_missing"],
-            "reconnects": self.counters["reconnects"],
-            "frames_unsent": self.counters["frames_unsent"],
-            "device_reboots": self.counters["device_reboots"],
-            "heartbeats_missed": self.counters["heartbeats_missed"],
-            "heartbeats_sent": self.counters["heartbeats_sent"],
-            "samples_overflowed": self.counters["samples_overflowed"],
-            "frames_discarded_at_start": self.counters["frames_discarded_at_start"],
+            "replayed_frames": c["replayed_frames"],
+            "naks": {"total": c["naks"], "by_reason": dict(proto.naks_by_reason)},
+            "acks": c["acks"],
+            "stims_sent": c["stims_sent"],
+            "acks_missing": c["acks_missing"],
+            "reconnects": c["reconnects"],
+            "frames_unsent": c["frames_unsent"],
+            "device_reboots": c["device_reboots"],
+            "heartbeats_missed": c["heartbeats_missed"],
+            "heartbeats_sent": c["heartbeats_sent"],
+            "samples_overflowed": c["samples_overflowed"],
+            "frames_discarded_at_start": c["frames_discarded_at_start"],
             "link_rtt_us": {"p50": rtt["p50"], "p99": rtt["p99"], "max": rtt["max"]},
             "device_latency_us": lat,
             "bytes_received": p.bytes_received,
-            "bytes_sent": self.counters["bytes_sent"],
+            "bytes_sent": c["bytes_sent"],
             "utilisation": util,
-            "device_state": self.device_state.name if self.device_state is not None else None,
+            "device_state": (proto.device_state.name if proto.device_state is not None
+                             else None),
             "battery_pct": round(float(st.battery_pct), 2) if st is not None else None,
-            "error": str(self._failure) if self._failure is not None else None,
-            "realtime": dict(self._realtime),
+            "error": str(failure) if failure is not None else None,
+            "realtime": dict(self.port.realtime),
         }
 
     def device_latencies_us(self) -> np.ndarray:
-        """Every device-measured latency so far (hop's last sample acquired -> STIM applied)."""
-        return self._dev_latency.values() / 1000.0
+        """Every device-measured latency so far (hop's last sample acquired -> STIM applied),
+        us."""
+        return self.protocol.device_latency.values() / 1000.0
 
     def rtts_us(self) -> np.ndarray:
         """Every STIM -> ACK round trip so far, host clock, us."""
-        return self._rtt.values() / 1000.0
+        return self.protocol.rtt.values() / 1000.0
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:120]
-
-
+#: One open link per port (pyserial URL), shared by sources and stimulators; guarded by
+#: :data:`_REGISTRY_LOCK` (as are the links' reference counts).
 _REGISTRY: dict[str, DeviceLink] = {}
-_REGISTRY_LOCK = threading.Lock()
+_REGISTRY_LOCK = threading.RLock()
 
 
 def open_device_link(url: str, *, key_file: str | None = None, keys: LinkKeys | None = None,

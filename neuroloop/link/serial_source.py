@@ -10,6 +10,8 @@ otherwise from the environment), or taken from :attr:`DeviceLink.source`.
 * ``received_ns`` is ``time.perf_counter_ns()`` when the frame holding the block's last
   sample arrived (the loop's clock in live runs).
 * labels are the simulator's ground truth when the device sends them, else ``NO_LABEL``.
+* :attr:`safety_inputs` is the link's monitor: a session built on this source polls it
+  every cycle (heartbeat lost, stream stalled, NAK storm, device fault, impedance).
 * The first :meth:`read` drops whatever was queued before it, and frames still in the port's
   buffer (they arrive more than 10 ms later than the stream's fastest frame, judged from the
   device timestamps): samples from before the loop started are history, not input. Counted
@@ -31,6 +33,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from .device import DeviceLink
+    from .monitor import LinkMonitor
 
 __all__ = ["SerialSource"]
 
@@ -106,6 +109,11 @@ class SerialSource(BaseSource):
             self._link = open_device_link(self._url, key_file=self._key_file,
                                           baudrate=self._baudrate)
         return self._link
+
+    @property
+    def safety_inputs(self) -> LinkMonitor:
+        """The device link's safety-input provider (a session's loop polls it every cycle)."""
+        return self.link.monitor
 
     @property  # type: ignore[override]
     def info(self) -> SourceInfo:

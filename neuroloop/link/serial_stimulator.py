@@ -2,7 +2,8 @@
 
 * :meth:`send` writes an authenticated STIM and returns at once; the ACK (with the device's
   application time and its own latency measurement) or NAK is handled by the link's reader
-  thread and shows up in :meth:`DeviceLink.stats` and :meth:`DeviceLink.poll_safety_inputs`.
+  thread and shows up in :meth:`DeviceLink.stats` and in the link's safety inputs
+  (:attr:`safety_inputs`, polled by a session's loop every cycle).
 * :meth:`stop` sends STOP (no tag; the device always obeys it) and never raises.
 * :meth:`arm` sends ARM and waits for the answer (a wrong key raises
   :class:`~neuroloop.errors.AuthenticationError`: "device rejected our key: check --key-file").
@@ -27,6 +28,7 @@ from ..stimulation.stimulators import BaseStimulator
 if TYPE_CHECKING:
     from ..stimulation.electrodes import ElectrodeArray
     from .device import DeviceLink
+    from .monitor import LinkMonitor
 
 __all__ = ["SerialStimulator"]
 
@@ -67,6 +69,11 @@ class SerialStimulator(BaseStimulator):
             self._link = open_device_link(self._url, key_file=self._key_file,
                                           baudrate=self._baudrate)
         return self._link
+
+    @property
+    def safety_inputs(self) -> LinkMonitor:
+        """The device link's safety-input provider (a session's loop polls it every cycle)."""
+        return self.link.monitor
 
     def open(self) -> SerialStimulator:
         self.link  # noqa: B018 - opens the shared link

@@ -1,4 +1,8 @@
-"""Fault injection for ``neuroloop run --inject KIND@SECONDS`` and link safety inputs.
+"""Fault injection for ``neuroloop run --inject KIND@SECONDS``: it only injects.
+
+A device link's safety inputs (heartbeat lost, device fault, NAK storm, impedance) are not
+injected: the loop polls them every cycle from the session's providers
+(:mod:`neuroloop.runtime.safety_inputs`), however the session was built.
 
 Each fault starts at the cycle nearest to ``SECONDS`` after the loop starts and lasts the
 duration given below (``KIND@SECONDS:DURATION`` overrides it). Faults are keyed on cycle
@@ -37,6 +41,7 @@ from ..decoders.base import DecoderOutput
 from ..errors import ConfigError
 from ..stimulation.command import StimCommand
 from .loop import FaultHooks
+from .safety_inputs import link_input_event, recorded_link_inputs
 
 __all__ = ["Injection", "INJECTION_KINDS", "parse_injections", "build_hooks", "InjectionHooks",
            "link_input_event", "recorded_link_inputs"]
@@ -87,7 +92,7 @@ def parse_injections(specs: list[str]) -> list[Injection]:
 
 
 class InjectionHooks(FaultHooks):
-    """Applies scheduled injections and forwards link faults to the supervisor.
+    """Applies scheduled injections.
 
     Parameters
     ----------
@@ -95,25 +100,16 @@ class InjectionHooks(FaultHooks):
     hop_s : float
         Cycle period, s (converts seconds to cycle indices).
     deadline_ns : int
-        The loop's deadline; deadline-overrun busy-waits past it.
+        The loop's deadline, ns; deadline-overrun busy-waits past it.
     n_states, n_contacts : int
     impedance_contact : int
         Contact that ``impedance-open`` opens.
-    link : object or None
-        A device link with ``poll_safety_inputs(now_ns)``. Every input it reports is
-        forwarded to the supervisor and also emitted as a ``link_input`` event, so that a
-        recording of a device run holds them.
-    recorded_link_inputs : dict or None
-        ``{cycle: [(kind, payload), ...]}`` from a recording: a replay re-issues them at the
-        same cycles instead of polling a link.
     seed : int
         Seed of ``decoder-random``.
     """
 
     def __init__(self, injections: list[Injection], *, hop_s: float, deadline_ns: int,
                  n_states: int, n_contacts: int, impedance_contact: int = 0,
-                 link: Any = None,
-                 recorded_link_inputs: dict[int, list[tuple[str, Any]]] | None = None,
                  seed: int = 0) -> None:
         self.windows: dict[str, list[tuple[int, int]]] = {}
         for inj in injections:
@@ -125,8 +121,6 @@ class InjectionHooks(FaultHooks):
         self.n_states = n_states
         self.n_contacts = n_contacts
         self.impedance_contact = impedance_contact
-        self.link = link
-        self.recorded_link_inputs = recorded_link_inputs or {}
         self._starts_at = {a for windows in self.windows.values() for a, _ in windows}
         self._rng = np.random.default_rng(seed)
         self._impedance = np.full(n_contacts, 1000.0)
@@ -175,11 +169,7 @@ class InjectionHooks(FaultHooks):
         return 0
 
     def before_supervisor(self, cycle: int, now_ns: int, supervisor: Any) -> Sequence[Any]:
-        if self.link is not None:
-            inputs = self.link.poll_safety_inputs(now_ns)
-        else:
-            inputs = self.recorded_link_inputs.get(cycle, ())
-        if not inputs and cycle not in self._starts_at:
+        if cycle not in self._starts_at:
             return ()  # the usual cycle: nothing to do, nothing allocated
         events: list = []
         if self._starts("estop", cycle):
@@ -187,47 +177,12 @@ class InjectionHooks(FaultHooks):
         if self._starts("impedance-open", cycle):
             self._impedance[self.impedance_contact] = _OPEN_CIRCUIT_OHM
             events.extend(supervisor.report_impedance(self._impedance.copy(), now_ns))
-        for kind, payload in inputs:
-            events.append(link_input_event(cycle, now_ns, kind, payload))
-            events.extend(_forward_link_input(supervisor, kind, payload, now_ns))
         return events
 
 
-def link_input_event(cycle: int, now_ns: int, kind: str, payload: Any) -> dict[str, Any]:
-    """The recorded form of one link input (``kind == "link_input"`` in events.jsonl)."""
-    if isinstance(payload, np.ndarray):
-        payload = [float(x) for x in payload]
-    elif not isinstance(payload, str | int | float | list | type(None)):
-        payload = str(payload)
-    return {"kind": "link_input", "cycle": int(cycle), "time_ns": int(now_ns), "input": kind,
-            "payload": payload}
-
-
-def recorded_link_inputs(events: Any) -> dict[int, list[tuple[str, Any]]]:
-    """``{cycle: [(kind, payload)]}`` from a recording's events (see :func:`link_input_event`)."""
-    out: dict[int, list[tuple[str, Any]]] = {}
-    for ev in events:
-        if ev.get("kind") == "link_input":
-            out.setdefault(int(ev["cycle"]), []).append((str(ev["input"]), ev.get("payload")))
-    return out
-
-
-def _forward_link_input(supervisor: Any, kind: str, payload: Any, now_ns: int) -> list:
-    """Turn one link fault into the supervisor input it means."""
-    if kind == "heartbeat_lost" or kind == "stream_stalled":
-        return list(supervisor.report_heartbeat_lost(now_ns))
-    if kind in ("nak_storm", "device_fault"):
-        return list(supervisor.report_device_fault(now_ns, f"{kind}: {payload}"))
-    if kind == "impedance":
-        return list(supervisor.report_impedance(np.asarray(payload, dtype=np.float64), now_ns))
-    return []
-
-
-def build_hooks(injections: list[Injection], session: Any, *, link: Any = None,
-                recorded_inputs: dict[int, list[tuple[str, Any]]] | None = None
-                ) -> InjectionHooks:
-    """Hooks for a :class:`~neuroloop.runtime.session.Session` (live: ``link``; replay:
-    ``recorded_inputs``)."""
+def build_hooks(injections: list[Injection], session: Any) -> InjectionHooks:
+    """Hooks for a :class:`~neuroloop.runtime.session.Session` (safety inputs are the
+    session's own: see :mod:`neuroloop.runtime.safety_inputs`)."""
     programs = session.programs
     contact = 0
     if len(programs):
@@ -236,5 +191,4 @@ def build_hooks(injections: list[Injection], session: Any, *, link: Any = None,
     return InjectionHooks(
         injections, hop_s=session.scenario.hop_s, deadline_ns=int(session.deadline_ms * 1e6),
         n_states=len(session.scenario.intention_names), n_contacts=programs.array.n_contacts,
-        impedance_contact=contact, link=link, recorded_link_inputs=recorded_inputs,
-        seed=session.options.seed or 0)
+        impedance_contact=contact, seed=session.options.seed or 0)

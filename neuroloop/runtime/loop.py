@@ -50,6 +50,7 @@ from .records import (
     FLAG_SOURCE_STALL,
     LoopListener,
 )
+from .safety_inputs import SafetyInputProvider, poll_safety_inputs
 from .stats import STAGES, LatencyLog, StageLog
 from .timing import timing_for
 
@@ -62,7 +63,8 @@ _NS = 1_000_000_000
 
 
 class FaultHooks:
-    """Hooks through which fault injection (``--inject``) and link monitoring act on a cycle.
+    """Hooks through which fault injection (``--inject``) acts on a cycle (safety inputs such
+    as a device link's are not hooks: the loop polls its ``safety_inputs`` every cycle).
 
     The default does nothing. Subclasses override what they need; every hook is keyed on
     the cycle index so that a replay reproduces it.
@@ -81,7 +83,7 @@ class FaultHooks:
         return False
 
     def before_supervisor(self, cycle: int, now_ns: int, supervisor: Any) -> Sequence[Any]:
-        """Drive supervisor inputs (estop, impedance, link faults); returns events."""
+        """Inject supervisor inputs (estop, impedance); returns events."""
         return ()
 
     def extra_compute_ns(self, cycle: int) -> int:
@@ -143,6 +145,10 @@ class ControlLoop:
         End-to-end latency above which a cycle counts as a deadline miss.
     listeners : sequence of LoopListener
     hooks : FaultHooks or None
+    safety_inputs : sequence of SafetyInputProvider
+        Polled every cycle before the supervisor's step; each input is forwarded to the
+        supervisor and recorded as a ``link_input`` event
+        (:mod:`~neuroloop.runtime.safety_inputs`).
     capacity : int
         Cycles whose per-cycle statistics are retained (ring beyond that).
     replay_cycles : ndarray of cycle_dtype or None
@@ -165,6 +171,7 @@ class ControlLoop:
         deadline_ns: int,
         listeners: Sequence[LoopListener] = (),
         hooks: FaultHooks | None = None,
+        safety_inputs: Sequence[SafetyInputProvider] = (),
         capacity: int = 1 << 16,
         replay_cycles: np.ndarray | None = None,
         read_timeout_s: float | None = None,
@@ -181,6 +188,7 @@ class ControlLoop:
         self.deadline_ns = int(deadline_ns)
         self.listeners: tuple[LoopListener, ...] = tuple(listeners)
         self.hooks = hooks or FaultHooks()
+        self.safety_inputs: tuple[SafetyInputProvider, ...] = tuple(safety_inputs)
         self.replay_cycles = replay_cycles
         self.timing = timing_for(clock, deadline_ns, replay_cycles)
         hop_s = self.hop / self.fs
@@ -376,6 +384,10 @@ class ControlLoop:
 
         now_ns = timing.now_ns(k)
         hook_events = self.hooks.before_supervisor(k, now_ns, self.supervisor)
+        if self.safety_inputs:
+            polled = poll_safety_inputs(self.safety_inputs, k, now_ns, self.supervisor)
+            if polled:
+                hook_events = [*hook_events, *polled]
         command, events = self.supervisor.step(
             request, now_ns, input_ns=self._last_good_available, decoder_valid=valid,
             confidence=confidence, deadline_missed=self._prev_missed)

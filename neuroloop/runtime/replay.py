@@ -127,6 +127,7 @@ def _replay(directory: str | Path, *, decoder_path: str | None, config_path: str
     from ..io.reader import open_recording
     from ..io.replay_source import ReplaySource
     from .inject import build_hooks, parse_injections, recorded_link_inputs
+    from .safety_inputs import RecordedSafetyInputs
 
     recording = open_recording(directory)
     meta = recording.meta
@@ -151,10 +152,10 @@ def _replay(directory: str | Path, *, decoder_path: str | None, config_path: str
                          deadline_ms=recorded["deadline_ms"], listeners=listeners)
     session = Session(scenario, options, progress=progress)
     injections = recorded["inject"]
-    link_inputs = recorded_link_inputs(recording.events())
-    if injections or link_inputs:
-        options.hooks = build_hooks(parse_injections(list(injections)), session,
-                                    recorded_inputs=link_inputs)
+    if injections:
+        options.hooks = build_hooks(parse_injections(list(injections)), session)
+    # a device run's safety inputs, re-issued at the cycles they were recorded at
+    options.safety_inputs = [RecordedSafetyInputs(recorded_link_inputs(recording.events()))]
     session.armed_ns = int(recorded["armed_ns"])
     if progress:
         progress(f"replaying {cycles.shape[0]} cycles from {directory}")

@@ -29,6 +29,7 @@ from .clock import Clock, SimClock, WallClock
 from .loop import ControlLoop, FaultHooks
 from .realtime import enter_realtime, leave_realtime
 from .records import LoopListener
+from .safety_inputs import SafetyInputProvider, safety_input_providers
 from .summary import summarise
 
 __all__ = ["RunOptions", "Session", "build_pipeline", "calibration_data", "train_decoder"]
@@ -49,6 +50,9 @@ class RunOptions:
     deadline_ms: float | None = None
     listeners: Sequence[LoopListener] = ()
     hooks: FaultHooks | None = None
+    #: Polled by the loop every cycle, besides the device link's (added by the Session
+    #: whenever its source or stimulator is on one); a replay passes the recorded inputs.
+    safety_inputs: Sequence[SafetyInputProvider] = ()
     stimulator: BaseStimulator | None = None
     realtime_priority: int | None = 50  #: SCHED_FIFO priority for live runs; None = don't
     extra_meta: dict[str, Any] = field(default_factory=dict)
@@ -255,6 +259,8 @@ class Session:
         self.clock: Clock = SimClock() if options.fast else WallClock()
         self.source: BaseSource | None = None
         self.loop: ControlLoop | None = None
+        #: What the loop polls every cycle (set by :meth:`open`).
+        self.safety_inputs: list[SafetyInputProvider] = []
         #: Time to arm the supervisor at (replay sets the recorded one); None = now.
         self.armed_ns: int | None = None
 
@@ -338,6 +344,10 @@ class Session:
                                  **_source_options(self.scenario, self.options.seed, self.url))
         self.source = source.open()
         check_source(self.scenario, self.source, self.url)
+        # safety inputs: the options' and, whenever the source or the stimulator is on a
+        # device link, that link's monitor (once), however this session was built
+        self.safety_inputs = safety_input_providers(list(self.options.safety_inputs),
+                                                    self.stimulator, self.source)
         hop_s = self.scenario.hop_s
         if replay_cycles is not None:
             capacity = int(replay_cycles.shape[0]) + 16
@@ -350,7 +360,8 @@ class Session:
             clock=self.clock, hop_samples=self.scenario.dsp.hop_samples,
             sampling_rate_hz=self.scenario.source.sampling_rate_hz,
             deadline_ns=int(self.deadline_ms * 1e6), listeners=self.options.listeners,
-            hooks=self.options.hooks, capacity=min(capacity, 1 << 22),
+            hooks=self.options.hooks, safety_inputs=self.safety_inputs,
+            capacity=min(capacity, 1 << 22),
             replay_cycles=replay_cycles)
         self.progress("warming up compiled kernels")
         self.loop.warmup()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroloop.link.codec import Direction
+from neuroloop.link.codec import Direction, encode_frame
 from neuroloop.link.keys import LinkKeys
 from neuroloop.link.messages import (
     Ack,
@@ -78,3 +78,9 @@ def same(a: Message, b: Message) -> bool:
         elif v != w:
             return False
     return True
+
+
+def d2h_frame(msg: Message, seq: int, timestamp_us: int = 0, session: int = SESSION) -> bytes:
+    """``msg`` on the wire as the device sends it (test keys), COBS + delimiter."""
+    return encode_frame(msg, direction=Direction.D2H, seq=seq, session=session,
+                        timestamp_us=timestamp_us, key=TEST_KEYS.d2h)

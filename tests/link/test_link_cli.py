@@ -118,3 +118,26 @@ def test_run_refuses_to_arm_a_device_with_another_electrode_array(firmware) -> N
     assert not [e for e in log if e["kind"] in ("arm", "train", "ramp")]
     fs = fw.summary()
     assert fs["device"]["arms"] == 0 and fs["device"]["stims_applied"] == 0
+
+
+def test_a_device_run_with_link_inputs_and_injections_replays_identically(firmware,
+                                                                          tmp_path) -> None:
+    """The link's safety inputs (here: STATUS impedance, a lead that breaks at 1 s) are polled
+    by the loop and recorded as ``link_input`` events next to an injected fault; the replay
+    re-issues them at the same cycles and matches the run cycle for cycle."""
+    fw = firmware("--open-contact", "5@1.0")
+    rec = tmp_path / "rec"
+    r = run_cli("--scenario", "bsi", "--device", fw.address, "--key-file", str(fw.key_file),
+                "--duration", "3", "--record", str(rec), "--inject", "estop@2.5", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["interlock_events"].get("impedance_report", 0) >= 1
+    assert summary["interlock_events"].get("estop") == 1
+    events = [json.loads(x) for x in (rec / "events.jsonl").read_text().splitlines()]
+    inputs = [e for e in events if e["kind"] == "link_input"]
+    assert [e["input"] for e in inputs].count("impedance") >= 2
+    assert any(float(x) == np.inf for e in inputs for x in e["payload"])  # the open lead
+    replay = subprocess.run([*NEUROLOOP, "replay", str(rec), "--check"], capture_output=True,
+                            text=True, timeout=120)
+    assert replay.returncode == 0, replay.stderr
+    assert "check: identical" in replay.stdout

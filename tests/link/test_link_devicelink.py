@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from link_helpers import TEST_KEYS
+from link_helpers import TEST_KEYS, d2h_frame
 
 from neuroloop.errors import DeviceError
 from neuroloop.link.device import DeviceLink, LinkSettings
@@ -17,8 +17,17 @@ from neuroloop.stimulation.electrodes import electrode_array
 def fresh_link() -> DeviceLink:
     link = DeviceLink("loop://", keys=TEST_KEYS, settings=LinkSettings(auto_arm=False))
     link.info = Info(586.0, 2, 16, 59, 0.25, 300, 100, 0, "t", "ecog", ("A", "B"), ("rest",))
-    link._consumer_started = True  # reading as if the loop were running
+    link.samples.started = True  # reading as if the loop were running
     return link
+
+
+def deliver(link: DeviceLink, msg, now_ns: int, timestamp_us: int = 0) -> list:
+    """``msg`` arrives from the device at host time ``now_ns``, through the protocol core and
+    the facade's event handling (as the reader thread would hand it over)."""
+    deliver.seq = getattr(deliver, "seq", 0) + 1  # type: ignore[attr-defined]
+    events = link.protocol.receive(d2h_frame(msg, deliver.seq, timestamp_us), now_ns)
+    link._on_events(events)
+    return events
 
 
 def frame(counter: int, n: int = 59) -> Data:
@@ -31,7 +40,7 @@ def test_gaps_are_counted_and_never_spanned_by_a_block() -> None:
     link = fresh_link()
     now = time.perf_counter_ns()
     for c in (0, 1, 4, 5):  # frames 2 and 3 never arrive
-        link._on_data(frame(c), now + c, acquired_us=c * 100_000)
+        deliver(link, frame(c), now + c, timestamp_us=c * 100_000)
     st = link.stats()
     assert st["frames_lost"] == 2 and st["samples_lost"] == 118
     out = np.zeros((512, 2))
@@ -55,8 +64,8 @@ def test_first_read_skips_frames_that_waited_in_the_port_buffer() -> None:
     period_us = 100_000
 
     def arrive(c: int, late_us: int) -> None:  # frame c reaches the host late_us after sending
-        link._on_data(frame(c), base + (c * period_us + late_us) * 1000,
-                      acquired_us=base // 1000 + c * period_us)
+        deliver(link, frame(c), base + (c * period_us + late_us) * 1000,
+                timestamp_us=base // 1000 + c * period_us)
 
     out, lab = np.zeros((512, 2)), np.zeros(512, np.int8)
     arrive(0, 500)  # the fastest frame so far: 0.5 ms in transit
@@ -76,13 +85,13 @@ def test_first_read_skips_frames_that_waited_in_the_port_buffer() -> None:
 def test_device_faults_are_reported_once_per_appearance() -> None:
     link = fresh_link()
     assert link.poll_safety_inputs() == []
-    link.device_state = DeviceState.WATCHDOG
+    link.protocol.device_state = DeviceState.WATCHDOG
     [(kind, text)] = link.poll_safety_inputs()
     assert kind == "device_fault" and "watchdog" in text
     assert link.poll_safety_inputs() == []
-    link.device_state = DeviceState.ARMED
+    link.protocol.device_state = DeviceState.ARMED
     assert link.poll_safety_inputs() == []
-    link.device_state = DeviceState.WATCHDOG
+    link.protocol.device_state = DeviceState.WATCHDOG
     assert [k for k, _ in link.poll_safety_inputs()] == ["device_fault"]
 
 
@@ -90,15 +99,15 @@ def test_nak_storm_and_timeouts() -> None:
     link = fresh_link()
     now = time.perf_counter_ns()
     for i in range(5):
-        link._on_nak(Nak(i, 0x11, NakReason.LIMIT, 3, "x"), now)
+        deliver(link, Nak(i, 0x11, NakReason.LIMIT, 3, "x"), now)
     assert [k for k, _ in link.poll_safety_inputs()] == ["nak_storm"]
     assert link.poll_safety_inputs() == []
     assert link.stats()["naks"] == {"total": 5, "by_reason": {"LIMIT": 5}}
-    link._last_rx_ns = now - 2_000_000_000
+    link.protocol.last_rx_ns = now - 2_000_000_000
     assert [k for k, _ in link.poll_safety_inputs()] == ["heartbeat_lost"]
     assert [k for k, _ in link.poll_safety_inputs()] == ["heartbeat_lost"]  # every poll
-    link._last_rx_ns = now
-    link._last_data_ns = now - 2_000_000_000
+    link.protocol.last_rx_ns = now
+    link.protocol.last_data_ns = now - 2_000_000_000
     assert [k for k, _ in link.poll_safety_inputs()] == ["stream_stalled"]
 
 
@@ -118,9 +127,9 @@ def test_utilisation_uses_the_stim_rate_sent_not_one_per_frame() -> None:
     assert per_frame > 1.0  # what one STIM per frame would need: more than the line
     assert link.stats()["utilisation"]["h2d_pct"] == round(100 * per_frame, 2)  # no STIM yet
     hop_hz = 586.0 / 59
-    link.counters["stims_sent"] = 100
-    link._first_stim_ns = 10**12
-    link._last_stim_ns = 10**12 + round(99 / hop_hz * 1e9)
+    link.protocol.counters["stims_sent"] = 100
+    link.protocol.first_stim_ns = 10**12
+    link.protocol.last_stim_ns = 10**12 + round(99 / hop_hz * 1e9)
     u = link.stats()["utilisation"]
     want = link_utilisation(samples_per_frame=1, stim_rate_hz=hop_hz)["h2d_utilisation"]
     assert u["h2d_pct"] == round(100 * want, 2) and u["h2d_pct"] < 5.0
@@ -187,7 +196,7 @@ def test_a_peer_of_another_protocol_version_is_named_not_blamed_on_the_baud_rate
 
     link = DeviceLink("loop://", keys=TEST_KEYS, settings=LinkSettings(auto_arm=False))
     raw = HEADER.pack(1, int(MsgType.HEARTBEAT), 0x03, 5, 1, 1, 0) + bytes(5 + 16)
-    link._parser.feed(cobs_encode(raw + struct.pack("<I", crc32(raw))) + b"\x00")
+    link.protocol.parser.feed(cobs_encode(raw + struct.pack("<I", crc32(raw))) + b"\x00")
     msg = str(link._no_frame_error())
     assert "speaks another protocol version: protocol version 1 is not supported" in msg
     assert "baud" not in msg

@@ -193,7 +193,7 @@ def test_replayed_frame_over_the_pty_changes_nothing(firmware) -> None:
     src = link.source.open()
     link.arm()
     written: list[bytes] = []
-    ser = link._ser
+    ser = link.port.ser
     real_write = ser.write
     ser.write = lambda data: (written.append(bytes(data)), real_write(data))[1]
     b = src.read(59, timeout=0.5)
