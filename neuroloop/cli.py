@@ -192,6 +192,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stimulator = None
     link = None
     extra_meta: dict[str, Any] = {}
+    if args.record:  # lets the reader tell an edited meta.json config from the one that ran
+        from .io.format import config_sha256
+
+        extra_meta["config_sha256"] = config_sha256(scenario.raw)
     if args.inject:
         from .runtime.inject import parse_injections
 

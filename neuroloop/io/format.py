@@ -32,7 +32,7 @@ __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "META_FILE", "SAMPLES_FILE", "INDEX_FILE", "CYCLES_FILE",
     "EVENTS_FILE", "SAMPLE_DTYPE", "INDEX_DTYPE", "INDEX_COLUMNS", "to_jsonable",
     "write_json_atomic", "sha256_file", "dtype_to_json", "dtype_from_json", "package_versions",
-    "normalise_event",
+    "normalise_event", "config_sha256",
 ]
 
 #: Value of ``meta.json["format"]``: tells a session directory from any other JSON file.
@@ -127,6 +127,14 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def config_sha256(config: Any) -> str:
+    """Hex SHA-256 of a configuration as ``meta.json`` stores it (canonical JSON of
+    :func:`to_jsonable`, sorted keys), so a reader can tell an edited ``config`` from the one
+    the session ran with."""
+    text = json.dumps(to_jsonable(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def dtype_to_json(dtype: np.dtype) -> list[list[Any]]:

@@ -34,6 +34,7 @@ from .format import (
     META_FILE,
     SAMPLE_DTYPE,
     SAMPLES_FILE,
+    config_sha256,
     dtype_from_json,
     sha256_file,
 )
@@ -92,6 +93,11 @@ def _require(meta: dict[str, Any], dotted: str, file: Path, types: type | tuple[
         raise RecordingError(f"{file}: key {dotted!r} has an invalid value "
                              f"{B.show_value(node)}; re-record the session")
     return node
+
+
+def _is_sha256(text: Any) -> bool:
+    return (isinstance(text, str) and len(text) == 64
+            and all(c in "0123456789abcdef" for c in text))
 
 
 def _size(meta: dict[str, Any], dotted: str, file: Path, rng: Range) -> int:
@@ -303,6 +309,18 @@ class Recording:
     def _check_config(self, meta_file: Path) -> None:
         """The recorded configuration agrees with the channels and the hop it recorded."""
         config = self.meta.get("config")
+        options = self.meta.get("options")
+        digest = options.get("config_sha256") if isinstance(options, dict) else None
+        if digest is not None:  # written by `neuroloop run` (older recordings have none)
+            if not _is_sha256(digest):
+                raise RecordingError(f"{meta_file}: options.config_sha256 = "
+                                     f"{B.show_value(digest)} is not a SHA-256 hex digest; the "
+                                     "file is corrupt or was edited")
+            if config_sha256(config) != digest:
+                raise RecordingError(
+                    f"{meta_file}: config does not match options.config_sha256 (the "
+                    "configuration was edited after the session ran); restore it, or replay "
+                    "with --config FILE to run another configuration on purpose")
         if not isinstance(config, dict):
             return
         source, dsp = config.get("source"), config.get("dsp")
@@ -333,9 +351,7 @@ class Recording:
             raise RecordingError(f"{meta_file}: decoder.path = "
                                  f"{B.show_value(decoder.get('path'))} must be a path or null; "
                                  "the file is corrupt or was edited")
-        if digest not in (None, "") and not (
-                isinstance(digest, str) and len(digest) == 64
-                and all(c in "0123456789abcdef" for c in digest)):
+        if digest not in (None, "") and not _is_sha256(digest):
             raise RecordingError(f"{meta_file}: decoder.sha256 = {B.show_value(digest)} is not a "
                                  "SHA-256 hex digest; the file is corrupt or was edited")
         path = self.path / DECODER_FILE

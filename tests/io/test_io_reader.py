@@ -299,3 +299,15 @@ def test_oversized_meta_is_refused_without_reading_it(make_session):
     s = make_session(n_cycles=3)
     os.truncate(s.path / META_FILE, 65 << 20)  # sparse: nothing is written
     _refused(s.path, "more than a meta.json may have")
+
+
+def test_config_is_verified_against_its_digest(make_session):
+    from neuroloop.io.format import config_sha256
+
+    s = make_session(n_cycles=5)
+    _edit_meta(s.path, lambda m: m["options"].update(config_sha256=config_sha256(m["config"])))
+    assert open_recording(s.path).n_cycles == 5
+    _edit_meta(s.path, lambda m: m["config"]["source"].update(url="synthetic://other"))
+    _refused(s.path, "config does not match options.config_sha256")
+    _edit_meta(s.path, lambda m: m["options"].update(config_sha256=-1))
+    _refused(s.path, "options.config_sha256 = -1 is not a SHA-256 hex digest")
