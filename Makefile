@@ -25,6 +25,8 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check neuroloop firmware_sim tests
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 long-safety: install
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -q tests/safety -p no:cacheprovider

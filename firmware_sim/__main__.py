@@ -203,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
     info = streamer.info
     rt_note = ""
     if not args.no_realtime:
-        from neuroloop.runtime.realtime import enter_realtime
+        from neuroloop.realtime import enter_realtime
 
         rt = enter_realtime(60, lock_memory=True)
         rt_note = f", {rt.scheduler}"

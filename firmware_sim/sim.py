@@ -21,6 +21,7 @@ import numpy as np
 from neuroloop.link.framing import warm_up as warm_up_framing
 from neuroloop.link.keys import LinkKeys
 from neuroloop.link.messages import FaultFlag
+from neuroloop.stats import percentiles_us
 
 from .device import DeviceConfig, FirmwareDevice
 from .faults import FaultConfig, LinkFaults
@@ -244,10 +245,8 @@ class Simulator:
 
 
 def _pct(values: list[int]) -> dict[str, float]:
-    """p50/p99/p99.9/max of microsecond samples (NaN when empty)."""
+    """p50/p99/p99.9/max of microsecond samples, with their count."""
     if not values:
         return {"n": 0}
-    v = np.asarray(values, dtype=np.float64)
-    p50, p99, p999 = np.percentile(v, [50, 99, 99.9])
-    return {"n": int(v.size), "p50": round(float(p50), 1), "p99": round(float(p99), 1),
-            "p999": round(float(p999), 1), "max": round(float(v.max()), 1)}
+    return {"n": len(values),
+            **percentiles_us(np.asarray(values, dtype=np.float64) * 1000.0, digits=1)}

@@ -44,6 +44,7 @@ import numpy as np
 import scipy.signal
 
 from .errors import ConfigError
+from .stats import latency_stats_us
 
 __all__ = ["run_bench", "format_bench", "register_workload", "workload_names"]
 
@@ -96,14 +97,6 @@ def _resolve(fn: Workload | str) -> Workload:
 
 
 # ---------------------------------------------------------------------------------- harness
-def latency_stats_us(ns: np.ndarray) -> dict[str, float]:
-    """p50/p99/p99.9/max/mean of per-hop times given in integer nanoseconds, in µs."""
-    us = np.asarray(ns, dtype=np.float64) / 1000.0
-    return {"p50": float(np.percentile(us, 50)), "p99": float(np.percentile(us, 99)),
-            "p999": float(np.percentile(us, 99.9)), "max": float(us.max()),
-            "mean": float(us.mean())}
-
-
 class _Path:
     """One implementation of a workload: ``step(hop)`` is timed, ``output``/``state`` are
     read after the timer stopped."""

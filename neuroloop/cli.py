@@ -323,6 +323,8 @@ def _format_summary(s: dict[str, Any]) -> str:
         f"(deadline {s['deadline_ms']} ms)",
         f"compute us          {_fmt_pct(s['compute_us'])}",
         f"end-to-end us       {_fmt_pct(s['e2e_us'])}",
+        "stage us p50/p99    " + "  ".join(
+            f"{k} {v['p50']:.0f}/{v['p99']:.0f}" for k, v in s.get("stages_us", {}).items()),
         f"accuracy            {s['accuracy']}  over {s['accuracy_hops']} hops",
         f"intent->stim ms     median {s['intent_to_stim_ms']}  "
         f"(p90 {s['intent_to_stim']['p90_ms']}, {s['intent_to_stim']['matched']}/"
@@ -408,7 +410,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if w not in known:
             raise ConfigError(f"unknown workload {w!r}; use one of: {', '.join(known)}")
     progress = (lambda m: None) if args.json else (lambda m: _eprint(f"neuroloop: {m}"))
-    from .runtime.realtime import enter_realtime, leave_realtime
+    from .realtime import enter_realtime, leave_realtime
 
     rt = None if args.no_rt else enter_realtime()
     try:
@@ -427,7 +429,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 # -- replay / export -------------------------------------------------------------------------
 def _cmd_replay(args: argparse.Namespace) -> int:
     from .errors import RecordingError
-    from .runtime.replay import replay_recording
+    from .io.replay import replay_recording
 
     try:
         return replay_recording(args.directory, decoder_path=args.decoder,

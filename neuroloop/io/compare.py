@@ -3,7 +3,7 @@
 :func:`compare_cycles` takes two arrays of cycle records (a recording's memmap and the
 replay's rows) and returns a :class:`CycleDiff`: whether they are identical, the first
 divergent cycle with the field, element and both values, and how many cycles differ in each
-field. :class:`ReplayChecker` does the same as a :class:`~neuroloop.runtime.records.LoopListener`
+field. :class:`ReplayChecker` does the same as a :class:`~neuroloop.records.LoopListener`
 while the replay runs, in constant memory, and also compares the interlock events.
 
 Equality is exact: two floats are equal when their bits are equal, except that any NaN
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.records import LoopListener
+from ..records import LoopListener
 from .format import normalise_event, to_jsonable
 from .reader import Recording
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from ..provenance import package_versions, sha256_file
+
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "META_FILE", "SAMPLES_FILE", "INDEX_FILE", "CYCLES_FILE",
     "EVENTS_FILE", "SAMPLE_DTYPE", "INDEX_DTYPE", "INDEX_COLUMNS", "to_jsonable",
@@ -120,15 +122,6 @@ def write_json_atomic(path: Path, obj: Any, *, fsync: bool = True) -> None:
             os.close(dir_fd)
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def config_sha256(config: Any) -> str:
     """Hex SHA-256 of a configuration as ``meta.json`` stores it (canonical JSON of
     :func:`to_jsonable`, sorted keys), so a reader can tell an edited ``config`` from the one
@@ -165,23 +158,6 @@ def dtype_from_json(spec: Any) -> np.dtype:
         else:
             fields.append((name, fmt))
     return np.dtype(fields, align=False)
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages whose behaviour a replay depends on."""
-    import platform
-
-    versions = {"python": platform.python_version(), "numpy": np.__version__}
-    for name in ("numba", "scipy", "pyedflib", "serial"):
-        try:
-            module = __import__(name)
-            versions[name] = str(getattr(module, "__version__", "unknown"))
-        except Exception:  # pragma: no cover - optional package missing
-            versions[name] = "not installed"
-    from .. import __version__
-
-    versions["neuroloop"] = __version__
-    return versions
 
 
 def normalise_event(event: Any, cycle: int, now_ns: int) -> dict[str, Any]:

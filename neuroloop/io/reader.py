@@ -22,7 +22,7 @@ import numpy as np
 from .. import _checks as B
 from .._checks import Range, check_number
 from ..errors import RecordingError
-from ..runtime.records import FLAG_SAMPLES_LOST, FLAG_SOURCE_STALL, cycle_dtype
+from ..records import FLAG_SAMPLES_LOST, FLAG_SOURCE_STALL, cycle_dtype
 from .format import (
     CYCLES_FILE,
     EVENTS_FILE,

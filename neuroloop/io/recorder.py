@@ -1,4 +1,4 @@
-"""Session recorder: a :class:`~neuroloop.runtime.records.LoopListener` that writes a session
+"""Session recorder: a :class:`~neuroloop.records.LoopListener` that writes a session
 directory (layout in :mod:`neuroloop.io.format` and ``docs/recording.md``).
 
 Cost inside the control cycle: ``on_samples`` and ``on_cycle`` only copy into preallocated
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecordingError
-from ..runtime.records import LoopListener, cycle_dtype
+from ..records import LoopListener, cycle_dtype
 from .format import (
     CYCLES_FILE,
     EVENTS_FILE,
@@ -760,7 +760,7 @@ def bench_recorder(n_hops: int = 2000, warmup_hops: int = 200, *, speedup: float
             rec.on_stop({})
         if tmp is not None:
             tmp.cleanup()
-    from ..bench import latency_stats_us
+    from ..stats import latency_stats_us
 
     return {
         "workload": "recorder",

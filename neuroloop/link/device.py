@@ -54,7 +54,7 @@ import serial
 
 from ..acquisition.base import SourceInfo
 from ..errors import AuthenticationError, ConfigError, DeviceError, NeuroloopError
-from ..runtime.stats import percentiles_us
+from ..stats import percentiles_us
 from ..stimulation.command import StimCommand
 from ..stimulation.electrodes import ElectrodeArray
 from .capacity import link_utilisation

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..acquisition.base import NO_LABEL
 from ..errors import ProtocolError
-from ..runtime.stats import LatencyLog
+from ..stats import LatencyLog
 from ..stimulation.command import StimCommand
 from .codec import Direction, Frame, ReplayError, encode_frame
 from .keys import LinkKeys

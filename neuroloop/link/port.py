@@ -212,7 +212,7 @@ class LinkPort:
         prio = self.settings.realtime_priority
         if prio is None:
             return
-        from ..runtime.realtime import enter_realtime
+        from ..realtime import enter_realtime
 
         state = enter_realtime(prio, lock_memory=False)
         self.realtime[threading.current_thread().name] = state.scheduler

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..acquisition.base import NO_LABEL
+from ..records import cycle_dtype
 from ..stimulation.command import StimCommand
-from .records import cycle_dtype
 
 __all__ = ["CycleRecordWriter", "CycleHistory"]
 

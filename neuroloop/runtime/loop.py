@@ -5,7 +5,7 @@ Per cycle::
     acquire hop -> FeaturePipeline.step -> Decoder.step -> ControlPolicy.step
         -> SafetySupervisor.step(request, now) -> Stimulator.send -> record + listeners
 
-Each stage's cost is logged per cycle (:data:`~neuroloop.runtime.stats.STAGES`: acquire,
+Each stage's cost is logged per cycle (:data:`~neuroloop.stats.STAGES`: acquire,
 features, decoder, policy, supervisor, stimulator, bookkeeping). How a cycle learns its times
 (live, ``--fast``, replay) is a :mod:`~neuroloop.runtime.timing` strategy chosen once.
 
@@ -36,13 +36,7 @@ from ..acquisition.base import NO_LABEL, BaseSource
 from ..control.base import ControlPolicy
 from ..decoders.base import BaseDecoder, Intention
 from ..errors import DeviceError
-from ..safety.events import InterlockEvent
-from ..stimulation.command import StimCommand
-from ..stimulation.stimulators import BaseStimulator
-from .clock import Clock
-from .cycle_record import CycleHistory, CycleRecordWriter
-from .hop_reader import HOP_EXHAUSTED, HOP_STALLED, HopReader
-from .records import (
+from ..records import (
     FLAG_DEADLINE_MISSED,
     FLAG_INJECTED,
     FLAG_INPUT_INVALID,
@@ -50,8 +44,14 @@ from .records import (
     FLAG_SOURCE_STALL,
     LoopListener,
 )
+from ..safety.events import InterlockEvent
+from ..stats import STAGES, LatencyLog, StageLog
+from ..stimulation.command import StimCommand
+from ..stimulation.stimulators import BaseStimulator
+from .clock import Clock
+from .cycle_record import CycleHistory, CycleRecordWriter
+from .hop_reader import HOP_EXHAUSTED, HOP_STALLED, HopReader
 from .safety_inputs import SafetyInputProvider, poll_safety_inputs
-from .stats import STAGES, LatencyLog, StageLog
 from .timing import timing_for
 
 # stage columns of StageLog (the order of STAGES)

@@ -22,13 +22,13 @@ from ..config import Scenario
 from ..control import ControlPolicy, check_control, make_policy
 from ..decoders.base import BaseDecoder, load_decoder, make_decoder
 from ..errors import ConfigError
-from ..io.format import package_versions, sha256_file
+from ..provenance import package_versions, sha256_file
+from ..realtime import enter_realtime, leave_realtime
+from ..records import LoopListener
 from ..stimulation.programs import ProgramSet, build_program_set
 from ..stimulation.stimulators import BaseStimulator, SimulatedStimulator
 from .clock import Clock, SimClock, WallClock
 from .loop import ControlLoop, FaultHooks
-from .realtime import enter_realtime, leave_realtime
-from .records import LoopListener
 from .safety_inputs import SafetyInputProvider, safety_input_providers
 from .summary import summarise
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..acquisition.base import NO_LABEL
-from .stats import percentiles_us
+from ..stats import percentiles_us
 
 __all__ = ["accuracy", "intent_to_stim", "summarise"]
 

@@ -18,9 +18,9 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from ..records import FLAG_DEADLINE_MISSED, FLAG_SOURCE_STALL
 from .clock import Clock
 from .hop_reader import HopReader
-from .records import FLAG_DEADLINE_MISSED, FLAG_SOURCE_STALL
 
 
 class FaultHooksLike(Protocol):

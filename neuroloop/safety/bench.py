@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..bench import latency_stats_us
+from ..stats import latency_stats_us
 
 __all__ = ["bench_supervisor"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from neuroloop.io.recorder import SessionRecorder
-from neuroloop.runtime.records import cycle_dtype
+from neuroloop.records import cycle_dtype
 from neuroloop.safety.events import InterlockEvent, SupervisorState
 
 INTENTIONS = ("rest", "left", "right")

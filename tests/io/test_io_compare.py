@@ -17,7 +17,7 @@ from neuroloop.io.compare import (
     compare_events,
     replay_check_report,
 )
-from neuroloop.runtime.records import cycle_dtype
+from neuroloop.records import cycle_dtype
 from neuroloop.safety.events import InterlockEvent, SupervisorState
 
 DT = cycle_dtype(6, 3, 16)

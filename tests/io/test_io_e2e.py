@@ -145,7 +145,7 @@ def test_live_run_killed_mid_write_replays(tmp_path):
 REPLAY_DUMP = """
 import sys
 import numpy as np
-from neuroloop.runtime.replay import replay_cycles
+from neuroloop.io.replay import replay_cycles
 _, cycles, _ = replay_cycles(sys.argv[1])
 cycles = np.array(cycles)
 for name in sys.argv[3:]:

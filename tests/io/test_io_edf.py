@@ -251,7 +251,7 @@ def test_export_coalesces_interlock_runs_and_fits_capacity(tmp_path):
     """One interlock event per cycle for 30 s: runs become one annotation each; nothing is
     silently lost to EDF's annotation capacity."""
     from neuroloop.io.recorder import SessionRecorder
-    from neuroloop.runtime.records import cycle_dtype
+    from neuroloop.records import cycle_dtype
 
     r = SessionRecorder(tmp_path / "s")
     r.on_start({"channel_names": ["a"], "channel_types": ["eeg"], "sampling_rate_hz": 100.0,

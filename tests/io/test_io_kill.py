@@ -15,7 +15,7 @@ import pytest
 
 from neuroloop.io import ReplaySource, open_recording
 from neuroloop.io.format import CYCLES_FILE, SAMPLES_FILE
-from neuroloop.runtime.records import cycle_dtype
+from neuroloop.records import cycle_dtype
 
 N_CH = 8
 HOP = 20
@@ -24,7 +24,7 @@ WRITER = f"""
 import sys, time
 import numpy as np
 from neuroloop.io.recorder import SessionRecorder
-from neuroloop.runtime.records import cycle_dtype
+from neuroloop.records import cycle_dtype
 
 N_CH, HOP = {N_CH}, {HOP}
 rec = SessionRecorder(sys.argv[1], flush_interval_s=0.05)

@@ -24,7 +24,7 @@ from neuroloop.config import load_scenario
 from neuroloop.errors import ConfigError
 from neuroloop.io import annotation_labels, read_edf
 from neuroloop.io.edf import parse_label_map
-from neuroloop.runtime.records import LoopListener
+from neuroloop.records import LoopListener
 from neuroloop.runtime.session import (
     RunOptions,
     Session,

@@ -26,7 +26,7 @@ from neuroloop.io.format import (
     normalise_event,
 )
 from neuroloop.io.recorder import SessionRecorder
-from neuroloop.runtime.records import cycle_dtype
+from neuroloop.records import cycle_dtype
 
 
 def test_round_trip_identical_arrays(make_session):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neuroloop.io.replay import CycleCollector
 from neuroloop.runtime.inject import build_hooks, parse_injections
-from neuroloop.runtime.replay import CycleCollector
 from neuroloop.runtime.session import RunOptions, Session
 from neuroloop.safety.events import SupervisorState
 from neuroloop.safety.validate import validate

@@ -12,9 +12,9 @@ import tracemalloc
 
 import numpy as np
 
+from neuroloop.records import FLAG_DEADLINE_MISSED, FLAG_SOURCE_STALL, LoopListener
 from neuroloop.runtime.clock import Clock
 from neuroloop.runtime.loop import FaultHooks
-from neuroloop.runtime.records import FLAG_DEADLINE_MISSED, FLAG_SOURCE_STALL, LoopListener
 from neuroloop.runtime.session import RunOptions, Session
 from neuroloop.safety.events import SupervisorState
 
@@ -215,7 +215,7 @@ def test_nothing_slow_runs_between_arm_and_the_first_cycle(small_bsi, bsi_decode
     metadata and the listeners' on_start (a recorder opens files) all come before the device
     is armed: a silence after ARM would trip the device's watchdog."""
     import neuroloop.runtime.session as session_mod
-    from neuroloop.runtime.realtime import RealtimeState
+    from neuroloop.realtime import RealtimeState
     from neuroloop.stimulation.stimulators import SimulatedStimulator
 
     order: list[str] = []

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from neuroloop.io.recorder import SessionRecorder
+from neuroloop.io.replay import replay_recording
 from neuroloop.runtime.inject import INJECTION_KINDS, build_hooks, parse_injections
-from neuroloop.runtime.replay import replay_recording
 from neuroloop.runtime.session import RunOptions, Session
 
 

@@ -23,7 +23,7 @@ from firmware_sim.streamer import Streamer
 from firmware_sim.transport import PtyTransport
 from neuroloop.link.device import DeviceLink, LinkSettings, open_device_link
 from neuroloop.link.keys import LinkKeys
-from neuroloop.runtime.records import LoopListener
+from neuroloop.records import LoopListener
 from neuroloop.runtime.session import RunOptions, Session
 from neuroloop.safety.events import SupervisorState
 from neuroloop.stimulation.electrodes import electrode_array

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from neuroloop.runtime.stats import LatencyLog, percentiles_us
+from neuroloop.stats import LatencyLog, percentiles_us
 
 
 @given(capacity=st.integers(1, 20), values=st.lists(st.integers(0, 10**9), max_size=60))

@@ -4,22 +4,45 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LatencyLog", "StageLog", "STAGES", "percentiles_us"]
+__all__ = ["LatencyLog", "StageLog", "STAGES", "percentiles_us", "latency_stats_us"]
 
 #: The stages of a control cycle whose cost the loop logs, in order.
 STAGES = ("acquire", "features", "decoder", "policy", "supervisor", "stimulator",
           "bookkeeping")
 
 
-def percentiles_us(values_ns: np.ndarray) -> dict[str, float]:
-    """p50/p99/p99.9/max of nanosecond samples, in microseconds (NaN when empty)."""
-    if values_ns.size == 0:
-        nan = float("nan")
-        return {"p50": nan, "p99": nan, "p999": nan, "max": nan}
-    v = values_ns.astype(np.float64) / 1000.0
+def percentiles_us(values_ns: np.ndarray, *, digits: int | None = 3,
+                   with_mean: bool = False) -> dict[str, float]:
+    """p50/p99/p99.9/max of nanosecond samples, in microseconds (NaN when empty).
+
+    The one percentile helper of neuroloop: the run summary, the link statistics, the bench
+    and the firmware simulator's soak all report through it.
+
+    Parameters
+    ----------
+    values_ns : array_like, shape (n,)
+        Durations in nanoseconds.
+    digits : int or None
+        Round to this many decimals (None: unrounded).
+    with_mean : bool
+        Also report ``mean``.
+    """
+    v = np.asarray(values_ns, dtype=np.float64) / 1000.0
+    keys = ("p50", "p99", "p999", "max") + (("mean",) if with_mean else ())
+    if v.size == 0:
+        return {k: float("nan") for k in keys}
     p50, p99, p999 = np.percentile(v, [50, 99, 99.9])
-    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3),
-            "p999": round(float(p999), 3), "max": round(float(v.max()), 3)}
+    out = {"p50": float(p50), "p99": float(p99), "p999": float(p999), "max": float(v.max())}
+    if with_mean:
+        out["mean"] = float(v.mean())
+    if digits is not None:
+        out = {k: round(x, digits) for k, x in out.items()}
+    return out
+
+
+def latency_stats_us(ns: np.ndarray) -> dict[str, float]:
+    """Bench form of :func:`percentiles_us`: unrounded, with the mean."""
+    return percentiles_us(ns, digits=None, with_mean=True)
 
 
 class LatencyLog:

@@ -18,8 +18,8 @@ import numpy as np
 from .. import _checks as B
 from ..config import load_scenario, scenario_from_dict
 from ..errors import RecordingError
-from .records import FLAG_SOURCE_STALL, LoopListener
-from .session import RunOptions, Session, summary_json
+from ..records import FLAG_SOURCE_STALL, LoopListener
+from ..runtime.session import RunOptions, Session, summary_json
 
 __all__ = ["CycleCollector", "replay_recording", "replay_cycles"]
 
@@ -124,10 +124,10 @@ def _replay(directory: str | Path, *, decoder_path: str | None, config_path: str
     Memory does not grow with the recording: samples and recorded cycles are read through
     windows, and listeners compare or keep what they need.
     """
-    from ..io.reader import open_recording
-    from ..io.replay_source import ReplaySource
-    from .inject import build_hooks, parse_injections, recorded_link_inputs
-    from .safety_inputs import RecordedSafetyInputs
+    from ..runtime.inject import build_hooks, parse_injections, recorded_link_inputs
+    from ..runtime.safety_inputs import RecordedSafetyInputs
+    from .reader import open_recording
+    from .replay_source import ReplaySource
 
     recording = open_recording(directory)
     meta = recording.meta
@@ -173,7 +173,7 @@ def replay_cycles(directory: str | Path, *, decoder_path: str | None = None,
 
     Returns ``(recording, replayed cycles, summary)``.
     """
-    from ..io.reader import open_recording
+    from .reader import open_recording
 
     recording = open_recording(directory)
     collector = CycleCollector(recording.cycle_dtype, max(1, recording.n_cycles))
@@ -188,8 +188,8 @@ def replay_recording(directory: str | Path, *, decoder_path: str | None = None,
                      as_json: bool = False,
                      progress: Callable[[str], None] | None = None) -> int:
     """The ``neuroloop replay`` command; returns the exit code (0 same, 1 diverged)."""
-    from ..io.compare import ReplayChecker, replay_check_report
-    from ..io.reader import open_recording
+    from .compare import ReplayChecker, replay_check_report
+    from .reader import open_recording
 
     checker = ReplayChecker(open_recording(directory)) if check else None
     _, summary = _replay(directory, decoder_path=decoder_path, config_path=config_path,
