@@ -512,6 +512,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:  # an unforeseen bug: still one line, never a traceback
+        if os.environ.get("NEUROLOOP_DEBUG"):
+            raise
+        first = " ".join(str(exc).splitlines())[:300]
+        _eprint(f"neuroloop: internal error: {type(exc).__name__}: {first}; this is a bug in "
+                "neuroloop, not in your input: rerun with NEUROLOOP_DEBUG=1 for the traceback "
+                "and report it")
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -421,9 +421,9 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
         cath, an = ps.get("cathodes"), ps.get("anodes", {})
         for key, m in (("cathodes", cath), ("anodes", an)):
             if not isinstance(m, Mapping) or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+                    isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1
                     for v in m.values()):
-                raise ps.fail(key, m, "must map contact names to positive fractions, "
+                raise ps.fail(key, m, "must map contact names to fractions in (0, 1], "
                               "e.g. {E3 = 0.5, E8 = 0.5}")
         if not cath:
             raise ps.fail("cathodes", cath, "needs at least one cathode")

@@ -105,3 +105,19 @@ def test_scenario_safety_table_is_validated(tmp_path) -> None:
     f = tmp_path / "loose.toml"
     f.write_text('base = "bsi"\n[safety]\nshannon_k = 2.0\n')
     _assert_user_error(_run("run", "--config", str(f), "--fast"), "shannon_k = 2.0")
+
+
+def test_an_unforeseen_bug_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from neuroloop import cli
+
+    def boom(args):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setitem(cli._COMMANDS, "scenarios", boom)
+    monkeypatch.delenv("NEUROLOOP_DEBUG", raising=False)
+    assert cli.main(["scenarios"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "internal error: ZeroDivisionError" in err
+    monkeypatch.setenv("NEUROLOOP_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["scenarios"])

@@ -148,8 +148,12 @@ def _replay(directory: str | Path, *, decoder_path: str | None, config_path: str
                                  "with the decoder the session ran with")
         decoder_path = str(candidate)
     cycles = recording.cycle_stream()
+    # the effective limits the run had (a --limits file included), unless another scenario
+    # is asked for: then that scenario's own limits apply
+    recorded_limits = meta.get("limits") if not config_path else None
     options = RunOptions(fast=True, decoder_path=decoder_path, seed=recorded["seed"],
-                         deadline_ms=recorded["deadline_ms"], listeners=listeners)
+                         deadline_ms=recorded["deadline_ms"], listeners=listeners,
+                         limits_table=recorded_limits)
     session = Session(scenario, options, progress=progress)
     injections = recorded["inject"]
     if injections:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,9 @@ class RunOptions:
     source_url: str | None = None
     decoder_path: str | None = None
     limits_path: str | None = None  #: a limits file that may only tighten the scenario's
+    #: limits that may only tighten, applied after ``limits_path`` (a replay passes the
+    #: effective limits its recording ran with)
+    limits_table: Mapping[str, Any] | None = None
     deadline_ms: float | None = None
     listeners: Sequence[LoopListener] = ()
     hooks: FaultHooks | None = None
@@ -231,7 +234,8 @@ class Session:
         self.resolved_limits = resolve_limits(
             scenario.safety, scenario_source=scenario.path, array=self.programs.array,
             stated_area_cm2=scenario.stimulation.contact_area_cm2,
-            limits_path=options.limits_path)
+            limits_path=options.limits_path, limits_table=options.limits_table,
+            limits_table_source="limits recorded in meta.json")
         self.limits = self.resolved_limits.limits
         self.pipeline = build_pipeline(scenario)
         self.calibration: dict[str, Any] = {}

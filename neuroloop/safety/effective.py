@@ -70,7 +70,9 @@ class ResolvedLimits:
 
 def resolve_limits(safety_table: Mapping[str, Any], *, scenario_source: str,
                    array: ElectrodeArray, stated_area_cm2: float | None = None,
-                   limits_path: str | None = None) -> ResolvedLimits:
+                   limits_path: str | None = None,
+                   limits_table: Mapping[str, Any] | None = None,
+                   limits_table_source: str = "recorded limits") -> ResolvedLimits:
     """Layer built-in, scenario and ``--limits`` values, and check the stated area.
 
     Parameters
@@ -85,6 +87,12 @@ def resolve_limits(safety_table: Mapping[str, Any], *, scenario_source: str,
         The scenario's ``[stimulation] contact_area_cm2``, if any, cm^2.
     limits_path : str or None
         A ``--limits`` file that may only tighten.
+    limits_table : mapping or None
+        Limits that may only tighten, applied last: a replay passes the effective limits its
+        recording ran with (``meta.json`` ``limits``), so a run made with ``--limits``
+        replays with them.
+    limits_table_source : str
+        Where ``limits_table`` came from, for messages.
 
     Raises
     ------
@@ -99,6 +107,12 @@ def resolve_limits(safety_table: Mapping[str, Any], *, scenario_source: str,
         limits = tighten(limits, table, source=source,
                          base_source=f"the scenario ({scenario_source})")
         sources.update({k: LIMITS_FILE for k in table})
+    if limits_table is not None:
+        before = limits
+        limits = tighten(limits, limits_table, source=f"{limits_table_source} [safety]",
+                         base_source=f"the scenario ({scenario_source})")
+        sources.update({k: LIMITS_FILE for k in limits_table
+                        if getattr(limits, k) != getattr(before, k)})
     smallest = float(np.min(array.area_cm2))
     stated = limits.contact_area_cm2
     if stated is not None and stated > smallest:

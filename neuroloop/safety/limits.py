@@ -439,6 +439,9 @@ def read_limits_table(path: str | Path) -> tuple[Mapping[str, Any], str]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc}); fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: TOML nested too deeply to be a limits file; write the limits "
+                          "as key = value lines") from None
     if "safety" in doc:
         table = doc["safety"]
         if not isinstance(table, Mapping):

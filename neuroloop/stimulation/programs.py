@@ -93,8 +93,9 @@ def _fractions(array: ElectrodeArray, spec: Mapping[str | int, float], what: str
     out = np.zeros(array.n_contacts, dtype=np.float64)
     for contact, frac in spec.items():
         f = float(frac)
-        if not (f > 0 and np.isfinite(f)):
-            raise ValueError(f"program {name!r}: {what} fraction for {contact!r} must be > 0")
+        if not 0 < f <= 1:
+            raise ValueError(f"program {name!r}: {what} fraction for {contact!r} must be in "
+                             f"(0, 1], got {f!r}")
         out[array.index(contact)] += f
     total = out.sum()
     return out / total if total > 0 else out

@@ -308,3 +308,18 @@ def test_limits_file_through_the_firmware_uses_the_same_checker(tmp_path):
     path = _limits_file(tmp_path, "dose_budget_uc = inf\n")
     with pytest.raises(ConfigError, match="dose_budget_uc = inf must be finite"):
         load_limits_file(path)
+
+
+def test_a_run_made_with_limits_replays_with_them(tmp_path):
+    """Replay takes the effective limits the run had, not only the scenario's."""
+    import json
+
+    limits = _limits_file(tmp_path, "slew_up_ma_per_s = 2.0\n")
+    rec = tmp_path / "rec"
+    r = _cli("run", "--scenario", "bsi", "--fast", "--duration", "30", "--limits", limits,
+             "--record", str(rec), "--json")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((rec / "meta.json").read_text())
+    assert meta["limits"]["slew_up_ma_per_s"] == 2.0
+    r = _cli("replay", str(rec), "--check")
+    assert r.returncode == 0 and "identical" in r.stdout, r.stdout + r.stderr
