@@ -37,11 +37,13 @@ def _start_sim(key_file: Path, log: Path, duration_s: float, extra: list[str]
     cmd = [sys.executable, "-m", "firmware_sim", "--pty", "--key-file", str(key_file),
            "--log", str(log), "--duration", str(duration_s), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ready, _, _ = select.select([proc.stdout], [], [], 60.0)
-    line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+    stdout, stderr = proc.stdout, proc.stderr
+    assert stdout is not None and stderr is not None  # both are pipes
+    ready, _, _ = select.select([stdout], [], [], 60.0)
+    line = stdout.readline() if ready else ""
     if not line.startswith("firmware-sim: listening on "):
         proc.kill()
-        raise RuntimeError(f"firmware-sim did not start: {line!r} {proc.stderr.read()}")  # type: ignore[union-attr]
+        raise RuntimeError(f"firmware-sim did not start: {line!r} {stderr.read()}")
     return proc, line.split()[-1]
 
 

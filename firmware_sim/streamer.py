@@ -11,6 +11,8 @@ last value) and noise bursts (broadband interference on every channel).
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import numpy as np
 
 from neuroloop.acquisition.synthetic import SyntheticSource
@@ -25,6 +27,20 @@ __all__ = ["Streamer", "PRESET_FRAMING", "quantise"]
 #: 0.25 uV/LSB covers +/-8192 uV (the ECoG rail is 3000 uV); 0.05 uV/LSB covers +/-1638 uV
 #: (the EEG rail is 1000 uV).
 PRESET_FRAMING: dict[str, tuple[int, float]] = {"bsi": (59, 0.25), "eeg-bci": (25, 0.05)}
+
+
+class SourceOptions(TypedDict, total=False):
+    """Keyword options of :class:`SyntheticSource` a :class:`Streamer` passes through."""
+
+    snr: float | str
+    artifact_rate_per_min: float | str | None
+    line_hz: float | str | None
+    duration_s: float | str | None
+    segment: int | str
+    patient: int | str
+    max_block_samples: int | str
+    n_channels: int | str | None
+    sampling_rate_hz: float | str | None
 
 
 def quantise(x: np.ndarray, uv_per_lsb: float, out: np.ndarray) -> np.ndarray:
@@ -61,7 +77,7 @@ class Streamer:
     def __init__(self, preset: str = "bsi", seed: int = 1, *, samples_per_frame: int | None = None,
                  uv_per_lsb: float | None = None, stuck_channel: int | None = None,
                  stuck_after_s: float = 0.0, noise_bursts_per_s: float = 0.0,
-                 fault_seed: int = 0, **source_options: object) -> None:
+                 fault_seed: int = 0, **source_options: Unpack[SourceOptions]) -> None:
         self.source = SyntheticSource(preset, seed=seed, **source_options)
         self.source.open()
         info = self.source.info

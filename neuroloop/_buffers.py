@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["copy_into"]
 
 
-def copy_into(value: object, out: np.ndarray, name: str, shape_hint: str = "") -> np.ndarray:
+def copy_into(value: npt.ArrayLike, out: np.ndarray, name: str, shape_hint: str = "") -> np.ndarray:
     """Copy ``value`` (right shape, any dtype/layout, possibly a read-only memmap) into ``out``.
 
     A kernel called with another dtype or memory layout would be compiled again inside the

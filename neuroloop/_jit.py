@@ -22,7 +22,8 @@ _OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"
 
 def jit(func: F) -> F:
     """Compile ``func`` in nopython mode with neuroloop's standard options."""
-    return numba.njit(**_OPTIONS)(func)  # type: ignore[no-any-return]
+    compiled: F = numba.njit(**_OPTIONS)(func)  # a Dispatcher, called like ``func``
+    return compiled
 
 
 def is_compiled(func: Any) -> bool:

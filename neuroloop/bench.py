@@ -93,7 +93,8 @@ def _resolve(fn: Workload | str) -> Workload:
     if callable(fn):
         return fn
     module, _, attr = fn.partition(":")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    workload: Workload = getattr(importlib.import_module(module), attr)
+    return workload
 
 
 # ---------------------------------------------------------------------------------- harness

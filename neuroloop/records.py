@@ -11,9 +11,11 @@ time-based interlock decision of the live run.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-__all__ = ["cycle_dtype", "LoopListener", "FLAG_DEADLINE_MISSED", "FLAG_SOURCE_STALL",
+__all__ = ["cycle_dtype", "CycleRows", "LoopListener", "FLAG_DEADLINE_MISSED", "FLAG_SOURCE_STALL",
            "FLAG_INPUT_INVALID", "FLAG_SAMPLES_LOST", "FLAG_INJECTED"]
 
 #: ``flags`` bits of a cycle record.
@@ -80,6 +82,16 @@ def cycle_dtype(n_features: int, n_states: int, n_contacts: int) -> np.dtype:
         ],
         align=False,
     )
+
+
+class CycleRows(Protocol):
+    """Recorded cycle records as a replay reads them: an ndarray of :func:`cycle_dtype`, or
+    a reader's :class:`~neuroloop.io.reader.RecordedCycles` (``shape`` and integer indexing)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, cycle: int, /) -> np.void: ...
 
 
 class LoopListener:

@@ -60,12 +60,14 @@ def source_class(scheme: str) -> type[BaseSource]:
     if target is None:
         for ep in entry_points(group="neuroloop.sources"):
             if ep.name == scheme:
-                return ep.load()  # type: ignore[no-any-return]
+                plugin: type[BaseSource] = ep.load()
+                return plugin
         known = ", ".join(sorted(_BACKENDS))
         raise ConfigError(f"unknown source scheme {scheme!r}; use one of: {known}")
     module_name, _, cls_name = target.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, cls_name)  # type: ignore[no-any-return]
+    backend: type[BaseSource] = getattr(module, cls_name)
+    return backend
 
 
 def open_source(url: str, **options: Any) -> BaseSource:

@@ -143,7 +143,7 @@ def _open_uniform(s: np.ndarray) -> float:
 
 
 @jit
-def _normal_slow(s: np.ndarray, u: float, i: int, zx: np.ndarray, zr: np.ndarray) -> float:
+def _normal_slow(s: np.ndarray, u: float, i: np.int64, zx: np.ndarray, zr: np.ndarray) -> float:
     """Rest of the ZIGNOR ziggurat after the rectangle test of ``(u, i)`` failed.
 
     Callers inline the fast path (about 98.5 % of draws)::

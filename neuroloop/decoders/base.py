@@ -343,10 +343,12 @@ class BaseDecoder:
         path = Path(path)
         header = {"format": DECODER_FILE_FORMAT, "kind": self.name, "params": self.get_params(),
                   "schema": self.output_schema_.to_dict()}
-        arrays = {f"a_{k}": v for k, v in self._arrays().items()}
+        # Any: numpy's stub types savez's ``**kwds`` as also matching ``allow_pickle: bool``
+        members: dict[str, Any] = {
+            "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+            **{f"a_{k}": v for k, v in self._arrays().items()}}
         with open(path, "wb") as fh:
-            np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-                     **arrays)
+            np.savez(fh, **members)
         return path
 
     @classmethod

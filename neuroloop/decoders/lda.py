@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .._buffers import copy_into
 from ..errors import ConfigError, DecoderFileError
@@ -338,7 +339,7 @@ class LDADecoder(BaseDecoder):
             _kernels.lda_outputs(probs, 0, False, it.values)
         return it
 
-    def _coerce(self, features: object) -> np.ndarray:
+    def _coerce(self, features: npt.ArrayLike) -> np.ndarray:
         """Copy features of the right shape but another dtype/layout or a read-only buffer
         into a preallocated array (the kernel keeps its one compiled signature)."""
         return copy_into(features, self._x_buf, "features")

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .._buffers import copy_into
 from ..errors import ConfigError
@@ -220,7 +221,7 @@ class FeaturePipeline:
             self.n_channel_resets += n
         return self._out
 
-    def _coerce(self, hop: object) -> np.ndarray:
+    def _coerce(self, hop: npt.ArrayLike) -> np.ndarray:
         """Copy a hop of the right shape but another dtype, memory layout or a read-only
         buffer (e.g. a memmap) into the preallocated input buffer, so that the kernel always
         sees the one signature it was compiled for. A wrong shape is a ValueError."""

@@ -654,7 +654,7 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
     lo = np.where(flat, lo - 1.0, lo - margin)
     hi = np.where(flat, hi + 1.0, hi + margin)
     dmin, dmax = (-8388608, 8388607) if bdf else (-32768, 32767)
-    headers = []
+    headers: list[dict[str, str | int | float | None]] = []
     for j, name in enumerate(rec.channel_names):
         headers.append({"label": name[:16], "dimension": "uV", "sample_frequency": fs,
                         "physical_min": _edf_number(float(lo[j]), -1),

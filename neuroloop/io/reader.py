@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +265,7 @@ class Recording:
                                  f"({B.show_value(str(exc))[1:-1]}); the file is corrupt") from None
         for name, size in (("features", self.n_features), ("probabilities", self.n_states),
                            ("amplitude_ma", self.n_contacts)):
-            fields = recorded.fields or {}
+            fields: Mapping[str, tuple[Any, ...]] = recorded.fields or {}
             if name in fields:
                 shape = fields[name][0].shape
                 width = int(shape[0]) if shape else 1
@@ -299,11 +299,11 @@ class Recording:
             expected = {"samples": SAMPLES_FILE, "samples_index": INDEX_FILE,
                         "samples_index_columns": list(INDEX_COLUMNS), "cycles": CYCLES_FILE,
                         "events": EVENTS_FILE}
-            for key, want in expected.items():
-                if streams.get(key) != want:
+            for key, stored in expected.items():
+                if streams.get(key) != stored:
                     raise RecordingError(
                         f"{meta_file}: streams.{key} = {B.show_value(streams.get(key))}, but "
-                        f"format version {FORMAT_VERSION} stores {want!r}; the file is corrupt "
+                        f"format version {FORMAT_VERSION} stores {stored!r}; the file is corrupt "
                         "or foreign")
 
     def _check_config(self, meta_file: Path) -> None:
@@ -587,7 +587,7 @@ class Recording:
         fd = self._fds.get(name)
         if fd is None:
             fd = self._fds[name] = os.open(self.path / name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        view = memoryview(out.reshape(-1).view(np.uint8))[:nbytes]
+        view = out.reshape(-1).view(np.uint8).data[:nbytes]  # memoryview of out's bytes
         done = 0
         while done < nbytes:
             got = os.preadv(fd, [view[done:]], offset + done)

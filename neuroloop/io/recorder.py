@@ -97,7 +97,7 @@ class _Ring:
         flat = self.buf.reshape(-1).view(np.uint8)
         flat.fill(0)  # touch every page now, not in the control cycle
         self.row_bytes = int(flat.shape[0] // self.capacity)
-        self.bytes = memoryview(flat)
+        self.bytes = flat.data  # memoryview(flat); numpy's stubs make arrays Buffers only on 3.12+
         self.head = 0
         self.tail = 0
 
@@ -268,10 +268,11 @@ class SessionRecorder(LoopListener):
         index = self._index
         if self._ready and ring is not None and index is not None and data.dtype is _F8:
             # Fast path (every cycle of a normal run): one memcpy and a packed index row.
-            mv = memoryview(data)
-            n = mv.shape[0] if mv.ndim == 2 else 0
+            mv = data.data  # memoryview(data)
+            shape = data.shape
+            n = shape[0] if mv.ndim == 2 else 0
             cap = ring.capacity
-            if (mv.c_contiguous and n and mv.shape[1] == self._n_channels
+            if (mv.c_contiguous and n and shape[1] == self._n_channels
                     and first_index >= self._next_first_index and n <= cap // 2
                     and cap - (ring.head - ring.tail) >= n
                     and index.capacity - (index.head - index.tail) >= 1):
@@ -318,7 +319,7 @@ class SessionRecorder(LoopListener):
             raise RecordingError(f"recording {self.directory}: samples out of order (block starts "
                                  f"at {first_index}, previous ended at {self._next_first_index})")
         row_offset = self._n_samples
-        src = memoryview(data).cast("B")
+        src = data.data.cast("B")
         rb = ring.row_bytes
         # Blocks larger than half the ring go in pieces (each waits for room if needed).
         half = max(1, ring.capacity // 2)
@@ -345,12 +346,13 @@ class SessionRecorder(LoopListener):
     def on_cycle(self, record: np.ndarray) -> None:
         """Copy one cycle record into the ring (no allocation)."""
         ring = self._cycles
-        if (self._ready and record is self._last_record and ring is not None
+        last = self._last_record_bytes
+        if (self._ready and record is self._last_record and ring is not None and last is not None
                 and ring.capacity - (ring.head - ring.tail) >= 1):
             # Fast path: the loop hands the same reused record view every cycle.
             rb = ring.row_bytes
             i = ring.head % ring.capacity
-            ring.bytes[i * rb:(i + 1) * rb] = self._last_record_bytes  # type: ignore[index]
+            ring.bytes[i * rb:(i + 1) * rb] = last
             ring.head += 1
             if (ring.head - ring.tail) * 2 > ring.capacity:
                 self._wake.set()
@@ -373,11 +375,11 @@ class SessionRecorder(LoopListener):
         if record.flags.c_contiguous:
             # Cache the byte view of the loop's reused record: later cycles take the fast path.
             self._last_record = record
-            self._last_record_bytes = memoryview(record.reshape(1).view(np.uint8))
+            self._last_record_bytes = record.reshape(1).view(np.uint8).data
             data = self._last_record_bytes
         else:
             self._last_record = None
-            data = memoryview(np.ascontiguousarray(record).reshape(1).view(np.uint8))
+            data = np.ascontiguousarray(record).reshape(1).view(np.uint8).data
         if ring.free() < 1:
             self._wait_for_room(ring, 1)
         ring.push(data, 1)
@@ -487,7 +489,8 @@ class SessionRecorder(LoopListener):
                            else (len(names) if names is not None else None)),
         }
         sizes: dict[str, Any] = {"n_features": None, "n_states": None, "n_contacts": None}
-        given = loop_meta.get("sizes") if isinstance(loop_meta.get("sizes"), Mapping) else {}
+        sizes_in = loop_meta.get("sizes")
+        given = sizes_in if isinstance(sizes_in, Mapping) else {}
         for key in sizes:
             value = loop_meta.get(key, given.get(key))
             sizes[key] = int(value) if value is not None else None
@@ -632,7 +635,7 @@ class SessionRecorder(LoopListener):
             if self._cycles is not None:
                 written += self._cycles.drain(self._fds["cycles"], c_head)
             if n_events:
-                lines = []
+                lines: list[str] = []
                 for _ in range(n_events):
                     cycle, now_ns, events = self._events.popleft()
                     lines.extend(_event_line(ev, cycle, now_ns) for ev in events)
@@ -677,7 +680,7 @@ class SessionRecorder(LoopListener):
 
 def _sizes_from_dtype(dtype: np.dtype) -> dict[str, int]:
     """``n_features``, ``n_states``, ``n_contacts`` of a cycle record dtype."""
-    fields = dtype.fields or {}
+    fields: Mapping[str, tuple[Any, ...]] = dtype.fields or {}
 
     def width(name: str) -> int:
         if name not in fields:

@@ -115,7 +115,7 @@ class SerialSource(BaseSource):
         """The device link's safety-input provider (a session's loop polls it every cycle)."""
         return self.link.monitor
 
-    @property  # type: ignore[override]
+    @property
     def info(self) -> SourceInfo:
         """What the device streams (from its INFO frame; opens the link if needed)."""
         if self._info is None:
@@ -124,6 +124,11 @@ class SerialSource(BaseSource):
                 link.open()
             self._info = link._source_info()
         return self._info
+
+    @info.setter
+    def info(self, value: SourceInfo) -> None:
+        # BaseSource.info is a plain attribute; keep it assignable here too.
+        self._info = value
 
     def _open(self) -> None:
         n_ch = self.info.n_channels

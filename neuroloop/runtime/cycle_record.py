@@ -32,7 +32,9 @@ class CycleRecordWriter:
         self.dtype = cycle_dtype(n_features, n_states, n_contacts)
         self.record = np.zeros(1, dtype=self.dtype)
         r = self.record
-        self._scalar = {name: r[name] for name in self.dtype.names
+        names = self.dtype.names
+        assert names is not None  # cycle_dtype is a structured dtype
+        self._scalar = {name: r[name] for name in names
                         if self.dtype[name].shape == ()}
         self._probs = r["probabilities"][0]
         #: The record's feature row (also the loop's placeholder on a stalled cycle).

@@ -42,6 +42,7 @@ from ..records import (
     FLAG_INPUT_INVALID,
     FLAG_SAMPLES_LOST,
     FLAG_SOURCE_STALL,
+    CycleRows,
     LoopListener,
 )
 from ..safety.events import InterlockEvent
@@ -151,7 +152,7 @@ class ControlLoop:
         (:mod:`~neuroloop.runtime.safety_inputs`).
     capacity : int
         Cycles whose per-cycle statistics are retained (ring beyond that).
-    replay_cycles : ndarray of cycle_dtype or None
+    replay_cycles : CycleRows (ndarray of cycle_dtype, or a reader's RecordedCycles) or None
         Recorded cycles whose ``now_ns``, ``available_ns`` and stall/deadline flags replace
         the clock, so that time-based interlocks are reproduced exactly.
     """
@@ -173,7 +174,7 @@ class ControlLoop:
         hooks: FaultHooks | None = None,
         safety_inputs: Sequence[SafetyInputProvider] = (),
         capacity: int = 1 << 16,
-        replay_cycles: np.ndarray | None = None,
+        replay_cycles: CycleRows | None = None,
         read_timeout_s: float | None = None,
     ) -> None:
         self.source = source

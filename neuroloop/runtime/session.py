@@ -24,7 +24,7 @@ from ..decoders.base import BaseDecoder, load_decoder, make_decoder
 from ..errors import ConfigError
 from ..provenance import package_versions, sha256_file
 from ..realtime import enter_realtime, leave_realtime
-from ..records import LoopListener
+from ..records import CycleRows, LoopListener
 from ..stimulation.programs import ProgramSet, build_program_set
 from ..stimulation.stimulators import BaseStimulator, SimulatedStimulator
 from .clock import Clock, SimClock, WallClock
@@ -341,7 +341,7 @@ class Session:
         }
 
     def open(self, source: BaseSource | None = None,
-             replay_cycles: np.ndarray | None = None) -> ControlLoop:
+             replay_cycles: CycleRows | None = None) -> ControlLoop:
         """Open the source, build the loop and warm every kernel up (nothing armed yet)."""
         if source is None:
             source = open_source(self.url,

@@ -18,7 +18,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ..records import FLAG_DEADLINE_MISSED, FLAG_SOURCE_STALL
+from ..records import FLAG_DEADLINE_MISSED, FLAG_SOURCE_STALL, CycleRows
 from .clock import Clock
 from .hop_reader import HopReader
 
@@ -112,7 +112,7 @@ class ReplayTiming(CycleTiming):
         The recorded cycles.
     """
 
-    def __init__(self, clock: Clock, deadline_ns: int, records: np.ndarray) -> None:
+    def __init__(self, clock: Clock, deadline_ns: int, records: CycleRows) -> None:
         super().__init__(clock, deadline_ns)
         self.records = records  # an array of cycle_dtype, or a reader's RecordedCycles
         self._n = int(records.shape[0])
@@ -152,7 +152,7 @@ class ReplayTiming(CycleTiming):
                        bool(rec["flags"] & FLAG_DEADLINE_MISSED))
 
 
-def timing_for(clock: Clock, deadline_ns: int, replay_cycles: np.ndarray | None) -> CycleTiming:
+def timing_for(clock: Clock, deadline_ns: int, replay_cycles: CycleRows | None) -> CycleTiming:
     """The strategy for a run: replay when there are recorded cycles, else by the clock."""
     if replay_cycles is not None:
         return ReplayTiming(clock, deadline_ns, replay_cycles)
