@@ -20,6 +20,9 @@ from .electrodes import ElectrodeArray, electrode_array
 
 __all__ = ["StimProgram", "ProgramSet", "build_program_set"]
 
+#: Contacts by name (``"E3"``) or by index, each with its current fraction.
+ContactMap = Mapping[str, float] | Mapping[int, float] | Mapping[str | int, float]
+
 
 @dataclass(frozen=True)
 class StimProgram:
@@ -67,8 +70,8 @@ class StimProgram:
         array: ElectrodeArray,
         program_id: int,
         name: str,
-        cathodes: Mapping[str | int, float],
-        anodes: Mapping[str | int, float],
+        cathodes: ContactMap,
+        anodes: ContactMap,
         frequency_hz: float,
         pulse_width_us: float,
         amplitude_range_ma: tuple[float, float],
@@ -88,7 +91,7 @@ class StimProgram:
                    float(interphase_gap_us), lo, hi)
 
 
-def _fractions(array: ElectrodeArray, spec: Mapping[str | int, float], what: str,
+def _fractions(array: ElectrodeArray, spec: ContactMap, what: str,
                name: str) -> np.ndarray:
     out = np.zeros(array.n_contacts, dtype=np.float64)
     for contact, frac in spec.items():
