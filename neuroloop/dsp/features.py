@@ -79,6 +79,11 @@ class FeaturePipeline:
         order, notch or channel list.
     """
 
+    #: The attributes that carry from hop to hop; everything else is coefficients or per-hop
+    #: scratch. A shadow copy (:class:`~neuroloop.runtime.shadow.ShadowCycle`) gets private
+    #: copies of these and shares the rest, so that its step warms the real buffers.
+    SHADOW_STATE: tuple[str, ...] = ("_bank_z", "_notch_z")
+
     def __init__(self, n_channels: int, sampling_rate_hz: float, hop_samples: int,
                  bands_hz: Sequence[Sequence[float]], filter_order: int = 4, car: bool = True,
                  notch_hz: Sequence[float] = (), notch_q: float = 30.0,
@@ -120,6 +125,7 @@ class FeaturePipeline:
                            else np.zeros(0, dtype=np.int64))
 
         c = self._n_channels
+        # what carries from hop to hop (everything else is coefficients or per-hop scratch)
         self._bank_z = np.zeros((len(self._bands), self._bank_sos.shape[1], 2, c))
         self._notch_z = np.zeros((self._notch_sos_p.shape[0], 2, c))
         self._work = np.zeros((4, self._hop, c))

@@ -95,10 +95,12 @@ class HopReader:
         """Time the sample with stream index ``sample_index`` is due (paced sources)."""
         return self.t0_ns + int(round((sample_index + 1) * _NS / self.fs))
 
-    def wait(self) -> None:
-        """Paced sources: sleep until the hop's last sample is due (never part of a stage)."""
+    def wait(self, lead_ns: int = 0) -> None:
+        """Paced sources: sleep until ``lead_ns`` before the hop's last sample is due (never
+        part of a stage)."""
         if self.paced:
-            self.clock.sleep_until(self.due_ns(self.next_index + self.n_hop - self._fill - 1))
+            self.clock.sleep_until(
+                self.due_ns(self.next_index + self.n_hop - self._fill - 1) - lead_ns)
 
     def read_hop(self) -> int:
         """Fill the hop buffer: :data:`HOP_FULL`, :data:`HOP_STALLED` or :data:`HOP_EXHAUSTED`."""

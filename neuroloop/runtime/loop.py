@@ -53,6 +53,7 @@ from .clock import Clock
 from .cycle_record import CycleHistory, CycleRecordWriter
 from .hop_reader import HOP_EXHAUSTED, HOP_STALLED, HopReader
 from .safety_inputs import SafetyInputProvider, poll_safety_inputs
+from .shadow import SHADOW_LEAD_NS, ShadowCycle
 from .timing import timing_for
 
 # stage columns of StageLog (the order of STAGES)
@@ -216,6 +217,8 @@ class ControlLoop:
         self.deadline_misses = 0
         self.stall_cycles = 0
         self._last_good_available = 0
+        #: warms the caches before each hop of a paced live run (built by warmup)
+        self._shadow: ShadowCycle | None = None
         self._available_ns = 0  # when the current hop's last sample became available
         self._prev_missed = False
         self.event_counts: dict[str, int] = {}
@@ -253,6 +256,11 @@ class ControlLoop:
         self.pipeline.reset()
         self.decoder.reset()
         self.policy.reset()
+        if self.reader.paced and self.replay_cycles is None:
+            self._shadow = ShadowCycle(
+                pipeline=self.pipeline, decoder=self.decoder, policy=self.policy,
+                supervisor=self.supervisor, stimulator=self.stimulator, hop=self.reader.hop,
+                cycle_period_ns=int(round(self.hop * _NS / self.fs)))
         if self.replay_cycles is None:
             # a simulated patient produces its hops ahead, in a thread of its own, so the
             # loop times the controller, not the simulation (a device or recording: no-op)
@@ -334,6 +342,9 @@ class ControlLoop:
             stage[S_ACQUIRE] = 0
             self._available_ns = reader.due_ns(reader.last_sample)
             return FLAG_SOURCE_STALL
+        if self._shadow is not None:  # warm the caches just before the hop is due
+            reader.wait(lead_ns=SHADOW_LEAD_NS)
+            self._shadow.run()
         reader.wait()
         t_wake = time.perf_counter_ns()
         status = reader.read_hop()

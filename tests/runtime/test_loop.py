@@ -140,7 +140,41 @@ def test_pacing_is_drift_free(small_bsi, bsi_decoder_file) -> None:
     t0 = loop.reader.t0_ns
     fs, hop = small_bsi.source.sampling_rate_hz, small_bsi.dsp.hop_samples
     expected = [t0 + round((k + 1) * hop * 1e9 / fs) for k in range(n)]
-    assert clock.targets == expected
+    # each hop: wake SHADOW_LEAD_NS early to warm the caches, then wait for the hop itself
+    from neuroloop.runtime.shadow import SHADOW_LEAD_NS
+
+    assert clock.targets == [t for due in expected for t in (due - SHADOW_LEAD_NS, due)]
+
+
+class _Collect(LoopListener):
+    def __init__(self) -> None:
+        self.rows: list[bytes] = []
+
+    def on_cycle(self, record) -> None:
+        self.rows.append(record.tobytes())
+
+
+def test_the_shadow_cycle_changes_nothing_the_loop_decides(small_bsi, bsi_decoder_file) -> None:
+    """Paced runs warm the caches with a shadow cycle on copies; every record is the same
+    as without it (times aside: the recording clock's jitter differs)."""
+    runs = []
+    for shadow in (True, False):
+        listener = _Collect()
+        s = _session(small_bsi, bsi_decoder_file, fast=False, listeners=[listener])
+        s.clock = _RecordingClock()
+        loop = s.open()
+        assert (loop._shadow is not None) is True  # noqa: SLF001 - built for paced runs
+        if not shadow:
+            loop._shadow = None  # noqa: SLF001
+        s.supervisor.arm(s.clock.now_ns())
+        loop.run(max_cycles=400)
+        rec = np.frombuffer(b"".join(listener.rows), dtype=loop.dtype)
+        runs.append(rec)
+    with_shadow, without = runs
+    for name in ("state", "raw_state", "confidence", "probabilities", "features",
+                 "request_amplitude_ma", "amplitude_ma", "program_id", "supervisor_state"):
+        np.testing.assert_array_equal(with_shadow[name], without[name], err_msg=name)
+    assert np.any(with_shadow["amplitude_ma"] != 0)  # it did stimulate
 
 
 class _Spy(LoopListener):
