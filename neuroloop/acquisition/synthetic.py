@@ -514,7 +514,7 @@ class SyntheticSource(BaseSource):
         return True
 
     def _fill_next(self, out: np.ndarray, labels: np.ndarray) -> int:
-        """Producer-thread side: the next ``len(out)`` samples (fewer at the end)."""
+        """The next ``len(out)`` samples (fewer at the end): the producer thread and read_into."""
         n = out.shape[0]
         if self._total is not None:
             n = min(n, self._total - self._next_index)
@@ -594,12 +594,7 @@ class SyntheticSource(BaseSource):
             labels = np.empty(n, np.int8)
         elif labels.shape != (n,) or labels.dtype != np.int8:
             raise ValueError(f"labels must be an int8 array of shape ({n},)")
-        if self._total is not None:
-            n = min(n, self._total - self._next_index)
-        if n <= 0:
-            return 0
-        self._generate(n, out, labels)
-        return n
+        return self._fill_next(out, labels)
 
     # -- BaseSource hooks --------------------------------------------------------------------
     def _open(self) -> None:
