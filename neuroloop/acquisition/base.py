@@ -225,16 +225,23 @@ class BaseSource:
         """True when a finite source (a recording) has no more samples."""
         return False
 
-    def start_prefetch(self, chunk_samples: int) -> bool:
+    def start_prefetch(self, chunk_samples: int, *, release_when_idle: bool = False) -> bool:
         """Produce samples ahead of the reader, ``chunk_samples`` at a time, if the backend can.
 
         A simulated source overrides this to run its model in a thread of its own, so that a
         hop is ready when it is due, as it would be from hardware, and the controller's
         latency is not the simulation's. Sources that deliver real samples (a device, a
         recording) have nothing to produce: the default does nothing and returns False.
+
+        ``release_when_idle``: the producer may refill a chunk only when :meth:`idle` says the
+        reader is waiting (a paced live loop), so that it never competes with the controller
+        for the interpreter while a cycle is being computed.
         """
-        del chunk_samples
+        del chunk_samples, release_when_idle
         return False
+
+    def idle(self) -> None:
+        """The reader is about to wait for the next hop: a producer may work now."""
 
     def __enter__(self) -> BaseSource:
         return self.open()

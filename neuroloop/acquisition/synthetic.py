@@ -437,6 +437,8 @@ class SyntheticSource(BaseSource):
         self._warm = False
         # prefetch (start_prefetch): a producer thread generates chunks ahead of the reader
         self._producer: ChunkProducer | None = None
+        self._release_when_idle = False
+        self._pf_pending = 0
         self._pf_views: list[tuple[np.ndarray, np.ndarray]] = []
         self._pf_slot = -1
         self._pf_off = 0
@@ -480,12 +482,16 @@ class SyntheticSource(BaseSource):
             return self._total is not None and self._read_index >= self._total
         return self._total is not None and self._next_index >= self._total
 
-    def start_prefetch(self, chunk_samples: int, depth: int = 8) -> bool:
+    def start_prefetch(self, chunk_samples: int, *, release_when_idle: bool = False,
+                       depth: int = 8) -> bool:
         """Generate the stream ahead of the reader, ``chunk_samples`` at a time, in a thread.
 
         From then on :meth:`read` returns samples the thread produced before they were asked
         for (the patient model runs outside the controller's measured path). The samples are
-        exactly those of a direct read. Stopped by :meth:`close`.
+        exactly those of a direct read. Stopped by :meth:`close`. With ``release_when_idle``
+        a chunk that was read is handed back for refilling only by :meth:`idle` (a paced live
+        loop calls it before it waits), so the producer's Python code never takes the GIL from
+        a cycle being computed.
 
         Returns
         -------
@@ -509,9 +515,20 @@ class SyntheticSource(BaseSource):
                                  chunk_samples=int(chunk_samples), depth=depth)
         self._pf_views = [(producer.data[i], producer.labels[i]) for i in range(depth)]
         self._read_index = self._next_index
+        self._release_when_idle = bool(release_when_idle)
+        self._pf_pending = 0  # chunks read but not yet handed back (release_when_idle)
         self._producer = producer.start()
         weakref.finalize(self, producer.stop)
         return True
+
+    def idle(self) -> None:
+        """Hand the chunks read since the last call back to the producer thread."""
+        p = self._producer
+        if p is None:
+            return
+        while self._pf_pending:
+            self._pf_pending -= 1
+            p.release(-1)
 
     def _fill_next(self, out: np.ndarray, labels: np.ndarray) -> int:
         """The next ``len(out)`` samples (fewer at the end): the producer thread and read_into."""
@@ -527,7 +544,10 @@ class SyntheticSource(BaseSource):
         p = self._producer
         assert p is not None
         if self._pf_slot >= 0 and self._pf_off >= p.n[self._pf_slot]:
-            p.release(self._pf_slot)
+            if self._release_when_idle and self._pf_pending < p.depth - 1:
+                self._pf_pending += 1  # handed back by idle(), while the reader waits
+            else:
+                p.release(self._pf_slot)
             self._pf_slot = -1
         if self._pf_slot < 0:
             # The generator always produces: a long wait is a bug, never a stall to simulate

@@ -99,6 +99,9 @@ class HopReader:
         """Paced sources: sleep until ``lead_ns`` before the hop's last sample is due (never
         part of a stage)."""
         if self.paced:
+            idle = getattr(self.source, "idle", None)  # test doubles may lack the hook
+            if idle is not None:
+                idle()  # a producer refills while we wait, never while we compute
             self.clock.sleep_until(
                 self.due_ns(self.next_index + self.n_hop - self._fill - 1) - lead_ns)
 

@@ -266,7 +266,7 @@ class ControlLoop:
             # loop times the controller, not the simulation (a device or recording: no-op)
             start_prefetch = getattr(self.source, "start_prefetch", None)
             if start_prefetch is not None:  # test doubles and wrappers may lack the hook
-                start_prefetch(self.hop)
+                start_prefetch(self.hop, release_when_idle=self.reader.paced)
 
     def request_stop(self) -> None:
         """Ask the loop to stop after the current cycle (thread- and signal-safe)."""

@@ -85,3 +85,29 @@ def test_errors_in_the_thread_reach_the_reader():
     with pytest.raises(ValueError, match="model blew up"):
         p.take(timeout=5.0)
     p.stop()
+
+
+def test_release_when_idle_refills_only_when_the_reader_waits():
+    src = SyntheticSource("bsi", seed=3).open()  # the seed _direct uses
+    src.start_prefetch(59, release_when_idle=True)
+    producer = src._producer  # noqa: SLF001
+    for _ in range(200):  # the ring fills
+        if producer._filled._value == producer.depth:  # noqa: SLF001
+            break
+        threading.Event().wait(0.01)
+    for _ in range(3):
+        assert src.read(59) is not None
+    threading.Event().wait(0.2)
+    # two chunks were read to the end, none handed back yet: nothing was refilled
+    assert producer._filled._value == producer.depth - 3  # noqa: SLF001
+    src.idle()
+    for _ in range(200):
+        if producer._filled._value == producer.depth - 1:  # noqa: SLF001
+            break
+        threading.Event().wait(0.01)
+    assert producer._filled._value == producer.depth - 1  # noqa: SLF001
+    # and the stream is still the direct one
+    ref, _ = _direct(59 * 6)
+    got = [src.read(59).data.copy() for _ in range(3)]  # samples 177..353
+    np.testing.assert_array_equal(np.concatenate(got), ref[177:354])
+    src.close()

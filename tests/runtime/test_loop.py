@@ -53,7 +53,7 @@ def test_hot_path_does_not_allocate(small_bsi, bsi_decoder_file, monkeypatch) ->
     """
     from neuroloop.acquisition.synthetic import SyntheticSource
 
-    monkeypatch.setattr(SyntheticSource, "start_prefetch", lambda self, n, depth=8: False)
+    monkeypatch.setattr(SyntheticSource, "start_prefetch", lambda self, n, **kw: False)
     s = _session(small_bsi, bsi_decoder_file, duration_s=200.0)
     loop = s.open()
     s.supervisor.arm(s.clock.now_ns())
