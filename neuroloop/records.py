@@ -1,7 +1,7 @@
 """The per-cycle record: everything one control cycle decided, in one NumPy structured row.
 
 The loop fills one preallocated row per cycle; listeners (the recorder, the live status)
-read it. The layout is fixed by three sizes, so a recording can be opened with
+read it. The layout is fixed by four sizes, so a recording can be opened with
 ``numpy.memmap(path, dtype=cycle_dtype(...))``.
 
 Times are integer nanoseconds on the loop's clock (monotonic in live runs, simulated in
@@ -26,8 +26,13 @@ FLAG_SAMPLES_LOST = 1 << 3  # the source reported a gap before this hop
 FLAG_INJECTED = 1 << 4  # a fault was injected in this cycle (--inject)
 
 
-def cycle_dtype(n_features: int, n_states: int, n_contacts: int) -> np.dtype:
+def cycle_dtype(n_features: int, n_states: int, n_contacts: int,
+                n_outputs: int = 0) -> np.dtype:
     """Structured dtype of one cycle record (little-endian, packed).
+
+    ``n_outputs`` is the number of the decoder's continuous outputs (its
+    ``output_schema_.n_outputs``); the ``outputs`` field is present even when it is 0
+    (a zero-width field, 0 bytes).
 
     Fields
     ------
@@ -44,6 +49,8 @@ def cycle_dtype(n_features: int, n_states: int, n_contacts: int) -> np.dtype:
     valid : uint8                 decoder input valid
     confidence : float64
     probabilities : float64[n_states]
+    outputs : float64[n_outputs]  the decoder's continuous outputs (``DecoderOutput.values``,
+                                  named by its ``OutputSchema``); NaN on a stalled cycle
     features : float64[n_features]
     request_amplitude_ma : float64[n_contacts]   mapper output before the supervisor
     amplitude_ma : float64[n_contacts]           safe command
@@ -69,6 +76,7 @@ def cycle_dtype(n_features: int, n_states: int, n_contacts: int) -> np.dtype:
             ("valid", "u1"),
             ("confidence", le + "f8"),
             ("probabilities", le + "f8", (n_states,)),
+            ("outputs", le + "f8", (n_outputs,)),
             ("features", le + "f8", (n_features,)),
             ("request_amplitude_ma", le + "f8", (n_contacts,)),
             ("amplitude_ma", le + "f8", (n_contacts,)),

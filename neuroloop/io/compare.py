@@ -8,6 +8,9 @@ while the replay runs, in constant memory, and also compares the interlock event
 
 Equality is exact: two floats are equal when their bits are equal, except that any NaN
 equals any NaN (so ``-0.0 != 0.0``, and a NaN that stays a NaN is not a divergence).
+
+A recording of an older format lacks fields that later formats added (format 1 has no
+``outputs``): those fields are left out of the comparison and listed in ``ignored``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ __all__ = ["CycleDiff", "EventDiff", "compare_cycles", "compare_events", "Replay
 DEFAULT_IGNORE: tuple[str, ...] = ("compute_ns", "sent_ns", "e2e_ns")
 #: Pseudo-field counting cycles present in one run and missing in the other.
 LENGTH_FIELD = "cycle_count"
+#: Fields added by a later recording format: not compared when the recording lacks them
+#: (it was written before they existed), reported in ``ignored`` instead.
+NEWER_FIELDS: tuple[str, ...] = ("outputs",)
 _CHUNK_ROWS = 1024
 
 
@@ -49,12 +55,16 @@ class CycleDiff:
         First differing field of that row (in record order), or ``"cycle_count"``.
     index : tuple of int or None
         Element of an array field (e.g. ``(3,)`` for ``amplitude_ma[3]``).
+    output_names : tuple of str
+        Names of the ``outputs`` values (the recording's ``outputs.names``), so that a
+        divergent output is reported by name.
     recorded_value, replayed_value : object
         The two values (Python scalars; a description for layout differences).
     count_by_field : dict of str to int
         For each differing field, the number of cycles in which it differs.
     ignored : tuple of str
-        Fields left out of the comparison.
+        Fields left out of the comparison (those the recording's format does not store
+        included).
     """
 
     identical: bool
@@ -67,12 +77,18 @@ class CycleDiff:
     replayed_value: Any = None
     count_by_field: dict[str, int] = dataclasses.field(default_factory=dict)
     ignored: tuple[str, ...] = DEFAULT_IGNORE
+    #: a label for the report, not part of the result: left out of ``==``
+    output_names: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     @property
     def field_label(self) -> str | None:
-        """``field`` with the element, e.g. ``"amplitude_ma[3]"``."""
+        """``field`` with the element, e.g. ``"amplitude_ma[3]"``; an output by its name,
+        e.g. ``"outputs[state_margin]"``."""
         if self.field is None:
             return None
+        if (self.field == "outputs" and self.index and len(self.index) == 1
+                and 0 <= self.index[0] < len(self.output_names)):
+            return f"outputs[{self.output_names[self.index[0]]}]"
         if self.index:
             return f"{self.field}[{', '.join(str(i) for i in self.index)}]"
         return self.field
@@ -164,8 +180,9 @@ def _mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class _Accumulator:
     """Incremental comparison over consecutive chunks of rows."""
 
-    def __init__(self, ignore: Sequence[str]) -> None:
+    def __init__(self, ignore: Sequence[str], output_names: Sequence[str] = ()) -> None:
         self.ignore = tuple(ignore)
+        self.output_names = tuple(output_names)
         self.first: tuple[int, str, tuple[int, ...] | None, Any, Any] | None = None
         self.counts: dict[str, int] = {}
         self.fields: list[str] | None = None
@@ -174,6 +191,10 @@ class _Accumulator:
     def _setup(self, da: np.dtype, db: np.dtype) -> None:
         names_a = list(da.names or ())
         names_b = list(db.names or ())
+        # an older recording does not store the fields later formats added: not a divergence
+        older = tuple(n for n in NEWER_FIELDS if n in names_b and n not in names_a
+                      and n not in self.ignore)
+        self.ignore += older
         ordered = names_a + [n for n in names_b if n not in names_a]
         self.fields = [n for n in ordered if n not in self.ignore]
         for name in self.fields:
@@ -204,8 +225,8 @@ class _Accumulator:
             col_a = a[name]
             col_b = b[name]
             ne = _mismatch(col_a, col_b)
-            if ne.ndim > 1:
-                row_ne = ne.reshape(n, -1).any(axis=1)
+            if ne.ndim > 1:  # (reshape(n, -1) fails on a zero-width field such as outputs[0])
+                row_ne = ne.any(axis=tuple(range(1, ne.ndim)))
             else:
                 row_ne = ne
             hits = int(np.count_nonzero(row_ne))
@@ -233,30 +254,35 @@ class _Accumulator:
             if first is None:
                 first = (min(n_a, n_b), LENGTH_FIELD, None, n_a, n_b)
         if first is None:
-            return CycleDiff(True, n_a, n_b, ignored=self.ignore)
+            return CycleDiff(True, n_a, n_b, ignored=self.ignore,
+                             output_names=self.output_names)
         row, name, elem, va, vb = first
         return CycleDiff(False, n_a, n_b, first_divergent_cycle=row, field=name, index=elem,
                          recorded_value=va, replayed_value=vb, count_by_field=counts,
-                         ignored=self.ignore)
+                         ignored=self.ignore, output_names=self.output_names)
 
 
 def compare_cycles(recorded: np.ndarray, replayed: np.ndarray, *,
-                   ignore: Iterable[str] = DEFAULT_IGNORE) -> CycleDiff:
+                   ignore: Iterable[str] = DEFAULT_IGNORE,
+                   output_names: Sequence[str] = ()) -> CycleDiff:
     """Compare two runs' cycle records row by row, bit-exactly.
 
     Parameters
     ----------
     recorded, replayed : ndarray, shape (n,), structured (``cycle_dtype``)
         May be memmaps and of different lengths; they are compared in chunks of 1024 rows.
-        Fields present on one side only, or with another shape, differ in every row.
+        Fields present on one side only, or with another shape, differ in every row, except
+        a field of :data:`NEWER_FIELDS` that only the replay has (an older recording).
     ignore : iterable of str
         Fields not compared (timing that depends on the host's speed by default).
+    output_names : sequence of str
+        Names of the ``outputs`` values (``Recording.output_names``), for the report.
 
     Returns
     -------
     CycleDiff
     """
-    acc = _Accumulator(tuple(ignore))
+    acc = _Accumulator(tuple(ignore), output_names)
     n = min(len(recorded), len(replayed))
     for start in range(0, n, _CHUNK_ROWS):
         stop = min(n, start + _CHUNK_ROWS)
@@ -343,7 +369,7 @@ class ReplayChecker(LoopListener):
 
     def __init__(self, recording: Recording, *, ignore: Iterable[str] = DEFAULT_IGNORE) -> None:
         self.recording = recording
-        self._acc = _Accumulator(tuple(ignore))
+        self._acc = _Accumulator(tuple(ignore), recording.output_names)
         self._buf: np.ndarray | None = None
         self._rec_buf: np.ndarray | None = None
         self._n = 0  # replayed rows buffered

@@ -5,7 +5,8 @@ A session is a directory::
     meta.json            configuration, versions, channel info, sizes, hashes (JSON, atomic)
     samples.f64          raw samples, rows of n_channels little-endian float64
     samples_index.i64    one row per received block: first_index, n_samples, row_offset (<i8)
-    cycles.rec           one row of ``cycle_dtype(n_features, n_states, n_contacts)`` per cycle
+    cycles.rec           one row of ``cycle_dtype(n_features, n_states, n_contacts, n_outputs)``
+                         per cycle
     events.jsonl         one JSON object per line (interlock events, annotations, link errors)
 
 The binary streams have no header: every row has a fixed size, so a stream cut short by a
@@ -29,18 +30,25 @@ from typing import Any
 import numpy as np
 
 from ..provenance import package_versions, sha256_file
+from ..records import cycle_dtype
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "META_FILE", "SAMPLES_FILE", "INDEX_FILE", "CYCLES_FILE",
     "EVENTS_FILE", "SAMPLE_DTYPE", "INDEX_DTYPE", "INDEX_COLUMNS", "to_jsonable",
     "write_json_atomic", "sha256_file", "dtype_to_json", "dtype_from_json", "package_versions",
-    "normalise_event", "config_sha256",
+    "normalise_event", "config_sha256", "cycle_layout",
 ]
 
 #: Value of ``meta.json["format"]``: tells a session directory from any other JSON file.
 FORMAT_NAME = "neuroloop-session"
-#: Layout version. A reader refuses a recording with a larger number (upgrade neuroloop).
-FORMAT_VERSION = 1
+#: Layout version. A reader refuses a recording with a larger number (upgrade neuroloop)
+#: and reads every older one.
+#:
+#: * 1 (neuroloop 0.1.0): ``cycles.rec`` rows without ``outputs``; ``sizes`` has
+#:   ``n_features``, ``n_states``, ``n_contacts``.
+#: * 2: rows carry ``outputs: float64[n_outputs]`` (the decoder's continuous outputs);
+#:   ``sizes.n_outputs`` and ``outputs: {"names", "units"}`` in ``meta.json``.
+FORMAT_VERSION = 2
 
 META_FILE = "meta.json"
 SAMPLES_FILE = "samples.f64"
@@ -128,6 +136,24 @@ def config_sha256(config: Any) -> str:
     the session ran with."""
     text = json.dumps(to_jsonable(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cycle_layout(format_version: int, n_features: int, n_states: int, n_contacts: int,
+                 n_outputs: int = 0) -> np.dtype:
+    """The ``cycles.rec`` row layout of recording format ``format_version`` for these sizes.
+
+    Format 1 has no ``outputs`` field (so ``n_outputs`` must be 0); format 2 is
+    :func:`~neuroloop.records.cycle_dtype`.
+    """
+    current = cycle_dtype(n_features, n_states, n_contacts, n_outputs)
+    if format_version >= 2:
+        return current
+    if n_outputs:
+        raise ValueError(f"recording format {format_version} stores no outputs "
+                         f"(n_outputs={n_outputs})")
+    fields: Mapping[str, tuple[Any, ...]] = current.fields or {}
+    return np.dtype([(name, fields[name][0]) for name in current.names or ()
+                     if name != "outputs"], align=False)
 
 
 def dtype_to_json(dtype: np.dtype) -> list[list[Any]]:

@@ -22,7 +22,7 @@ import numpy as np
 from .. import _checks as B
 from .._checks import Range, check_number
 from ..errors import RecordingError
-from ..records import FLAG_SAMPLES_LOST, FLAG_SOURCE_STALL, cycle_dtype
+from ..records import FLAG_SAMPLES_LOST, FLAG_SOURCE_STALL
 from .format import (
     CYCLES_FILE,
     EVENTS_FILE,
@@ -35,6 +35,7 @@ from .format import (
     SAMPLE_DTYPE,
     SAMPLES_FILE,
     config_sha256,
+    cycle_layout,
     dtype_from_json,
     sha256_file,
 )
@@ -53,6 +54,7 @@ _PROBE_ROWS = 64
 _N_FEATURES = Range(1, 1 << 20, integer=True)
 _N_STATES = Range(1, 127, integer=True)
 _N_CONTACTS = Range(1, 4096, integer=True)
+_N_OUTPUTS = Range(0, 4096, integer=True)
 _COUNT = Range(0, 1 << 62, integer=True)
 _FLUSH_INTERVAL_S = Range(0.0, 1.0, lo_open=True, unit="s")
 #: Top-level keys of the format and the JSON types they may hold (docs/recording.md).
@@ -119,7 +121,13 @@ class Recording:
     sampling_rate_hz : float
     unit : str
     intention_names : tuple of str
+    format_version : int
+        The recording format the session was written in (1: neuroloop 0.1.0).
     n_channels, n_features, n_states, n_contacts : int
+    n_outputs : int
+        The decoder's continuous outputs stored per cycle (0 in format 1, which stores none).
+    output_names, output_units : tuple of str
+        Name and unit of each value of the records' ``outputs`` field (empty in format 1).
     cycle_dtype : numpy.dtype
         Row layout of ``cycles.rec`` as recorded.
     n_samples : int
@@ -145,6 +153,7 @@ class Recording:
             raise RecordingError(f"{self.path} is not a recording directory (it is a file); pass "
                                  "the session directory that holds meta.json")
         self.meta = self._load_meta()
+        self.format_version: int = self.meta["format_version"]
         meta_file = self.path / META_FILE
         self._check_meta_types(meta_file)
         channels = self.meta["channels"]
@@ -168,8 +177,8 @@ class Recording:
         unit = channels.get("unit", "uV")
         if unit not in ("uV", None):
             raise RecordingError(f"{meta_file}: channels.unit = {B.show_value(unit)}, but format "
-                                 f"version {FORMAT_VERSION} stores samples in 'uV'; the file is "
-                                 "corrupt or was edited")
+                                 f"version {self.format_version} stores samples in 'uV'; the "
+                                 "file is corrupt or was edited")
         self.unit = "uV"
         intentions = self.meta.get("intention_names") or []
         if not all(isinstance(n, str) for n in intentions):
@@ -185,6 +194,11 @@ class Recording:
         self.n_features = _size(self.meta, "sizes.n_features", meta_file, _N_FEATURES)
         self.n_states = _size(self.meta, "sizes.n_states", meta_file, _N_STATES)
         self.n_contacts = _size(self.meta, "sizes.n_contacts", meta_file, _N_CONTACTS)
+        self.n_outputs = 0
+        self.output_names: tuple[str, ...] = ()
+        self.output_units: tuple[str, ...] = ()
+        if self.format_version >= 2:
+            self._read_outputs(meta_file)
         sample_dtype = _require(self.meta, "sample_dtype", meta_file, str)
         if sample_dtype != SAMPLE_DTYPE.str:
             raise RecordingError(f"{meta_file}: sample_dtype {B.show_value(sample_dtype)} is not "
@@ -253,8 +267,31 @@ class Recording:
         _require(meta, "channels", meta_file, dict)
         return meta
 
+    def _read_outputs(self, meta_file: Path) -> None:
+        """Format 2: ``sizes.n_outputs`` and ``outputs.names``/``outputs.units``, one distinct
+        name and one unit per output."""
+        self.n_outputs = _size(self.meta, "sizes.n_outputs", meta_file, _N_OUTPUTS)
+        _require(self.meta, "outputs", meta_file, dict)
+        got: dict[str, tuple[str, ...]] = {}
+        for key in ("names", "units"):
+            values = _require(self.meta, f"outputs.{key}", meta_file, list)
+            if not all(isinstance(v, str) for v in values):
+                raise RecordingError(f"{meta_file}: outputs.{key} must be a list of strings; "
+                                     "the file is corrupt or was edited")
+            if len(values) != self.n_outputs:
+                raise RecordingError(
+                    f"{meta_file}: sizes mismatch: outputs.{key} has {len(values)} entries but "
+                    f"sizes.n_outputs = {self.n_outputs}; the file is corrupt or was edited")
+            got[key] = tuple(values)
+        names = got["names"]
+        if len(set(names)) != len(names) or not all(names):
+            raise RecordingError(f"{meta_file}: outputs.names {B.show_value(list(names))} must "
+                                 "be distinct non-empty names; the file is corrupt or was edited")
+        self.output_names, self.output_units = names, got["units"]
+
     def _cycle_dtype(self, meta_file: Path) -> np.dtype:
-        expected = cycle_dtype(self.n_features, self.n_states, self.n_contacts)
+        expected = cycle_layout(self.format_version, self.n_features, self.n_states,
+                                self.n_contacts, self.n_outputs)
         spec = self.meta.get("cycle_dtype")
         if spec is None:
             return expected
@@ -263,8 +300,11 @@ class Recording:
         except (ValueError, TypeError) as exc:
             raise RecordingError(f"{meta_file}: cycle_dtype is invalid "
                                  f"({B.show_value(str(exc))[1:-1]}); the file is corrupt") from None
-        for name, size in (("features", self.n_features), ("probabilities", self.n_states),
-                           ("amplitude_ma", self.n_contacts)):
+        checked = [("features", self.n_features), ("probabilities", self.n_states),
+                   ("amplitude_ma", self.n_contacts)]
+        if self.format_version >= 2:
+            checked.append(("outputs", self.n_outputs))
+        for name, size in checked:
             fields: Mapping[str, tuple[Any, ...]] = recorded.fields or {}
             if name in fields:
                 shape = fields[name][0].shape
@@ -273,9 +313,10 @@ class Recording:
                     raise RecordingError(
                         f"{meta_file}: sizes mismatch: cycle_dtype field {name!r} has {width} "
                         f"values but sizes say {size}; the file is corrupt")
-        if recorded != expected:  # format version 1 has exactly one record layout
+        if recorded != expected:  # each format version has exactly one record layout
             raise RecordingError(f"{meta_file}: cycle_dtype is not the record layout of format "
-                                 f"version {FORMAT_VERSION} for these sizes; the file is corrupt")
+                                 f"version {self.format_version} for these sizes; the file is "
+                                 "corrupt")
         return recorded
 
     def _check_meta_types(self, meta_file: Path) -> None:
@@ -303,8 +344,8 @@ class Recording:
                 if streams.get(key) != stored:
                     raise RecordingError(
                         f"{meta_file}: streams.{key} = {B.show_value(streams.get(key))}, but "
-                        f"format version {FORMAT_VERSION} stores {stored!r}; the file is corrupt "
-                        "or foreign")
+                        f"format version {self.format_version} stores {stored!r}; the file is "
+                        "corrupt or foreign")
 
     def _check_config(self, meta_file: Path) -> None:
         """The recorded configuration agrees with the channels and the hop it recorded."""
@@ -431,15 +472,27 @@ class Recording:
                                  "session")
         want = {key: _size(self.meta, f"counts.{key}", meta_file, _COUNT)
                 for key in ("samples", "blocks", "cycles", "events")}
+        cycles_file = self.path / CYCLES_FILE
+        cycle_bytes = cycles_file.stat().st_size if cycles_file.exists() else 0
         for name, have, key, row_bytes in (
                 (SAMPLES_FILE, self.n_samples, "samples", self._sample_row_bytes),
                 (INDEX_FILE, self.n_blocks, "blocks", _INDEX_ROW_BYTES),
                 (CYCLES_FILE, self.n_cycles, "cycles", self.cycle_dtype.itemsize)):
             if have < want[key]:
+                cause = "the recording was damaged after it was closed"
+                if key == "cycles" and cycle_bytes % row_bytes:
+                    cause += (f", or meta.json's sizes ({self._sizes_text()}) were edited and "
+                              "no longer give the recorded row size")
                 raise RecordingError(
                     f"{self.path / name} is truncated: meta.json counts {want[key]} {key} but "
-                    f"the file ends at byte offset {have * row_bytes} ({have} complete); the "
-                    "recording was damaged after it was closed")
+                    f"the file ends at byte offset {have * row_bytes} ({have} complete); "
+                    f"{cause}")
+        if (self.n_cycles == want["cycles"]
+                and cycle_bytes != want["cycles"] * self.cycle_dtype.itemsize):
+            raise RecordingError(
+                f"{cycles_file} is {cycle_bytes} bytes, not the {want['cycles']} records of "
+                f"{self.cycle_dtype.itemsize} bytes that meta.json describes ({self._sizes_text()}"
+                "); sizes mismatch (meta.json or the file was edited)")
         if sample_rows > want["samples"]:
             raise RecordingError(
                 f"{self.path / SAMPLES_FILE} has {sample_rows} rows but meta.json counts "
@@ -453,6 +506,13 @@ class Recording:
                     f"{meta_file}: counts.{key} = {want[key]} but {name} holds {have} complete "
                     f"{'lines' if key == 'events' else 'rows'}; sizes mismatch (the file was "
                     "edited or appended to)")
+
+    def _sizes_text(self) -> str:
+        text = (f"n_features={self.n_features}, n_states={self.n_states}, "
+                f"n_contacts={self.n_contacts}")
+        if self.format_version >= 2:
+            text += f", n_outputs={self.n_outputs}"
+        return text
 
     def _count_event_lines(self) -> int:
         """Complete lines of ``events.jsonl`` (read in chunks; 0 when absent)."""

@@ -63,15 +63,15 @@ _INDEX_ROW = struct.Struct("<qqq")
 # every other key is kept verbatim under meta["run"].
 _CONSUMED_KEYS = frozenset({
     "info", "channel_names", "channel_types", "sampling_rate_hz", "unit", "intention_names",
-    "n_channels", "n_features", "n_states", "n_contacts", "sizes", "cycle_dtype",
-    "decoder_path", "decoder_file", "decoder_sha256", "scenario", "config", "hop_samples",
-    "versions", "channels",
+    "n_channels", "n_features", "n_states", "n_contacts", "n_outputs", "output_names",
+    "output_units", "sizes", "cycle_dtype", "decoder_path", "decoder_file", "decoder_sha256",
+    "scenario", "config", "hop_samples", "versions", "channels",
 })
 #: Keys of meta.json written by the recorder itself (a loop key with one of these names is
 #: kept under meta["run"] instead).
 _RESERVED_KEYS = frozenset({
     "format", "format_version", "created_utc", "closed_cleanly", "versions", "scenario",
-    "config", "channels", "intention_names", "hop_samples", "decoder", "sizes",
+    "config", "channels", "intention_names", "hop_samples", "decoder", "sizes", "outputs",
     "sample_dtype", "cycle_dtype", "streams", "flush_interval_s", "counts", "summary",
     "stopped_utc", "recorder", "writer_error", "run",
 })
@@ -178,7 +178,10 @@ class SessionRecorder(LoopListener):
     under ``meta["run"]``): ``info`` (a :class:`~neuroloop.acquisition.base.SourceInfo` or
     a dict with its fields) or the flat keys ``channel_names``, ``channel_types``,
     ``sampling_rate_hz``, ``unit``, ``intention_names``; ``n_features``, ``n_states``,
-    ``n_contacts`` (or ``cycle_dtype``; otherwise taken from the first cycle record);
+    ``n_contacts``, ``n_outputs`` (or ``cycle_dtype``; otherwise taken from the first cycle
+    record); ``output_names`` and ``output_units``, the decoder's continuous outputs (their
+    number is ``n_outputs``, 0 when neither is given; without names the outputs are called
+    ``output0``, ``output1``, ... with unit ``""``, unknown);
     ``scenario``, ``config``, ``hop_samples``; ``decoder_path`` (hashed with SHA-256) or
     ``decoder_sha256``; ``channels`` as ``{"names", "types", "unit", "sampling_rate_hz"}``.
     Any other key is stored at the top level of ``meta.json`` as given (in JSON form).
@@ -222,6 +225,8 @@ class SessionRecorder(LoopListener):
         self._n_events = 0
         self._meta_dirty = False
         self._start_cycle_dtype: np.dtype | None = None
+        self._output_names: list[str] | None = None  # as the loop gave them (on_start)
+        self._output_units: list[str] | None = None
         self._wake = threading.Event()
         self._drained = threading.Event()
         self._stopping = False
@@ -370,6 +375,10 @@ class SessionRecorder(LoopListener):
         if ring is None:
             ring = self._allocate_cycles(record.dtype)
         elif record.dtype != ring.buf.dtype:
+            if self.n_cycles == 0:
+                have, want = _sizes_text(record.dtype), _sizes_text(ring.buf.dtype)
+                raise RecordingError(f"recording {self.directory}: the first cycle record has "
+                                     f"sizes {have} but the session said {want} at start")
             raise RecordingError(f"recording {self.directory}: cycle record dtype changed during "
                                  "the session")
         if record.flags.c_contiguous:
@@ -488,12 +497,19 @@ class SessionRecorder(LoopListener):
             "n_channels": (int(n_channels) if n_channels is not None
                            else (len(names) if names is not None else None)),
         }
-        sizes: dict[str, Any] = {"n_features": None, "n_states": None, "n_contacts": None}
+        sizes: dict[str, Any] = {"n_features": None, "n_states": None, "n_contacts": None,
+                                 "n_outputs": None}
         sizes_in = loop_meta.get("sizes")
         given = sizes_in if isinstance(sizes_in, Mapping) else {}
         for key in sizes:
             value = loop_meta.get(key, given.get(key))
             sizes[key] = int(value) if value is not None else None
+        out_names = loop_meta.get("output_names")
+        out_units = loop_meta.get("output_units")
+        self._output_names = [str(n) for n in out_names] if out_names is not None else None
+        self._output_units = [str(u) for u in out_units] if out_units is not None else None
+        if sizes["n_outputs"] is None:
+            sizes["n_outputs"] = len(self._output_names) if self._output_names is not None else 0
         cdt = loop_meta.get("cycle_dtype")
         cycle_descr = None
         if isinstance(cdt, np.dtype):
@@ -501,7 +517,7 @@ class SessionRecorder(LoopListener):
             self._start_cycle_dtype = cdt
         elif all(v is not None for v in sizes.values()):
             self._start_cycle_dtype = cycle_dtype(sizes["n_features"], sizes["n_states"],
-                                                  sizes["n_contacts"])
+                                                  sizes["n_contacts"], sizes["n_outputs"])
         if self._start_cycle_dtype is not None:
             cycle_descr = dtype_to_json(self._start_cycle_dtype)
         decoder_path = loop_meta.get("decoder_path", loop_meta.get("decoder_file"))
@@ -534,6 +550,7 @@ class SessionRecorder(LoopListener):
             "hop_samples": int(hop) if hop is not None else None,
             "decoder": decoder,
             "sizes": sizes,
+            "outputs": self._outputs_meta(sizes["n_outputs"]),
             "sample_dtype": SAMPLE_DTYPE.str,
             "cycle_dtype": cycle_descr,
             "streams": {"samples": SAMPLES_FILE, "samples_index": INDEX_FILE,
@@ -555,6 +572,21 @@ class SessionRecorder(LoopListener):
         if run:
             meta["run"] = to_jsonable(run)
         return meta
+
+    def _outputs_meta(self, n_outputs: int) -> dict[str, list[str]]:
+        """``meta.json["outputs"]``: the names and units of the ``n_outputs`` values of the
+        records' ``outputs`` field."""
+        names, units = self._output_names, self._output_units
+        if names is None:
+            names = [f"output{k}" for k in range(n_outputs)]
+        if units is None:
+            units = [""] * len(names)
+        if len(names) != n_outputs or len(units) != n_outputs:
+            raise RecordingError(
+                f"recording {self.directory}: {len(names)} output names and {len(units)} "
+                f"units for {n_outputs} outputs in each cycle record; pass one name and one "
+                "unit per decoder output")
+        return {"names": list(names), "units": list(units)}
 
     def _cycles_per_s(self) -> float:
         rate = self.meta["channels"].get("sampling_rate_hz")
@@ -586,7 +618,9 @@ class SessionRecorder(LoopListener):
         cap = max(64, math.ceil(self._cycles_per_s() * self.buffer_s * 2))
         self._cycles = _Ring(cap, (), dtype)
         if not first_time and self.meta.get("cycle_dtype") is None:
-            self.meta["sizes"].update(_sizes_from_dtype(dtype))
+            sizes = _sizes_from_dtype(dtype)
+            self.meta["sizes"].update(sizes)
+            self.meta["outputs"] = self._outputs_meta(sizes["n_outputs"])
             self.meta["cycle_dtype"] = dtype_to_json(dtype)
             self._meta_dirty = True
         return self._cycles
@@ -678,8 +712,16 @@ class SessionRecorder(LoopListener):
         self._fds.clear()
 
 
+def _sizes_text(dtype: np.dtype) -> str:
+    """``n_features=.., n_states=.., ...`` of a record dtype (for messages), or its fields."""
+    try:
+        return ", ".join(f"{k}={v}" for k, v in _sizes_from_dtype(dtype).items())
+    except RecordingError:
+        return f"(fields {', '.join(dtype.names or ())})"
+
+
 def _sizes_from_dtype(dtype: np.dtype) -> dict[str, int]:
-    """``n_features``, ``n_states``, ``n_contacts`` of a cycle record dtype."""
+    """``n_features``, ``n_states``, ``n_contacts``, ``n_outputs`` of a cycle record dtype."""
     fields: Mapping[str, tuple[Any, ...]] = dtype.fields or {}
 
     def width(name: str) -> int:
@@ -690,7 +732,7 @@ def _sizes_from_dtype(dtype: np.dtype) -> dict[str, int]:
         return int(sub.shape[0]) if sub.shape else 1
 
     return {"n_features": width("features"), "n_states": width("probabilities"),
-            "n_contacts": width("amplitude_ma")}
+            "n_contacts": width("amplitude_ma"), "n_outputs": width("outputs")}
 
 
 def _event_line(event: Any, cycle: int, now_ns: int) -> str:
@@ -701,12 +743,12 @@ def _event_line(event: Any, cycle: int, now_ns: int) -> str:
 def bench_recorder(n_hops: int = 2000, warmup_hops: int = 200, *, speedup: float = 50.0,
                    n_channels: int = 64, sampling_rate_hz: float = 586.0,
                    hop_samples: int = 59, n_features: int = 512, n_states: int = 7,
-                   n_contacts: int = 16, fsync: bool = False,
+                   n_contacts: int = 16, n_outputs: int = 3, fsync: bool = False,
                    directory: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Cost the recorder adds to one control cycle (``on_samples`` + ``on_cycle``).
 
     The bsi workload by default: 64 channels x 59-sample hops at 586 Hz, 512 features, 7
-    states, 16 contacts. Time is compressed by ``speedup`` (hop period and flush interval
+    states, 16 contacts, 3 decoder outputs (LDA's). Time is compressed by ``speedup`` (hop period and flush interval
     both divided by it), so each flush writes as much as in a live run while the writer
     thread competes for the GIL as it would. Between hops the control thread waits with the
     live loop's own :class:`~neuroloop.runtime.clock.WallClock` (coarse sleep, then a short
@@ -722,7 +764,7 @@ def bench_recorder(n_hops: int = 2000, warmup_hops: int = 200, *, speedup: float
     rng = np.random.default_rng(0)
     pool = rng.normal(0.0, 50.0, (8, hop_samples, n_channels))
     block = np.zeros((hop_samples, n_channels))
-    dt = cycle_dtype(n_features, n_states, n_contacts)
+    dt = cycle_dtype(n_features, n_states, n_contacts, n_outputs)
     row = np.zeros(1, dtype=dt)
     row["features"] = rng.normal(size=(1, n_features))
     hop_s = hop_samples / sampling_rate_hz / speedup
@@ -736,7 +778,7 @@ def bench_recorder(n_hops: int = 2000, warmup_hops: int = 200, *, speedup: float
     rec.on_start({"channel_names": [f"E{i}" for i in range(n_channels)],
                   "channel_types": ["ecog"] * n_channels, "sampling_rate_hz": sampling_rate_hz,
                   "n_features": n_features, "n_states": n_states, "n_contacts": n_contacts,
-                  "hop_samples": hop_samples, "scenario": "bench"})
+                  "n_outputs": n_outputs, "hop_samples": hop_samples, "scenario": "bench"})
     total = warmup_hops + n_hops
     times = np.zeros(total, dtype=np.int64)
     from ..runtime.clock import WallClock

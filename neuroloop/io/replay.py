@@ -100,13 +100,20 @@ def _recorded_options(meta: dict[str, Any], meta_file: str) -> dict[str, Any]:
 
 
 class CycleCollector(LoopListener):
-    """Keeps a copy of every cycle record in a preallocated array."""
+    """Keeps a copy of every cycle record in a preallocated array.
+
+    ``dtype`` is the expected record layout; if the loop's records turn out to have another
+    one (replaying a recording of an older format, whose records lack ``outputs``), the
+    array is reallocated in the loop's layout at the first cycle.
+    """
 
     def __init__(self, dtype: np.dtype, capacity: int) -> None:
         self.cycles = np.zeros(capacity, dtype=dtype)
         self.n = 0
 
     def on_cycle(self, record: np.ndarray) -> None:
+        if self.n == 0 and record.dtype != self.cycles.dtype:
+            self.cycles = np.zeros(self.cycles.shape[0], dtype=record.dtype)
         if self.n < self.cycles.shape[0]:
             self.cycles[self.n] = record[0]
             self.n += 1

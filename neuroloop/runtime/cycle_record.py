@@ -24,12 +24,14 @@ class CycleRecordWriter:
 
     Parameters
     ----------
-    n_features, n_states, n_contacts : int
-        The sizes that fix the record layout.
+    n_features, n_states, n_contacts, n_outputs : int
+        The sizes that fix the record layout (``n_outputs``: the decoder's continuous
+        outputs, ``output_schema_.n_outputs``).
     """
 
-    def __init__(self, n_features: int, n_states: int, n_contacts: int) -> None:
-        self.dtype = cycle_dtype(n_features, n_states, n_contacts)
+    def __init__(self, n_features: int, n_states: int, n_contacts: int,
+                 n_outputs: int = 0) -> None:
+        self.dtype = cycle_dtype(n_features, n_states, n_contacts, n_outputs)
         self.record = np.zeros(1, dtype=self.dtype)
         r = self.record
         names = self.dtype.names
@@ -37,6 +39,7 @@ class CycleRecordWriter:
         self._scalar = {name: r[name] for name in names
                         if self.dtype[name].shape == ()}
         self._probs = r["probabilities"][0]
+        self._outputs = r["outputs"][0]
         #: The record's feature row (also the loop's placeholder on a stalled cycle).
         self.features = r["features"][0]
         self._request = r["request_amplitude_ma"][0]
@@ -69,6 +72,7 @@ class CycleRecordWriter:
             s["valid"][0] = output.valid
             s["confidence"][0] = output.confidence
             self._probs[:] = output.probabilities
+            self._outputs[:] = output.values
             self.features[:] = features
         else:
             s["raw_state"][0] = 0
@@ -76,6 +80,7 @@ class CycleRecordWriter:
             s["valid"][0] = 0
             s["confidence"][0] = 0.0
             self._probs[:] = 0.0
+            self._outputs[:] = np.nan
             self.features[:] = np.nan
         self._request[:] = request.amplitude_ma
         self._amplitude[:] = command.amplitude_ma

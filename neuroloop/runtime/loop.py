@@ -201,7 +201,8 @@ class ControlLoop:
         n_contacts = policy.programs.array.n_contacts
         n_states = len(policy.programs.intention_names)
         self._off = StimCommand.off(n_contacts)
-        self.writer = CycleRecordWriter(pipeline.n_features, n_states, n_contacts)
+        self.writer = CycleRecordWriter(pipeline.n_features, n_states, n_contacts,
+                                        decoder.output_schema_.n_outputs)
         self.dtype = self.writer.dtype
         self.record = self.writer.record
 

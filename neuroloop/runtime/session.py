@@ -335,6 +335,8 @@ class Session:
             "n_features": int(self.pipeline.n_features),
             "n_states": len(self.scenario.intention_names),
             "n_contacts": int(self.programs.array.n_contacts),
+            "output_names": list(self.decoder.output_schema_.output_names),
+            "output_units": list(self.decoder.output_schema_.output_units),
             "decoder_sha256": self.decoder_sha256,
             "decoder_kind": self.decoder.name,
             "calibration": self.calibration,

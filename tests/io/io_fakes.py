@@ -13,6 +13,8 @@ from neuroloop.records import cycle_dtype
 from neuroloop.safety.events import InterlockEvent, SupervisorState
 
 INTENTIONS = ("rest", "left", "right")
+#: Name and unit of the fake decoder's continuous outputs (as many as a session asks for).
+OUTPUTS = (("confidence", "1"), ("state_margin", "1"), ("beta_power_db", "dB"))
 
 
 @dataclass
@@ -28,7 +30,13 @@ class FakeSession:
 
 
 def base_meta(n_channels: int, rate: float, hop: int, n_features: int, n_states: int,
-              n_contacts: int) -> dict[str, Any]:
+              n_contacts: int, n_outputs: int | None = None) -> dict[str, Any]:
+    """The loop's on_start metadata; ``n_outputs`` adds the decoder's output names and units
+    (without it the recorder assumes no outputs)."""
+    outputs: dict[str, Any] = {}
+    if n_outputs is not None:
+        outputs = {"output_names": [n for n, _ in OUTPUTS[:n_outputs]],
+                   "output_units": [u for _, u in OUTPUTS[:n_outputs]]}
     return {
         "scenario": "test",
         "config": {"dsp": {"hop_samples": hop}, "source": {"url": "synthetic://test"}},
@@ -37,6 +45,7 @@ def base_meta(n_channels: int, rate: float, hop: int, n_features: int, n_states:
         "intention_names": list(INTENTIONS[:n_states]),
         "hop_samples": hop,
         "n_features": n_features, "n_states": n_states, "n_contacts": n_contacts,
+        **outputs,
         "decoder_sha256": "0" * 64,
         "options": {"seed": 3},
     }
@@ -55,7 +64,8 @@ def abandon(rec: SessionRecorder) -> None:
 
 def write_session(path: Path, *, n_cycles: int = 40, n_channels: int = 4, hop: int = 10,
                   rate: float = 100.0, n_features: int = 6, n_states: int = 3,
-                  n_contacts: int = 16, seed: int = 0, gaps: dict[int, int] | None = None,
+                  n_contacts: int = 16, n_outputs: int = 2, seed: int = 0,
+                  gaps: dict[int, int] | None = None,
                   split_blocks: bool = False, events_every: int = 7, close: bool = True,
                   created_utc: str | None = "2026-01-01T00:00:00+00:00",
                   **recorder_kw: Any) -> FakeSession:
@@ -63,9 +73,9 @@ def write_session(path: Path, *, n_cycles: int = 40, n_channels: int = 4, hop: i
     hop ``k``) with realistic-looking cycle rows; return what was recorded."""
     rng = np.random.default_rng(seed)
     gaps = gaps or {}
-    dt = cycle_dtype(n_features, n_states, n_contacts)
+    dt = cycle_dtype(n_features, n_states, n_contacts, n_outputs)
     rec = SessionRecorder(path, created_utc=created_utc, **recorder_kw)
-    meta = base_meta(n_channels, rate, hop, n_features, n_states, n_contacts)
+    meta = base_meta(n_channels, rate, hop, n_features, n_states, n_contacts, n_outputs)
     rec.on_start(meta)
     row = np.zeros(1, dtype=dt)
     samples, blocks, cycles, events = [], [], [], []
@@ -99,6 +109,7 @@ def write_session(path: Path, *, n_cycles: int = 40, n_channels: int = 4, hop: i
         row["valid"] = 1
         row["confidence"] = rng.random()
         row["probabilities"] = rng.dirichlet(np.ones(n_states))
+        row["outputs"] = rng.normal(size=n_outputs)
         row["features"] = rng.normal(size=n_features)
         row["request_amplitude_ma"] = 0.0
         row["amplitude_ma"] = 0.0

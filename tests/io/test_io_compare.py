@@ -20,7 +20,7 @@ from neuroloop.io.compare import (
 from neuroloop.records import cycle_dtype
 from neuroloop.safety.events import InterlockEvent, SupervisorState
 
-DT = cycle_dtype(6, 3, 16)
+DT = cycle_dtype(6, 3, 16, 2)
 COMPARED = [n for n in DT.names if n not in DEFAULT_IGNORE]
 
 
@@ -34,6 +34,7 @@ def _cycles(n: int, seed: int = 0) -> np.ndarray:
     a["state"] = rng.integers(0, 3, n)
     a["confidence"] = rng.random(n)
     a["probabilities"] = rng.random((n, 3))
+    a["outputs"] = rng.normal(size=(n, 2))
     a["features"] = rng.normal(size=(n, 6))
     a["features"][::7, 2] = np.nan
     a["amplitude_ma"] = rng.normal(size=(n, 16))
@@ -136,7 +137,7 @@ def test_different_lengths():
 
 def test_different_layouts():
     a = _cycles(20)
-    b = np.zeros(20, dtype=cycle_dtype(8, 3, 16))
+    b = np.zeros(20, dtype=cycle_dtype(8, 3, 16, 2))
     for name in DT.names:
         if name != "features":
             b[name] = a[name]

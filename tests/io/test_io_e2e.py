@@ -78,8 +78,9 @@ def test_changed_decoder_weight_fails_with_the_expected_diff(recorded, tmp_path)
     assert check["recorded_value"] == float(recorded_value)
     assert check["replayed_value"] != check["recorded_value"]
     assert check["count_by_field"]["probabilities"] == valid.size
+    assert "outputs" in check["count_by_field"]  # the continuous outputs change with it
     assert set(check["count_by_field"]) <= {
-        "confidence", "probabilities", "raw_state", "state", "request_amplitude_ma",
+        "confidence", "probabilities", "outputs", "raw_state", "state", "request_amplitude_ma",
         "amplitude_ma", "pulse_width_us", "frequency_hz", "interphase_gap_us", "case_ma",
         "program_id", "supervisor_state", "n_events", "flags"}
     # without --json the diff is printed for humans on stderr

@@ -61,7 +61,8 @@ def test_meta_contents(make_session, tmp_path):
     assert meta["channels"]["sampling_rate_hz"] == 100.0
     assert meta["channels"]["n_channels"] == 4
     assert meta["intention_names"] == ["rest", "left", "right"]
-    assert meta["sizes"] == {"n_features": 6, "n_states": 3, "n_contacts": 16}
+    assert meta["sizes"] == {"n_features": 6, "n_states": 3, "n_contacts": 16, "n_outputs": 2}
+    assert meta["outputs"] == {"names": ["confidence", "state_margin"], "units": ["1", "1"]}
     assert meta["sample_dtype"] == "<f8"
     assert meta["decoder"]["sha256"] == "0" * 64
     assert meta["config"]["dsp"]["hop_samples"] == 10
@@ -162,12 +163,14 @@ def test_sizes_and_channels_from_first_data(tmp_path):
     """A loop that gives no sizes: they come from the first record and block."""
     r = SessionRecorder(tmp_path / "s")
     r.on_start({"scenario": "bare", "sampling_rate_hz": 50.0})
-    dt = cycle_dtype(5, 4, 16)
+    dt = cycle_dtype(5, 4, 16, 2)
     r.on_samples(np.ones((3, 7)), 0)
     r.on_cycle(np.zeros(1, dtype=dt))
     r.on_stop({})
     meta = json.loads((tmp_path / "s" / META_FILE).read_text())
-    assert meta["sizes"] == {"n_features": 5, "n_states": 4, "n_contacts": 16}
+    assert meta["sizes"] == {"n_features": 5, "n_states": 4, "n_contacts": 16, "n_outputs": 2}
+    # outputs nobody named: placeholder names, unknown units
+    assert meta["outputs"] == {"names": ["output0", "output1"], "units": ["", ""]}
     assert meta["channels"]["n_channels"] == 7
 
 
