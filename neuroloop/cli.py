@@ -464,16 +464,13 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def _cmd_limits(args: argparse.Namespace) -> int:
-    from .safety.effective import format_tables, limit_rows, program_rows, resolve_limits
+    from .safety.effective import format_tables, limit_rows, program_rows, scenario_limits
     from .safety.supervisor import check_programs
-    from .stimulation.mapper import build_program_set
+    from .stimulation.programs import build_program_set
 
     scenario = _load_scenario(args)
     programs = build_program_set(scenario.stimulation, scenario.intention_names)
-    resolved = resolve_limits(scenario.safety, scenario_source=scenario.path,
-                              array=programs.array,
-                              stated_area_cm2=scenario.stimulation.contact_area_cm2,
-                              limits_path=args.limits)
+    resolved = scenario_limits(scenario, programs.array, limits_path=args.limits)
     problems = check_programs(resolved.limits, programs)
     if args.json:
         json.dump({"scenario": scenario.name, "array": programs.array.name,

@@ -123,9 +123,9 @@ class ChunkProducer:
         self._read = (slot + 1) % self.depth
         return slot
 
-    def release(self, slot: int) -> None:
-        """Hand ``slot`` back to the producer (after its samples were copied out)."""
-        del slot  # slots are released in the order they were taken
+    def release(self) -> None:
+        """Hand the oldest taken slot back to the producer (after its samples were copied
+        out); slots are released in the order they were taken."""
         self._free.release()
 
     @property

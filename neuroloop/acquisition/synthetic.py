@@ -528,7 +528,7 @@ class SyntheticSource(BaseSource):
             return
         while self._pf_pending:
             self._pf_pending -= 1
-            p.release(-1)
+            p.release()
 
     def _fill_next(self, out: np.ndarray, labels: np.ndarray) -> int:
         """The next ``len(out)`` samples (fewer at the end): the producer thread and read_into."""
@@ -547,7 +547,7 @@ class SyntheticSource(BaseSource):
             if self._release_when_idle and self._pf_pending < p.depth - 1:
                 self._pf_pending += 1  # handed back by idle(), while the reader waits
             else:
-                p.release(self._pf_slot)
+                p.release()
             self._pf_slot = -1
         if self._pf_slot < 0:
             # The generator always produces: a long wait is a bug, never a stall to simulate

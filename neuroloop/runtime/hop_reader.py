@@ -66,6 +66,9 @@ class HopReader:
         self.on_samples = on_samples
         #: paced by the wall clock: a live run whose samples do not arrive on their own
         self.paced = not clock.simulated and not source.paced_by_device
+        #: told when the reader is about to wait (a producer refills then); test doubles
+        #: and wrappers may lack the hook
+        self._idle: Callable[[], None] | None = getattr(source, "idle", None)
         n_ch = source.info.n_channels
         self.hop = np.zeros((self.n_hop, n_ch), dtype=np.float64)
         self.labels = np.full(self.n_hop, NO_LABEL, dtype=np.int8)
@@ -99,9 +102,8 @@ class HopReader:
         """Paced sources: sleep until ``lead_ns`` before the hop's last sample is due (never
         part of a stage)."""
         if self.paced:
-            idle = getattr(self.source, "idle", None)  # test doubles may lack the hook
-            if idle is not None:
-                idle()  # a producer refills while we wait, never while we compute
+            if self._idle is not None:
+                self._idle()  # a producer refills while we wait, never while we compute
             self.clock.sleep_until(
                 self.due_ns(self.next_index + self.n_hop - self._fill - 1) - lead_ns)
 

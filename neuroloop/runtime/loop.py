@@ -231,11 +231,6 @@ class ControlLoop:
         self.status_interval_ns = int(0.25 * _NS)
 
     @property
-    def paced(self) -> bool:
-        """True when the wall clock paces the source (a live run without a device)."""
-        return self.reader.paced
-
-    @property
     def samples_lost(self) -> int:
         return self.reader.samples_lost
 

@@ -217,7 +217,7 @@ class Session:
 
     def __init__(self, scenario: Scenario, options: RunOptions,
                  progress: Progress | None = None) -> None:
-        from ..safety.effective import resolve_limits
+        from ..safety.effective import scenario_limits
         from ..safety.supervisor import SafetySupervisor
 
         self.scenario = scenario
@@ -231,11 +231,9 @@ class Session:
         self.programs: ProgramSet = build_program_set(scenario.stimulation,
                                                       scenario.intention_names)
         check_control(scenario.control, self.programs)  # before anything slow
-        self.resolved_limits = resolve_limits(
-            scenario.safety, scenario_source=scenario.path, array=self.programs.array,
-            stated_area_cm2=scenario.stimulation.contact_area_cm2,
-            limits_path=options.limits_path, limits_table=options.limits_table,
-            limits_table_source="limits recorded in meta.json")
+        self.resolved_limits = scenario_limits(
+            scenario, self.programs.array, limits_path=options.limits_path,
+            limits_table=options.limits_table)
         self.limits = self.resolved_limits.limits
         self.pipeline = build_pipeline(scenario)
         self.calibration: dict[str, Any] = {}

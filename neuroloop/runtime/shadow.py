@@ -88,7 +88,6 @@ class ShadowCycle:
         self.now_ns = 0
         self.supervisor.arm(self.now_ns)
         self._features = self.pipeline.step(self.hop)
-        self.runs = 0
 
     def run(self) -> None:
         """One shadow cycle (the outputs are thrown away).
@@ -106,4 +105,3 @@ class ShadowCycle:
                                           deadline_missed=False)
         self.stimulator.send(command, hop_last_sample=-1)
         self._features = self.pipeline.step(self.hop)
-        self.runs += 1

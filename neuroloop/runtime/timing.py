@@ -14,7 +14,7 @@ strategy            mode                          times and deadline flags
 from __future__ import annotations
 
 import time
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -30,12 +30,9 @@ __all__ = ["CycleTiming", "LiveTiming", "SimulatedTiming", "ReplayTiming", "Outc
            "timing_for"]
 
 
-class Outcome(NamedTuple):
-    """When the command left and whether the cycle met its deadline."""
-
-    sent_ns: int
-    e2e_ns: int
-    missed: bool
+#: ``(sent_ns, e2e_ns, missed)``: when the command left, its end-to-end latency and whether
+#: the cycle missed its deadline (a plain tuple: CPython reuses those, nothing per cycle).
+Outcome = tuple[int, int, bool]
 
 
 class CycleTiming:
@@ -89,7 +86,7 @@ class LiveTiming(CycleTiming):
     def outcome(self, cycle: int, available_ns: int, now_ns: int, compute_ns: int) -> Outcome:
         sent = self.clock.now_ns()
         e2e = sent - available_ns
-        return Outcome(sent, e2e, e2e > self.deadline_ns)
+        return sent, e2e, e2e > self.deadline_ns
 
 
 class SimulatedTiming(CycleTiming):
@@ -100,7 +97,7 @@ class SimulatedTiming(CycleTiming):
         return available_ns
 
     def outcome(self, cycle: int, available_ns: int, now_ns: int, compute_ns: int) -> Outcome:
-        return Outcome(now_ns + compute_ns, compute_ns, compute_ns > self.deadline_ns)
+        return now_ns + compute_ns, compute_ns, compute_ns > self.deadline_ns
 
 
 class ReplayTiming(CycleTiming):
@@ -148,8 +145,8 @@ class ReplayTiming(CycleTiming):
 
     def outcome(self, cycle: int, available_ns: int, now_ns: int, compute_ns: int) -> Outcome:
         rec = self._at(cycle)
-        return Outcome(int(rec["sent_ns"]), int(rec["e2e_ns"]),
-                       bool(rec["flags"] & FLAG_DEADLINE_MISSED))
+        return (int(rec["sent_ns"]), int(rec["e2e_ns"]),
+                bool(rec["flags"] & FLAG_DEADLINE_MISSED))
 
 
 def timing_for(clock: Clock, deadline_ns: int, replay_cycles: CycleRows | None) -> CycleTiming:

@@ -42,7 +42,7 @@ def bench_supervisor(n_hops: int = 5000, warmup_hops: int = 200) -> dict[str, An
     """
     from ..config import load_scenario
     from ..stimulation.command import StimCommand
-    from ..stimulation.mapper import build_program_set
+    from ..stimulation.programs import build_program_set
     from .limits import load_limits
     from .supervisor import SafetySupervisor
     from .validate import validate

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import Scenario
 from ..errors import ConfigError
 from ..stimulation.electrodes import ELECTRODE_CATALOGUE, ElectrodeArray
 from ..stimulation.programs import ProgramSet
@@ -35,7 +36,8 @@ from .limits import (
     tighten,
 )
 
-__all__ = ["ResolvedLimits", "resolve_limits", "limit_rows", "program_rows", "format_tables"]
+__all__ = ["ResolvedLimits", "resolve_limits", "scenario_limits", "limit_rows", "program_rows",
+           "format_tables"]
 
 BUILT_IN = "built-in"
 SCENARIO = "scenario"
@@ -133,6 +135,20 @@ def resolve_limits(safety_table: Mapping[str, Any], *, scenario_source: str,
     if limits.contact_area_cm2 is None:
         sources["contact_area_cm2"] = CATALOGUE
     return ResolvedLimits(limits, array, sources)
+
+
+def scenario_limits(scenario: Scenario, array: ElectrodeArray, *,
+                    limits_path: str | None = None,
+                    limits_table: Mapping[str, Any] | None = None) -> ResolvedLimits:
+    """:func:`resolve_limits` for a scenario: its ``[safety]`` table and its stated area.
+
+    The one place ``neuroloop run`` (the Session) and ``neuroloop limits`` resolve limits, so
+    the table the command shows is the one a run uses.
+    """
+    return resolve_limits(scenario.safety, scenario_source=scenario.path, array=array,
+                          stated_area_cm2=scenario.stimulation.contact_area_cm2,
+                          limits_path=limits_path, limits_table=limits_table,
+                          limits_table_source="limits recorded in meta.json")
 
 
 def _fmt(value: Any) -> str:

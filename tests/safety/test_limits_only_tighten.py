@@ -31,7 +31,7 @@ from neuroloop.safety.limits import (
     tighten,
 )
 from neuroloop.stimulation.electrodes import electrode_array
-from neuroloop.stimulation.mapper import build_program_set
+from neuroloop.stimulation.programs import build_program_set
 
 _WRONG_TYPES = ("1.5", "inf", True, False, [1.0], {"a": 1.0})
 _ABSURD = (0, 0.0, -1, -1.0, math.nan, math.inf, -math.inf, 1e308, -1e308, 1e-300, 10**400)

@@ -267,7 +267,7 @@ def test_bsi_programs_run_untouched_with_default_limits():
     request at full confidence goes through unchanged."""
     from neuroloop.config import load_scenario
     from neuroloop.safety import load_limits
-    from neuroloop.stimulation.mapper import build_program_set
+    from neuroloop.stimulation.programs import build_program_set
 
     sc = load_scenario("bsi")
     ps = build_program_set(sc.stimulation, sc.intention_names)
