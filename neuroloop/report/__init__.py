@@ -1,0 +1,1 @@
+"""Figures and reports made from recordings, summaries and result tables (matplotlib, Agg)."""
