@@ -16,8 +16,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import _checks as B
-from .errors import ConfigError, NeuroloopError
+from .. import _checks as B
+from ..errors import ConfigError, NeuroloopError
 
 __all__ = ["main"]
 
@@ -143,6 +143,8 @@ def _build_parser() -> _Parser:
     exp.add_argument("--edf", required=True, metavar="FILE", help="EDF+ file to write")
 
     sub.add_parser("scenarios", help="list the shipped scenarios")
+    for module in _command_modules():
+        module.register(sub)
 
     lim = sub.add_parser("limits", help="show a scenario's effective safety limits",
                          description="Print every safety limit of a scenario with its value and "
@@ -163,7 +165,7 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return f"neuroloop {__version__}"
 
@@ -171,7 +173,7 @@ def _version() -> str:
 def _load_scenario(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
-    from .config import load_scenario
+    from ..config import load_scenario
 
     # --config is always a file (a Path), --scenario a preset name (or a file by its look).
     return load_scenario(Path(args.config) if args.config else args.scenario or "bsi")
@@ -179,7 +181,7 @@ def _load_scenario(args: argparse.Namespace) -> Any:
 
 # -- run -------------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .runtime.session import RunOptions, Session, summary_json
+    from ..runtime.session import RunOptions, Session, summary_json
 
     scenario = _load_scenario(args)
     if args.fast:  # a simulated run must finish: bounded simulated time and cycle count
@@ -193,26 +195,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     link = None
     extra_meta: dict[str, Any] = {}
     if args.record:  # lets the reader tell an edited meta.json config from the one that ran
-        from .io.format import config_sha256
+        from ..io.format import config_sha256
 
         extra_meta["config_sha256"] = config_sha256(scenario.raw)
     if args.inject:
-        from .runtime.inject import parse_injections
+        from ..runtime.inject import parse_injections
 
         injections = parse_injections(args.inject)
         extra_meta["inject"] = list(args.inject)
     else:
         injections = []
     if args.record:
-        from .io.recorder import SessionRecorder
-        from .runtime.session import check_new_recording_dir
+        from ..io.recorder import SessionRecorder
+        from ..runtime.session import check_new_recording_dir
 
         check_new_recording_dir(args.record)
         _check_writable_dir(args.record)  # before calibrating, not after
         listeners.append(SessionRecorder(args.record))
     source_url = args.source
     if args.device:
-        from .link.device import open_device_link
+        from ..link.device import open_device_link
 
         link = open_device_link(args.device, key_file=args.key_file, baudrate=args.baud)
         source_url = args.device
@@ -229,7 +231,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.record:
             session.save_decoder(args.record)
         if injections:  # the device link's safety inputs are the session's own
-            from .runtime.inject import build_hooks
+            from ..runtime.inject import build_hooks
 
             options.hooks = build_hooks(injections, session)
         source = link.source if link is not None else None
@@ -378,7 +380,7 @@ def _format_link(k: dict[str, Any]) -> list[str]:
 
 # -- train -----------------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .runtime.session import build_pipeline, train_decoder
+    from ..runtime.session import build_pipeline, train_decoder
 
     scenario = _load_scenario(args)
     if args.duration:
@@ -403,14 +405,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 # -- bench -----------------------------------------------------------------------------------
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import format_bench, run_bench, workload_names
+    from ..bench import format_bench, run_bench, workload_names
 
     known = workload_names()
     for w in args.workloads:
         if w not in known:
             raise ConfigError(f"unknown workload {w!r}; use one of: {', '.join(known)}")
     progress = (lambda m: None) if args.json else (lambda m: _eprint(f"neuroloop: {m}"))
-    from .realtime import enter_realtime, leave_realtime
+    from ..realtime import enter_realtime, leave_realtime
 
     rt = None if args.no_rt else enter_realtime()
     try:
@@ -428,8 +430,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 # -- replay / export -------------------------------------------------------------------------
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from .errors import RecordingError
-    from .io.replay import replay_recording
+    from ..errors import RecordingError
+    from ..io.replay import replay_recording
 
     try:
         return replay_recording(args.directory, decoder_path=args.decoder,
@@ -448,7 +450,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .io.edf import export_edf
+    from ..io.edf import export_edf
 
     export_edf(args.directory, args.edf)
     sys.stdout.write(f"wrote {args.edf}\n")
@@ -456,7 +458,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_scenarios(args: argparse.Namespace) -> int:
-    from .config import load_scenario, scenario_names
+    from ..config import load_scenario, scenario_names
 
     for name in scenario_names():
         sys.stdout.write(f"{name:10s} {load_scenario(name).description}\n")
@@ -464,9 +466,9 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def _cmd_limits(args: argparse.Namespace) -> int:
-    from .safety.effective import format_tables, limit_rows, program_rows, scenario_limits
-    from .safety.supervisor import check_programs
-    from .stimulation.programs import build_program_set
+    from ..safety.effective import format_tables, limit_rows, program_rows, scenario_limits
+    from ..safety.supervisor import check_programs
+    from ..stimulation.programs import build_program_set
 
     scenario = _load_scenario(args)
     programs = build_program_set(scenario.stimulation, scenario.intention_names)
@@ -486,6 +488,19 @@ def _cmd_limits(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Commands that live in their own module, ``neuroloop/cli/<module>.py``. Each module defines
+#: ``register(sub)``, which adds its sub-parser(s) (``parser_class`` is the one-line-error
+#: parser), and ``COMMANDS``, a dict of command name -> ``fn(args) -> exit code``. Heavy imports
+#: stay inside the command functions, so ``neuroloop --help`` stays fast.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _command_modules() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(f"{__name__}.{m}") for m in _COMMAND_MODULES]
+
+
 _COMMANDS = {"limits": _cmd_limits, "run": _cmd_run, "train": _cmd_train, "bench": _cmd_bench,
              "replay": _cmd_replay, "export": _cmd_export, "scenarios": _cmd_scenarios}
 
@@ -497,8 +512,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    commands = dict(_COMMANDS)
+    for module in _command_modules():
+        commands.update(module.COMMANDS)
     try:
-        return _COMMANDS[args.command](args)
+        return commands[args.command](args)
     except NeuroloopError as exc:
         # one line, whatever a path or value in the message holds
         _eprint(f"neuroloop: error: {' '.join(str(exc).splitlines())}")

@@ -1,0 +1,5 @@
+"""``python -m neuroloop.cli``."""
+
+from . import main
+
+raise SystemExit(main())
