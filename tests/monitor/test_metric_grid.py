@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from neuroloop.report.metric_grid import metric_grid_png
+from neuroloop.monitor.metric_grid import metric_grid_png
 
 
 def test_writes_a_png_with_one_bar_per_decoder_and_recording(tmp_path):

@@ -1,1 +1,0 @@
-"""Figures and reports made from recordings, summaries and result tables (matplotlib, Agg)."""
