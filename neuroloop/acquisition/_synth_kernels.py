@@ -13,9 +13,9 @@ Signal synthesis
     :func:`synth_block` advances the patient model by ``n`` samples: for every source a
     white deviate goes through that source's SOS cascade (direct form II transposed, exactly
     the recursion of ``scipy.signal.sosfilt``; the states are carried across calls), is
-    scaled by a smoothed task envelope and is scattered onto channels through a sparse
+    scaled by a smoothed task envelope and is gathered by the channels through a sparse
     (CSR) lead field; line noise and artifacts are added and the result clipped at the
-    amplifier rail.
+    amplifier rail. Within a sample the sources are processed as vectors (SIMD).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from .._jit import jit
 __all__ = [
     "ZIG_LAYERS", "ZIG_R", "ZIG_V", "ziggurat_tables", "xoshiro_seed_state",
     "splitmix64", "ARTIFACT_SPIKE", "ARTIFACT_SATURATION", "ARTIFACT_FLAT",
-    "xoshiro_fill", "normal_fill", "fill_labels", "synth_block",
+    "xoshiro_fill", "normal_fill", "fill_labels", "synth_block", "pack_sections",
+    "lead_field_by_channel",
 ]
 
 _MASK64 = (1 << 64) - 1
@@ -188,18 +189,50 @@ def xoshiro_fill(state: np.ndarray, out: np.ndarray) -> None:
 
 
 @jit
-def normal_fill(state: np.ndarray, out: np.ndarray) -> None:
-    """Fill ``out`` (float64, 1-D) with standard normal deviates; advances ``state``."""
-    zx = _ZIG_X
-    zr = _ZIG_RATIO
+def _normals_into(state: np.ndarray, out: np.ndarray, zx: np.ndarray, zr: np.ndarray) -> None:
+    """Fill ``out`` (float64, 1-D) with standard normal deviates; advances ``state``.
+
+    The xoshiro state lives in registers for the whole fill (a load and a store per draw
+    would put a store-to-load round trip on the generator's dependency chain); it goes back
+    to ``state`` around the rare slow path, which draws through the array.
+    """
+    s0 = state[0]
+    s1 = state[1]
+    s2 = state[2]
+    s3 = state[3]
     for k in range(out.shape[0]):
-        bits = _next_u64(state)
+        bits = _rotl(s1 * np.uint64(5), np.uint64(7)) * np.uint64(9)
+        t = s1 << np.uint64(17)
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = _rotl(s3, np.uint64(45))
         u = 2.0 * (float(np.int64(bits >> np.uint64(11))) * _TWO_M53) - 1.0
         i = np.int64(bits & np.uint64(0xFF))
         if abs(u) < zr[i]:
             out[k] = u * zx[i]
         else:
+            state[0] = s0
+            state[1] = s1
+            state[2] = s2
+            state[3] = s3
             out[k] = _normal_slow(state, u, i, zx, zr)
+            s0 = state[0]
+            s1 = state[1]
+            s2 = state[2]
+            s3 = state[3]
+    state[0] = s0
+    state[1] = s1
+    state[2] = s2
+    state[3] = s3
+
+
+@jit
+def normal_fill(state: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out`` (float64, 1-D) with standard normal deviates; advances ``state``."""
+    _normals_into(state, out, _ZIG_X, _ZIG_RATIO)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,6 +275,54 @@ def _update_targets(seg: int, states: np.ndarray, strengths: np.ndarray,
         target[src] = math.exp(g * logmod[st, src])
 
 
+def pack_sections(sos: np.ndarray, n_sections: np.ndarray) -> np.ndarray:
+    """Source filters in the layout :func:`synth_block` vectorises over.
+
+    Parameters
+    ----------
+    sos : ndarray, shape (n_sources, max_sections, 6)
+        Per-source SOS cascades (``a0 == 1``).
+    n_sections : ndarray, shape (n_sources,)
+        Sections in use per source.
+
+    Returns
+    -------
+    ndarray, shape (max_sections, 6, n_sources)
+        Coefficient-major, source-contiguous; unused sections are the identity
+        ``[1, 0, 0, 1, 0, 0]`` (``y = x + z0`` with ``z0`` and ``z1`` staying zero, so the
+        result is exactly that of skipping the section).
+    """
+    n_src, max_sec, _ = sos.shape
+    packed = np.zeros((max_sec, 6, n_src))
+    packed[:, 0, :] = 1.0
+    packed[:, 3, :] = 1.0
+    for src in range(n_src):
+        for sec in range(int(n_sections[src])):
+            packed[sec, :, src] = sos[src, sec]
+    return packed
+
+
+def lead_field_by_channel(mix_ptr: np.ndarray, mix_ch: np.ndarray, mix_w: np.ndarray,
+                          n_channels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The source-major CSR lead field transposed to channel-major (gather form).
+
+    Within a channel the entries keep their source order, so a channel sums its sources in
+    exactly the order the source-major scatter would add them.
+
+    Returns
+    -------
+    ptr : ndarray, shape (n_channels + 1,), int64
+    src : ndarray, shape (nnz,), int64
+    w : ndarray, shape (nnz,), float64
+    """
+    src_of = np.repeat(np.arange(mix_ptr.shape[0] - 1), np.diff(mix_ptr))
+    order = np.argsort(mix_ch, kind="stable")
+    counts = np.bincount(mix_ch, minlength=n_channels)
+    ptr = np.zeros(n_channels + 1, np.int64)
+    ptr[1:] = np.cumsum(counts)
+    return ptr, src_of[order].astype(np.int64), np.ascontiguousarray(mix_w[order])
+
+
 @jit
 def synth_block(
     n: int,
@@ -254,15 +335,14 @@ def synth_block(
     cursor: np.ndarray,
     rng: np.ndarray,
     sos: np.ndarray,
-    n_sections: np.ndarray,
     zi: np.ndarray,
     logmod: np.ndarray,
     env: np.ndarray,
     target: np.ndarray,
     env_alpha: float,
-    mix_ptr: np.ndarray,
-    mix_ch: np.ndarray,
-    mix_w: np.ndarray,
+    lf_ptr: np.ndarray,
+    lf_src: np.ndarray,
+    lf_w: np.ndarray,
     line_hz: np.ndarray,
     line_a: np.ndarray,
     line_b: np.ndarray,
@@ -275,8 +355,16 @@ def synth_block(
     ev_tau: np.ndarray,
     ev_w: np.ndarray,
     ev_hold: np.ndarray,
+    scratch: np.ndarray,
 ) -> None:
     """Generate samples ``first_index .. first_index + n - 1`` into ``out[:n]``, ``labels[:n]``.
+
+    Sample-major, like the stream; within a sample the sources are processed as vectors
+    (the deviates of all sources, then each filter section over all sources, the envelopes,
+    then each channel gathers its sources), so the compiler can use SIMD across sources.
+    Every value is computed by the same IEEE operations in the same order as the scalar
+    recursion (no reassociation, no fused multiply-add), so the output does not depend on
+    the vector width or on how the caller cuts the stream into blocks.
 
     Parameters
     ----------
@@ -294,12 +382,12 @@ def synth_block(
         ``[segment, first unfinished artifact, segment the targets were computed for]``;
         start with ``[0, 0, -1]``.
     rng : ndarray, shape (4,), uint64
-        xoshiro256** state (advanced in place).
-    sos : ndarray, shape (n_sources, max_sections, 6)
-        Per-source SOS cascade (``a0 == 1``), as ``scipy.signal`` designs it.
-    n_sections : ndarray, shape (n_sources,), int64
-        Sections in use per source (0 = white source).
-    zi : ndarray, shape (n_sources, max_sections, 2)
+        xoshiro256** state (advanced in place); one deviate per source per sample, drawn
+        sample-major, then source by source.
+    sos : ndarray, shape (max_sections, 6, n_sources)
+        Per-source SOS cascades packed by :func:`pack_sections` (``a0 == 1``; identity
+        sections where a source has fewer).
+    zi : ndarray, shape (max_sections, 2, n_sources)
         Direct-form-II-transposed filter states (updated in place).
     logmod : ndarray, shape (n_states, n_sources)
         Natural log of each source's amplitude factor in each state (0 = unmodulated).
@@ -307,9 +395,10 @@ def synth_block(
         Current envelope and its target (``exp(strength * logmod[state])``), in place.
     env_alpha : float
         One-pole smoothing coefficient of the envelope per sample.
-    mix_ptr, mix_ch, mix_w : ndarray
-        CSR lead field: source ``s`` adds ``mix_w[j] * signal`` to channel ``mix_ch[j]`` for
-        ``j`` in ``mix_ptr[s] .. mix_ptr[s + 1] - 1`` (microvolts per unit source).
+    lf_ptr, lf_src, lf_w : ndarray
+        Channel-major CSR lead field (:func:`lead_field_by_channel`): channel ``c`` adds
+        ``lf_w[j] * signal[lf_src[j]]`` for ``j`` in ``lf_ptr[c] .. lf_ptr[c + 1] - 1``
+        (microvolts per unit source).
     line_hz : ndarray, shape (n_harmonics,)
         Frequencies of the mains components.
     line_a, line_b : ndarray, shape (n_harmonics, n_channels)
@@ -326,8 +415,11 @@ def synth_block(
         Per-channel weight of each artifact (0 = channel untouched).
     ev_hold : ndarray, shape (n_events, n_channels)
         Value a flat channel holds (written at the artifact's onset).
+    scratch : ndarray, shape (2, n_sources), float64
+        Work space (the sources' signal of the current sample).
     """
-    n_src = sos.shape[0]
+    n_sec = sos.shape[0]
+    n_src = sos.shape[2]
     n_ch = out.shape[1]
     n_seg = onsets.shape[0]
     n_ev = ev_onset.shape[0]
@@ -335,6 +427,7 @@ def synth_block(
     two_pi = 2.0 * math.pi
     zx = _ZIG_X
     zr = _ZIG_RATIO
+    xv = scratch[0]
     seg = cursor[0]
     while seg > 0 and onsets[seg] > first_index:
         seg -= 1
@@ -347,7 +440,29 @@ def synth_block(
             cursor[2] = seg
         labels[k] = states[seg]
 
-        # mains interference (phase is a function of the absolute sample index only)
+        # sources: white deviate -> SOS cascade -> task envelope (vectors over sources)
+        _normals_into(rng, xv, zx, zr)
+        for sec in range(n_sec):
+            b0 = sos[sec, 0]
+            b1 = sos[sec, 1]
+            b2 = sos[sec, 2]
+            a1 = sos[sec, 4]
+            a2 = sos[sec, 5]
+            z0 = zi[sec, 0]
+            z1 = zi[sec, 1]
+            for src in range(n_src):
+                x = xv[src]
+                y = b0[src] * x + z0[src]
+                z0[src] = b1[src] * x - a1[src] * y + z1[src]
+                z1[src] = b2[src] * x - a2[src] * y
+                xv[src] = y
+        for src in range(n_src):
+            e = env[src] + env_alpha * (target[src] - env[src])
+            env[src] = e
+            xv[src] = xv[src] * e
+
+        # mains interference (phase is a function of the absolute sample index only), then
+        # each channel gathers its sources in source order
         for ch in range(n_ch):
             out[k, ch] = 0.0
         for h in range(n_harm):
@@ -356,26 +471,11 @@ def synth_block(
             cs = math.cos(phase)
             for ch in range(n_ch):
                 out[k, ch] += line_a[h, ch] * sn + line_b[h, ch] * cs
-
-        # sources: white deviate -> SOS cascade -> task envelope -> lead field
-        for src in range(n_src):
-            bits = _next_u64(rng)
-            u = 2.0 * (float(np.int64(bits >> np.uint64(11))) * _TWO_M53) - 1.0
-            zi_layer = np.int64(bits & np.uint64(0xFF))
-            if abs(u) < zr[zi_layer]:
-                x = u * zx[zi_layer]
-            else:
-                x = _normal_slow(rng, u, zi_layer, zx, zr)
-            for sec in range(n_sections[src]):
-                y = sos[src, sec, 0] * x + zi[src, sec, 0]
-                zi[src, sec, 0] = sos[src, sec, 1] * x - sos[src, sec, 4] * y + zi[src, sec, 1]
-                zi[src, sec, 1] = sos[src, sec, 2] * x - sos[src, sec, 5] * y
-                x = y
-            e = env[src] + env_alpha * (target[src] - env[src])
-            env[src] = e
-            v = x * e
-            for j in range(mix_ptr[src], mix_ptr[src + 1]):
-                out[k, mix_ch[j]] += mix_w[j] * v
+        for ch in range(n_ch):
+            acc = out[k, ch]
+            for j in range(lf_ptr[ch], lf_ptr[ch + 1]):
+                acc += lf_w[j] * xv[lf_src[j]]
+            out[k, ch] = acc
 
         # artifacts
         ev = cursor[1]
