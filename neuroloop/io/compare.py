@@ -185,8 +185,9 @@ def _mismatch(a: np.ndarray, b: np.ndarray, rule: FieldRule | None = None) -> np
         if rule is not None and rule.mode == CLOSE:
             with np.errstate(invalid="ignore", over="ignore"):
                 bound = rule.abs_tol + rule.rel_tol * np.maximum(np.abs(a), np.abs(b))
-                ne = ~(np.abs(a - b) <= bound)  # a NaN difference is a mismatch ...
-            ne &= ~(a == b)  # ... except the same infinity
+                ne = ~(np.abs(a - b) <= bound)  # a NaN difference is a mismatch
+            ne |= ~(np.isfinite(a) & np.isfinite(b))  # an infinity is near nothing ...
+            ne &= ~(a == b)  # ... but itself
         else:
             ne = (a != b) | (np.signbit(a) != np.signbit(b))
         ne &= ~(np.isnan(a) & np.isnan(b))
