@@ -72,6 +72,9 @@ class RecordingCheck:
         Sizes after ``accept`` (the baseline's is a few percent of the recording's).
     summary : dict
         The replay's run summary (``neuroloop run --json`` keys).
+    worker_pid : int
+        The process that ran the check (a corpus counts how the recordings spread over its
+        workers).
     """
 
     path: str
@@ -89,6 +92,7 @@ class RecordingCheck:
     baseline_bytes: int | None = None
     recording_bytes: int | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    worker_pid: int = field(default_factory=os.getpid)
 
     @property
     def first_divergence(self) -> str:
@@ -140,7 +144,7 @@ class RecordingCheck:
         """JSON-ready (strict JSON: non-finite numbers as strings)."""
         body = {k: getattr(self, k) for k in (
             "path", "status", "against", "cycles", "check", "explain", "error", "baseline_path",
-            "baseline_bytes", "recording_bytes")}
+            "baseline_bytes", "recording_bytes", "worker_pid")}
         body["wall_s"] = round(self.wall_s, 3)
         body["cpu_s"] = round(self.cpu_s, 3)
         body["summary"] = {k: self.summary[k] for k in _SUMMARY_KEYS if k in self.summary}

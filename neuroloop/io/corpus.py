@@ -8,6 +8,7 @@ process pool - or in-process with one job. A Dask sweep schedules the same funct
 
 from __future__ import annotations
 
+import collections
 import glob
 import multiprocessing
 import os
@@ -25,8 +26,12 @@ from .format import META_FILE
 
 __all__ = ["find_recordings", "run_corpus", "CorpusTotal", "available_cpus"]
 
-#: Modules the pool's fork server imports once, so every worker starts with them loaded.
-_PRELOAD = ["neuroloop.io.check", "neuroloop.io.replay", "neuroloop.runtime.session"]
+#: Modules the pool's fork server imports once, so every worker starts with them loaded (what
+#: a replay imports lazily: SciPy's signal and stats through the DSP are most of it).
+_PRELOAD = ["neuroloop.io.check", "neuroloop.io.replay", "neuroloop.io.compare",
+            "neuroloop.io.baseline", "neuroloop.io.replay_source", "neuroloop.runtime.session",
+            "neuroloop.runtime.inject", "neuroloop.dsp", "neuroloop.decoders",
+            "neuroloop.control.program_per_state", "neuroloop.safety.effective"]
 
 
 def available_cpus() -> int:
@@ -103,6 +108,8 @@ class CorpusTotal:
     wall_s: float
     cpu_s: float
     workers: int
+    #: recordings each worker process ran (most first): both cores used means two entries
+    per_worker: tuple[int, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -116,21 +123,26 @@ class CorpusTotal:
                                                (self.errors, "could not be replayed")) if n]
         return (f"total: {self.recordings} recording{'s' if self.recordings != 1 else ''}: "
                 f"{', '.join(parts) or 'none'}; {self.wall_s:.1f} s wall, {self.cpu_s:.1f} s CPU "
-                f"on {self.workers} worker{'s' if self.workers != 1 else ''}")
+                f"on {self.workers} worker{'s' if self.workers != 1 else ''}"
+                + (f" ({' + '.join(map(str, self.per_worker))} recordings)"
+                   if len(self.per_worker) > 1 else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {"recordings": self.recordings, "identical": self.identical,
                 "diverged": self.diverged, "errors": self.errors, "accepted": self.accepted,
                 "wall_s": round(self.wall_s, 3), "cpu_s": round(self.cpu_s, 3),
-                "workers": self.workers, "exit_code": self.exit_code}
+                "workers": self.workers, "per_worker": list(self.per_worker),
+                "exit_code": self.exit_code}
 
 
 def _total(results: Sequence[RecordingCheck], wall_s: float, workers: int) -> CorpusTotal:
     def count(status: str) -> int:
         return sum(r.status == status for r in results)
 
+    spread = collections.Counter(r.worker_pid for r in results)
     return CorpusTotal(len(results), count(IDENTICAL), count(DIVERGED), count(ERROR),
-                       count(ACCEPTED), wall_s, sum(r.cpu_s for r in results), workers)
+                       count(ACCEPTED), wall_s, sum(r.cpu_s for r in results), workers,
+                       tuple(n for _, n in spread.most_common()))
 
 
 def run_corpus(paths: Sequence[str], task: Callable[[str], RecordingCheck], *,
