@@ -42,6 +42,17 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _context() -> Any:
+    """A fork server that has imported :data:`_PRELOAD` (workers fork from it warm, and no
+    thread of the caller is forked); plain spawn where there is no fork server (Windows)."""
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+    except ValueError:  # pragma: no cover - not POSIX
+        return multiprocessing.get_context("spawn")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
 def _recordings_below(root: Path) -> list[str]:
     """Recording directories (holding meta.json) at or below ``root``, sorted; a recording's
     own subdirectories are not searched."""
@@ -179,9 +190,7 @@ def run_corpus(paths: Sequence[str], task: Callable[[str], RecordingCheck], *,
             results[i] = task(p)
             emit()
     else:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
             futures = {pool.submit(task, p): i for i, p in enumerate(paths)}
             for fut in as_completed(futures):
                 i = futures[fut]
