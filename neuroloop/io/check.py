@@ -167,6 +167,24 @@ def recording_bytes(directory: str | os.PathLike[str]) -> int:
     return total
 
 
+def _chosen_baseline(path: str | os.PathLike[str], baseline: str) -> Path | None:
+    """The baseline file ``--check`` compares with (None: the recording's own decisions)."""
+    from .baseline import BASELINE_FILE
+
+    own = Path(path) / BASELINE_FILE
+    if baseline == "recording":
+        return None
+    if baseline == "auto":
+        return own if own.exists() else None
+    if baseline == "required":
+        if not own.exists():
+            raise RecordingError(f"{path} has no {BASELINE_FILE}; accept one with `neuroloop "
+                                 f"replay {path} --accept` (or check against the recording with "
+                                 "--against recording)")
+        return own
+    return Path(baseline)
+
+
 def run_check(path: str | os.PathLike[str], tolerances: Tolerances | str | None = None,
               baseline: str = "auto", *, decoder_path: str | None = None,
               config_path: str | None = None, explain: bool = False,
@@ -175,91 +193,91 @@ def run_check(path: str | os.PathLike[str], tolerances: Tolerances | str | None 
     """:func:`check_recording` (or, with ``accept``, :func:`accept_recording`) that raises
     :class:`~neuroloop.errors.NeuroloopError` instead of returning an ``error`` result (for
     the single-recording command, which reports it as one line and exit 2)."""
-    from .baseline import (
-        BASELINE_FILE,
-        Baseline,
-        BaselineCollector,
-        baseline_meta,
-        diff_baselines,
-        load_baseline,
-        recording_fingerprint,
-    )
-    from .compare import ReplayChecker, compare_cycles, compare_events, replay_check_report
+    from .baseline import BaselineCollector, load_baseline, recording_fingerprint
+    from .compare import ReplayChecker
     from .reader import open_recording
     from .replay import _replay
 
     t0, c0 = time.perf_counter(), time.process_time()
     tol = load_tolerances(tolerances)
-    recording = open_recording(path)
-    own = Path(path) / BASELINE_FILE
-    if baseline in ("auto", "required"):
-        chosen: Path | None = own if (own.exists() or baseline == "required") else None
-        if baseline == "required" and not own.exists():
-            raise RecordingError(f"{path} has no {BASELINE_FILE}; accept one with `neuroloop "
-                                 f"replay {path} --accept` (or check against the recording with "
-                                 "--against recording)")
-    elif baseline == "recording":
-        chosen = None
-    else:
-        chosen = Path(baseline)
-    if accept:
-        chosen = None
-    fingerprint = recording_fingerprint(recording) if (chosen is not None or accept) else None
-    reference = (load_baseline(chosen, recording=recording, fingerprint=fingerprint)
-                 if chosen is not None else None)
-    checker = ReplayChecker(recording, tolerances=tol) if reference is None and not accept \
-        else None
-    collector = BaselineCollector() if (reference is not None or explain or accept) else None
-    listeners: list[Any] = [x for x in (checker, collector) if x is not None]
-    _, summary = _replay(Path(path), decoder_path=decoder_path, config_path=config_path,
-                         listeners=listeners, progress=progress)
-    result = RecordingCheck(str(path), IDENTICAL, cycles=int(summary.get("cycles", 0)),
-                            summary=summary)
-    if accept:
-        assert collector is not None and fingerprint is not None
-        new = collector.baseline(baseline_meta(recording, fingerprint, decoder_path))
-        try:  # what the acceptance changes, for the reviewer
-            before = load_baseline(own, recording=recording, fingerprint=fingerprint) \
-                if own.exists() else Baseline.from_recording(recording)
-        except RecordingError:  # an unreadable old baseline is replaced, not compared
-            before = Baseline.from_recording(recording)
-        size = new.save(own)
-        change = diff_baselines(before, new, tol, labels=(
-            str(before.path) if before.path else f"{path} (recorded live)", str(own)))
-        result.status, result.against = ACCEPTED, "-"
-        result.baseline_path, result.baseline_bytes = str(own), size
-        result.recording_bytes = recording_bytes(path)
-        result.explain, result.explain_text = change.to_dict(), change.format()
-    else:
-        current = None if collector is None else collector.baseline(
-            {"intention_names": list(recording.intention_names),
-             "output_names": list(recording.output_names)})
-        if reference is not None:
-            assert current is not None
-            result.against, result.baseline_path = reference.describe(), str(chosen)
-            diff = compare_cycles(reference.cycles, current.cycles, tolerances=tol,
-                                  output_names=recording.output_names)
-            events = compare_events(reference.events, current.events, tolerances=tol)
+    with open_recording(path) as recording:
+        chosen = None if accept else _chosen_baseline(path, baseline)
+        fingerprint = recording_fingerprint(recording) if (chosen or accept) else None
+        reference = (load_baseline(chosen, recording=recording, fingerprint=fingerprint)
+                     if chosen is not None else None)
+        checker = (ReplayChecker(recording, tolerances=tol)
+                   if reference is None and not accept else None)
+        collector = BaselineCollector() if (reference is not None or explain or accept) \
+            else None
+        _, summary = _replay(Path(path), decoder_path=decoder_path, config_path=config_path,
+                             listeners=[x for x in (checker, collector) if x is not None],
+                             progress=progress)
+        result = RecordingCheck(str(path), IDENTICAL, cycles=int(summary.get("cycles", 0)),
+                                summary=summary)
+        if accept:
+            assert collector is not None and fingerprint is not None
+            _accept(result, recording, collector, fingerprint, tol, decoder_path)
         else:
-            assert checker is not None
-            result.against = "the recording"
-            diff, events = checker.result(), checker.event_result()
-        diff.reference = result.against
-        report = replay_check_report(diff, events)
-        report["against"] = result.against
-        result.check = report
-        if not report["identical"]:
-            result.status = DIVERGED
-            result.detail = diff.format() + ("" if events.identical else "\n" + events.format())
-            if explain and current is not None:
-                before = reference if reference is not None else \
-                    Baseline.from_recording(recording)
-                change = diff_baselines(before, current, tol, labels=(
-                    result.against, f"this replay of {path}"))
-                result.explain, result.explain_text = change.to_dict(), change.format()
+            _compare(result, recording, checker, collector, reference, tol, explain)
     result.wall_s = time.perf_counter() - t0
     result.cpu_s = time.process_time() - c0
     return result
+
+
+def _accept(result: RecordingCheck, recording: Any, collector: Any, fingerprint: str,
+            tol: Tolerances, decoder_path: str | None) -> None:
+    """Write the replay's decisions as the recording's baseline; explain what that changes
+    against the previous baseline (or against the decisions recorded live)."""
+    from .baseline import BASELINE_FILE, Baseline, baseline_meta, diff_baselines, load_baseline
+
+    own = Path(result.path) / BASELINE_FILE
+    new = collector.baseline(baseline_meta(recording, fingerprint, decoder_path))
+    try:
+        before = load_baseline(own, recording=recording, fingerprint=fingerprint) \
+            if own.exists() else Baseline.from_recording(recording)
+    except RecordingError:  # an unreadable old baseline is replaced, not compared
+        before = Baseline.from_recording(recording)
+    size = new.save(own)
+    change = diff_baselines(before, new, tol, labels=(
+        str(before.path) if before.path else f"{result.path} (recorded live)", str(own)))
+    result.status, result.against = ACCEPTED, "-"
+    result.baseline_path, result.baseline_bytes = str(own), size
+    result.recording_bytes = recording_bytes(result.path)
+    result.explain, result.explain_text = change.to_dict(), change.format()
+
+
+def _compare(result: RecordingCheck, recording: Any, checker: Any, collector: Any,
+             reference: Any, tol: Tolerances, explain: bool) -> None:
+    """Fill ``result`` with the comparison of the replay with ``reference`` (a baseline) or,
+    without one, with the recording (``checker`` compared while the replay ran)."""
+    from .baseline import Baseline, diff_baselines
+    from .compare import compare_cycles, compare_events, replay_check_report
+
+    current = None if collector is None else collector.baseline(
+        {"intention_names": list(recording.intention_names),
+         "output_names": list(recording.output_names)})
+    if reference is not None:
+        assert current is not None
+        result.against, result.baseline_path = reference.describe(), str(reference.path)
+        diff = compare_cycles(reference.cycles, current.cycles, tolerances=tol,
+                              output_names=recording.output_names)
+        events = compare_events(reference.events, current.events, tolerances=tol)
+    else:
+        result.against = "the recording"
+        diff, events = checker.result(), checker.event_result()
+    diff.reference = result.against
+    report = replay_check_report(diff, events)
+    report["against"] = result.against
+    result.check = report
+    if report["identical"]:
+        return
+    result.status = DIVERGED
+    result.detail = diff.format() + ("" if events.identical else "\n" + events.format())
+    if explain and current is not None:
+        before = reference if reference is not None else Baseline.from_recording(recording)
+        change = diff_baselines(before, current, tol, labels=(
+            result.against, f"this replay of {result.path}"))
+        result.explain, result.explain_text = change.to_dict(), change.format()
 
 
 def _guarded(path: str | os.PathLike[str], **kw: Any) -> RecordingCheck:
