@@ -129,15 +129,6 @@ def _build_parser() -> _Parser:
                        "for both paths alike)")
     bench.add_argument("--json", action="store_true")
 
-    rep = sub.add_parser("replay", help="replay a recording through the current pipeline")
-    rep.add_argument("directory", metavar="DIR")
-    rep.add_argument("--decoder", metavar="FILE", help="decoder file (default: the recorded one "
-                     "when it was saved in the recording)")
-    rep.add_argument("--config", metavar="FILE", help="scenario file (default: the recorded one)")
-    rep.add_argument("--check", action="store_true",
-                     help="compare every cycle with the recording; exit 1 on divergence")
-    rep.add_argument("--json", action="store_true")
-
     exp = sub.add_parser("export", help="export a recording")
     exp.add_argument("directory", metavar="DIR")
     exp.add_argument("--edf", required=True, metavar="FILE", help="EDF+ file to write")
@@ -428,27 +419,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- replay / export -------------------------------------------------------------------------
-def _cmd_replay(args: argparse.Namespace) -> int:
-    from ..errors import RecordingError
-    from ..io.replay import replay_recording
-
-    try:
-        return replay_recording(args.directory, decoder_path=args.decoder,
-                                config_path=args.config, check=args.check, as_json=args.json,
-                                progress=(lambda m: None) if args.json
-                                else (lambda m: _eprint(f"neuroloop: {m}")))
-    except (NeuroloopError, KeyboardInterrupt, BrokenPipeError):
-        raise
-    except Exception as exc:  # exit 1 means a divergence and nothing else: any failure is 2
-        if os.environ.get("NEUROLOOP_DEBUG"):
-            raise
-        raise RecordingError(
-            f"replay of {args.directory} failed ({type(exc).__name__}: {exc}); the recording "
-            "is probably corrupt: re-record it (NEUROLOOP_DEBUG=1 shows the traceback; please "
-            "report it)") from None
-
-
+# -- export (replay lives in replay.py) ------------------------------------------------------
 def _cmd_export(args: argparse.Namespace) -> int:
     from ..io.edf import export_edf
 
@@ -492,7 +463,7 @@ def _cmd_limits(args: argparse.Namespace) -> int:
 #: ``register(sub)``, which adds its sub-parser(s) (``parser_class`` is the one-line-error
 #: parser), and ``COMMANDS``, a dict of command name -> ``fn(args) -> exit code``. Heavy imports
 #: stay inside the command functions, so ``neuroloop --help`` stays fast.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("replay",)
 
 
 def _command_modules() -> list[Any]:
@@ -502,7 +473,7 @@ def _command_modules() -> list[Any]:
 
 
 _COMMANDS = {"limits": _cmd_limits, "run": _cmd_run, "train": _cmd_train, "bench": _cmd_bench,
-             "replay": _cmd_replay, "export": _cmd_export, "scenarios": _cmd_scenarios}
+             "export": _cmd_export, "scenarios": _cmd_scenarios}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

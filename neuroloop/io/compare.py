@@ -6,8 +6,11 @@ divergent cycle with the field, element and both values, and how many cycles dif
 field. :class:`ReplayChecker` does the same as a :class:`~neuroloop.records.LoopListener`
 while the replay runs, in constant memory, and also compares the interlock events.
 
-Equality is exact: two floats are equal when their bits are equal, except that any NaN
-equals any NaN (so ``-0.0 != 0.0``, and a NaN that stays a NaN is not a divergence).
+Equality is exact by default: two floats are equal when their bits are equal, except that any
+NaN equals any NaN (so ``-0.0 != 0.0``, and a NaN that stays a NaN is not a divergence). With
+``tolerances`` (a :class:`~neuroloop.io.tolerances.Tolerances`, e.g. the built-in default or a
+TOML file) each field follows its rule: exact, ignored, or within a relative and absolute
+tolerance (floats only; decisions are always exact).
 
 A recording of an older format lacks fields that later formats added (format 1 has no
 ``outputs``): those fields are left out of the comparison and listed in ``ignored``.
@@ -25,9 +28,10 @@ import numpy as np
 from ..records import LoopListener
 from .format import normalise_event, to_jsonable
 from .reader import Recording
+from .tolerances import CLOSE, FieldRule, Tolerances
 
 __all__ = ["CycleDiff", "EventDiff", "compare_cycles", "compare_events", "ReplayChecker",
-           "replay_check_report", "DEFAULT_IGNORE"]
+           "replay_check_report", "field_mismatch", "DEFAULT_IGNORE"]
 
 #: Fields that measure the host's speed, not its decisions: never compared by default.
 DEFAULT_IGNORE: tuple[str, ...] = ("compute_ns", "sent_ns", "e2e_ns")
@@ -79,6 +83,10 @@ class CycleDiff:
     ignored: tuple[str, ...] = DEFAULT_IGNORE
     #: a label for the report, not part of the result: left out of ``==``
     output_names: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    #: which tolerances the comparison used (``"exact"``, ``"default"`` or a file): a label
+    tolerances: str = dataclasses.field(default="exact", compare=False)
+    #: what the replay was compared with (``"the recording"`` or a baseline): a label
+    reference: str = dataclasses.field(default="the recording", compare=False)
 
     @property
     def field_label(self) -> str | None:
@@ -96,9 +104,11 @@ class CycleDiff:
     def format(self) -> str:
         """A readable report for CI logs (several lines)."""
         if self.identical:
-            return (f"replay identical to the recording: {self.n_replayed} cycles compared"
-                    f" (ignored: {', '.join(self.ignored) or 'nothing'})")
-        lines = [f"replay DIVERGES from the recording ({self.n_recorded} cycles recorded, "
+            return (f"replay identical to {self.reference}: {self.n_replayed} cycles compared"
+                    f" (ignored: {', '.join(self.ignored) or 'nothing'}; tolerances: "
+                    f"{self.tolerances})")
+        where = "recorded" if self.reference == "the recording" else "in the baseline"
+        lines = [f"replay DIVERGES from {self.reference} ({self.n_recorded} cycles {where}, "
                  f"{self.n_replayed} replayed)"]
         if self.field == LENGTH_FIELD:
             lines.append(f"  first divergence: cycle {self.first_divergent_cycle}: the "
@@ -109,7 +119,7 @@ class CycleDiff:
             lines.append(f"  field:    {self.field_label}")
             lines.append(f"  recorded: {_show(self.recorded_value)}")
             lines.append(f"  replayed: {_show(self.replayed_value)}")
-        lines.append("  cycles differing per field:")
+        lines.append(f"  cycles differing per field (tolerances: {self.tolerances}):")
         width = max(len(k) for k in self.count_by_field)
         for name, count in self.count_by_field.items():
             lines.append(f"    {name:<{width}}  {count}")
@@ -168,21 +178,41 @@ def _field_desc(dtype: np.dtype) -> str:
     return dtype.name
 
 
-def _mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-element inequality, bit-exact for floats except NaN == NaN."""
+def _mismatch(a: np.ndarray, b: np.ndarray, rule: FieldRule | None = None) -> np.ndarray:
+    """Per-element inequality: bit-exact for floats except NaN == NaN, or, when ``rule`` is a
+    tolerance, ``|a - b| > abs + rel * max(|a|, |b|)`` (NaN == NaN, inf == inf)."""
     if a.dtype.kind in "fc":
-        ne = (a != b) | (np.signbit(a) != np.signbit(b))
+        if rule is not None and rule.mode == CLOSE:
+            with np.errstate(invalid="ignore", over="ignore"):
+                bound = rule.abs_tol + rule.rel_tol * np.maximum(np.abs(a), np.abs(b))
+                ne = ~(np.abs(a - b) <= bound)  # a NaN difference is a mismatch
+            ne |= ~(np.isfinite(a) & np.isfinite(b))  # an infinity is near nothing ...
+            ne &= ~(a == b)  # ... but itself
+        else:
+            ne = (a != b) | (np.signbit(a) != np.signbit(b))
         ne &= ~(np.isnan(a) & np.isnan(b))
         return ne
     return a != b
 
 
+def field_mismatch(a: np.ndarray, b: np.ndarray, name: str,
+                   tolerances: Tolerances | None = None) -> np.ndarray:
+    """Rows of two columns of field ``name`` that differ (under ``tolerances``, else
+    bit-exactly), shape ``(n,)`` bool; an ignored field differs nowhere."""
+    if tolerances is not None and name in tolerances.ignored:
+        return np.zeros(a.shape[0], dtype=bool)
+    ne = _mismatch(a, b, None if tolerances is None else tolerances.rule(name))
+    return np.asarray(ne.any(axis=tuple(range(1, ne.ndim))) if ne.ndim > 1 else ne)
+
+
 class _Accumulator:
     """Incremental comparison over consecutive chunks of rows."""
 
-    def __init__(self, ignore: Sequence[str], output_names: Sequence[str] = ()) -> None:
+    def __init__(self, ignore: Sequence[str], output_names: Sequence[str] = (),
+                 tolerances: Tolerances | None = None) -> None:
         self.ignore = tuple(ignore)
         self.output_names = tuple(output_names)
+        self.tolerances = tolerances
         self.first: tuple[int, str, tuple[int, ...] | None, Any, Any] | None = None
         self.counts: dict[str, int] = {}
         self.fields: list[str] | None = None
@@ -224,7 +254,8 @@ class _Accumulator:
                 continue
             col_a = a[name]
             col_b = b[name]
-            ne = _mismatch(col_a, col_b)
+            ne = _mismatch(col_a, col_b, None if self.tolerances is None
+                           else self.tolerances.rule(name))
             if ne.ndim > 1:  # (reshape(n, -1) fails on a zero-width field such as outputs[0])
                 row_ne = ne.any(axis=tuple(range(1, ne.ndim)))
             else:
@@ -253,19 +284,29 @@ class _Accumulator:
             counts[LENGTH_FIELD] = abs(n_a - n_b)
             if first is None:
                 first = (min(n_a, n_b), LENGTH_FIELD, None, n_a, n_b)
+        label = "exact" if self.tolerances is None else self.tolerances.source
         if first is None:
             return CycleDiff(True, n_a, n_b, ignored=self.ignore,
-                             output_names=self.output_names)
+                             output_names=self.output_names, tolerances=label)
         row, name, elem, va, vb = first
         return CycleDiff(False, n_a, n_b, first_divergent_cycle=row, field=name, index=elem,
                          recorded_value=va, replayed_value=vb, count_by_field=counts,
-                         ignored=self.ignore, output_names=self.output_names)
+                         ignored=self.ignore, output_names=self.output_names, tolerances=label)
+
+
+def _ignored(ignore: Iterable[str] | None, tolerances: Tolerances | None) -> tuple[str, ...]:
+    """Fields left out: ``ignore`` when given, else the tolerances' ignored fields (else
+    :data:`DEFAULT_IGNORE`)."""
+    if ignore is not None:
+        return tuple(ignore)
+    return tolerances.ignored if tolerances is not None else DEFAULT_IGNORE
 
 
 def compare_cycles(recorded: np.ndarray, replayed: np.ndarray, *,
-                   ignore: Iterable[str] = DEFAULT_IGNORE,
-                   output_names: Sequence[str] = ()) -> CycleDiff:
-    """Compare two runs' cycle records row by row, bit-exactly.
+                   ignore: Iterable[str] | None = None,
+                   output_names: Sequence[str] = (),
+                   tolerances: Tolerances | None = None) -> CycleDiff:
+    """Compare two runs' cycle records row by row (bit-exactly unless ``tolerances``).
 
     Parameters
     ----------
@@ -273,16 +314,19 @@ def compare_cycles(recorded: np.ndarray, replayed: np.ndarray, *,
         May be memmaps and of different lengths; they are compared in chunks of 1024 rows.
         Fields present on one side only, or with another shape, differ in every row, except
         a field of :data:`NEWER_FIELDS` that only the replay has (an older recording).
-    ignore : iterable of str
-        Fields not compared (timing that depends on the host's speed by default).
+    ignore : iterable of str, optional
+        Fields not compared (default: the tolerances' ignored fields, else the timing that
+        depends on the host's speed, :data:`DEFAULT_IGNORE`).
     output_names : sequence of str
         Names of the ``outputs`` values (``Recording.output_names``), for the report.
+    tolerances : Tolerances, optional
+        A rule per field (:mod:`neuroloop.io.tolerances`); default: every field bit-exact.
 
     Returns
     -------
     CycleDiff
     """
-    acc = _Accumulator(tuple(ignore), output_names)
+    acc = _Accumulator(_ignored(ignore, tolerances), output_names, tolerances)
     n = min(len(recorded), len(replayed))
     for start in range(0, n, _CHUNK_ROWS):
         stop = min(n, start + _CHUNK_ROWS)
@@ -300,21 +344,31 @@ def _canonical(event: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else {"value": body}
 
 
-def _event_values_equal(a: Any, b: Any) -> bool:
-    """Equal JSON values of the same type (both sides are in JSON form: NaN is "nan")."""
+def _event_values_equal(a: Any, b: Any, rule: FieldRule | None = None) -> bool:
+    """Equal JSON values of the same type (both sides are in JSON form: NaN is "nan");
+    with a tolerance ``rule``, floats within it (lists element by element)."""
+    if rule is not None and rule.mode == CLOSE:
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(_event_values_equal(x, y, rule)
+                                            for x, y in zip(a, b, strict=True))
+        if isinstance(a, float) and isinstance(b, float):
+            return not bool(_mismatch(np.array([a]), np.array([b]), rule)[0])
     return type(a) is type(b) and bool(a == b)
 
 
 def compare_events(recorded: Iterable[Any], replayed: Iterable[Any], *,
-                   ignore_keys: Iterable[str] = ()) -> EventDiff:
+                   ignore_keys: Iterable[str] = (),
+                   tolerances: Tolerances | None = None) -> EventDiff:
     """Compare the interlock events of two runs in order.
 
     Only interlock events are compared (``kind == "interlock"``, or a ``reason`` key):
     link errors and annotations of a live run do not happen in a replay. Events are
     normalised to their JSON form first, so recorded dicts and live
-    :class:`~neuroloop.safety.events.InterlockEvent` objects compare equal.
+    :class:`~neuroloop.safety.events.InterlockEvent` objects compare equal. Keys are compared
+    exactly; with ``tolerances``, float values within ``tolerances.event_values``.
     """
     skip = set(ignore_keys)
+    rule = tolerances.event_values if tolerances is not None else None
     sentinel: dict[str, Any] = {}
     it_a: Iterator[dict[str, Any]] = (e for e in map(_canonical, recorded) if _is_interlock(e))
     it_b: Iterator[dict[str, Any]] = (e for e in map(_canonical, replayed) if _is_interlock(e))
@@ -341,7 +395,7 @@ def compare_events(recorded: Iterable[Any], replayed: Iterable[Any], *,
             if key in skip:
                 continue
             va, vb = ea.get(key, "<absent>"), eb.get(key, "<absent>")
-            if not _event_values_equal(va, vb):
+            if not _event_values_equal(va, vb, rule):
                 first = EventDiff(False, 0, 0, first_divergent_event=idx, key=key,
                                   recorded_value=va, replayed_value=vb, recorded_event=ea,
                                   replayed_event=eb)
@@ -363,13 +417,18 @@ class ReplayChecker(LoopListener):
     ----------
     recording : Recording
         The recording being replayed.
-    ignore : iterable of str
-        Cycle fields not compared.
+    ignore : iterable of str, optional
+        Cycle fields not compared (default as in :func:`compare_cycles`).
+    tolerances : Tolerances, optional
+        A rule per field; default: bit-exact.
     """
 
-    def __init__(self, recording: Recording, *, ignore: Iterable[str] = DEFAULT_IGNORE) -> None:
+    def __init__(self, recording: Recording, *, ignore: Iterable[str] | None = None,
+                 tolerances: Tolerances | None = None) -> None:
         self.recording = recording
-        self._acc = _Accumulator(tuple(ignore), recording.output_names)
+        self.tolerances = tolerances
+        self._acc = _Accumulator(_ignored(ignore, tolerances), recording.output_names,
+                                 tolerances)
         self._buf: np.ndarray | None = None
         self._rec_buf: np.ndarray | None = None
         self._n = 0  # replayed rows buffered
@@ -430,7 +489,7 @@ class ReplayChecker(LoopListener):
         self._finish()
         n = self._done
         recorded = (e for e in self.recording.events() if int(e.get("cycle", -1)) < n)
-        return compare_events(recorded, self._events)
+        return compare_events(recorded, self._events, tolerances=self.tolerances)
 
 
 def replay_check_report(diff: CycleDiff, events: EventDiff | None = None) -> dict[str, Any]:
@@ -453,6 +512,7 @@ def replay_check_report(diff: CycleDiff, events: EventDiff | None = None) -> dic
             "replayed_value": to_jsonable(diff.replayed_value),
             "count_by_field": dict(diff.count_by_field),
             "ignored": list(diff.ignored),
+            "tolerances": diff.tolerances,
         },
     }
     if events is not None:

@@ -197,25 +197,30 @@ def replay_cycles(directory: str | Path, *, decoder_path: str | None = None,
 def replay_recording(directory: str | Path, *, decoder_path: str | None = None,
                      config_path: str | None = None, check: bool = False,
                      as_json: bool = False,
-                     progress: Callable[[str], None] | None = None) -> int:
-    """The ``neuroloop replay`` command; returns the exit code (0 same, 1 diverged)."""
-    from .compare import ReplayChecker, replay_check_report
-    from .reader import open_recording
+                     progress: Callable[[str], None] | None = None,
+                     tolerances: Any = None, baseline: str = "auto",
+                     explain: bool = False) -> int:
+    """The ``neuroloop replay DIR`` command for one recording; returns the exit code (0 same,
+    1 diverged). ``--check`` goes through :func:`neuroloop.io.check.run_check` (the same
+    per-recording check a corpus runs), against ``baseline`` under ``tolerances``."""
+    if check:
+        from .check import IDENTICAL, run_check
 
-    checker = ReplayChecker(open_recording(directory)) if check else None
-    _, summary = _replay(directory, decoder_path=decoder_path, config_path=config_path,
-                         listeners=[checker] if checker is not None else [],
-                         progress=progress)
-    code = 0
-    if checker is not None:
-        diff, events = checker.result(), checker.event_result()
-        summary["check"] = replay_check_report(diff, events)
-        if not summary["check"]["identical"]:
-            code = 1
-            if not as_json:
-                sys.stderr.write(diff.format() + "\n")
-                if not events.identical:
-                    sys.stderr.write(events.format() + "\n")
+        result = run_check(directory, tolerances, baseline, decoder_path=decoder_path,
+                           config_path=config_path, explain=explain, progress=progress)
+        summary = result.summary
+        summary["check"] = result.check
+        code = 0 if result.status == IDENTICAL else 1
+        if code and not as_json:
+            sys.stderr.write(result.detail + "\n")
+            if result.explain_text:
+                sys.stderr.write(result.explain_text + "\n")
+        if code and as_json and result.explain is not None:
+            summary["explain"] = result.explain
+    else:
+        _, summary = _replay(directory, decoder_path=decoder_path, config_path=config_path,
+                             listeners=[], progress=progress)
+        code = 0
     if as_json:
         sys.stdout.write(summary_json(summary) + "\n")
     else:
@@ -223,6 +228,9 @@ def replay_recording(directory: str | Path, *, decoder_path: str | None = None,
             f"replayed {summary['cycles']} cycles at x{summary['realtime_factor']} real time; "
             f"accuracy {summary['accuracy']}; interlock events {summary['interlock_events']}\n")
         if check:
-            sys.stdout.write("check: identical\n" if code == 0 else "check: DIVERGED\n")
+            against = summary["check"]["against"]
+            tol = summary["check"]["cycles"]["tolerances"]
+            sys.stdout.write(f"check: {'identical' if code == 0 else 'DIVERGED'} (against "
+                             f"{against}; tolerances {tol})\n")
     sys.stdout.flush()
     return code

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..acquisition.base import CHANNEL_TYPES, NO_LABEL, BaseSource, Block, SourceInfo
 from ..errors import ConfigError
+from ..records import FLAG_SOURCE_STALL
 from .reader import Recording, open_recording
 
 __all__ = ["ReplaySource"]
@@ -57,6 +58,7 @@ class _CycleWindow:
         self.first_sample = self.buf["first_sample"] if "first_sample" in names else None
         self.true_state = self.buf["true_state"] if "true_state" in names else None
         self.available_ns = self.buf["available_ns"] if "available_ns" in names else None
+        self.flags = self.buf["flags"] if "flags" in names else None
 
     def slot(self, i: int) -> int:
         """Buffer slot of cycle ``i`` (refilling the window so that it starts at ``i``)."""
@@ -243,6 +245,9 @@ class ReplaySource(BaseSource):
             start = int(win.first_sample[slot])
             if start >= s1:
                 break
+            if win.flags is not None and int(win.flags[slot]) & FLAG_SOURCE_STALL:
+                j += 1  # a stalled cycle read no hop: it repeats the last first_sample
+                continue
             stop = start + hop
             if stop > s0:
                 labels[max(start, s0) - s0:min(stop, s1) - s0] = win.true_state[slot]

@@ -167,6 +167,10 @@ class HopReader:
         return True
 
     def skip_to(self, first_sample: int) -> None:
-        """Replay of a stalled cycle: the recorded run dropped the hop at ``first_sample``."""
+        """Replay of a stalled cycle: the recorded run dropped the hop at ``first_sample``.
+
+        A stall before the first block (a device that had not streamed yet: ``first_sample``
+        is ``-hop``) leaves the reader unstarted, as it was live, so the first block is not a
+        gap whatever its stream index."""
         self.next_index = int(first_sample) + self.n_hop
-        self._started = True
+        self._started = self._started or self.next_index != 0

@@ -62,7 +62,8 @@ def test_changed_decoder_weight_fails_with_the_expected_diff(recorded, tmp_path)
     changed = tmp_path / "changed.npz"
     with open(changed, "wb") as fh:
         np.savez(fh, **arrays)
-    code, out = _check(recorded, "--decoder", str(changed))
+    # bit-exact: the default tolerances would let the first cycles' 1e-40 probabilities pass
+    code, out = _check(recorded, "--decoder", str(changed), "--tolerances", "exact")
     assert code == 1
     check = out["check"]["cycles"]
     rec = open_recording(recorded)
@@ -84,7 +85,8 @@ def test_changed_decoder_weight_fails_with_the_expected_diff(recorded, tmp_path)
         "amplitude_ma", "pulse_width_us", "frequency_hz", "interphase_gap_us", "case_ma",
         "program_id", "supervisor_state", "n_events", "flags"}
     # without --json the diff is printed for humans on stderr
-    r = neuroloop("replay", str(recorded), "--check", "--decoder", str(changed))
+    r = neuroloop("replay", str(recorded), "--check", "--decoder", str(changed),
+                  "--tolerances", "exact")
     assert r.returncode == 1
     assert f"first divergent cycle: {int(valid[0])}" in r.stderr
     assert f"field:    {check['field_label']}" in r.stderr and "probabilities" in r.stderr

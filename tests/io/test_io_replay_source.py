@@ -140,3 +140,51 @@ def test_replay_reads_do_not_allocate(tmp_path):
         tracemalloc.stop()
     assert after - before < 8_192
     assert peak - before < 65_536
+
+
+def test_stalled_cycles_give_no_labels_and_no_availability(make_session):
+    """A device stall after a hop repeats that hop's ``first_sample`` with the stall flag and
+    no true state; the hop's samples keep the label and time of the cycle that read them."""
+    s = make_session("stalled", n_cycles=12, hop=10)
+    rec = open_recording(s.path)
+    rows = np.memmap(s.path / "cycles.rec", dtype=rec.cycle_dtype, mode="r+")
+    for k in (5, 6):  # two stalls after cycle 4: nothing read
+        rows["first_sample"][k] = rows["first_sample"][4]
+        rows["flags"][k] = 2  # FLAG_SOURCE_STALL
+        rows["true_state"][k] = -1
+        rows["available_ns"][k] = 1
+    rows.flush()
+    del rows
+    src = ReplaySource(s.path).open()
+    blocks = _drain(src, 10)
+    first, _, labels, received = blocks[4]
+    row = np.asarray(s.cycles).reshape(-1)[4]
+    assert first == int(row["first_sample"])
+    assert labels.tolist() == [int(row["true_state"])] * 10  # not cycle 6's -1
+    assert received == int(row["available_ns"])  # not cycle 6's 1
+
+
+def test_a_stall_before_the_first_block_is_not_a_gap():
+    """Replay of a device run whose first cycles stalled (``first_sample == -hop``) and whose
+    first block starts late in the device's stream: no samples are counted lost, as live."""
+    from neuroloop.acquisition.base import Block, SourceInfo
+    from neuroloop.runtime.clock import SimClock
+    from neuroloop.runtime.hop_reader import HOP_FULL, HopReader
+
+    class OneBlock:
+        info = SourceInfo(("a", "b"), ("eeg", "eeg"), 100.0)
+        paced_by_device = False
+        exhausted = False
+
+        def read(self, n, timeout=None):
+            return Block(data=np.ones((n, 2)), first_index=4661,
+                         labels=np.zeros(n, dtype=np.int8))
+
+    reader = HopReader(OneBlock(), SimClock(), hop_samples=10, sampling_rate_hz=100.0,
+                       read_timeout_s=1.0, on_samples=lambda data, first: None)
+    reader.skip_to(-10)  # cycles stalled before any block arrived
+    reader.skip_to(-10)
+    assert reader.read_hop() == HOP_FULL
+    assert not reader.gap and reader.samples_lost == 0 and reader.next_index == 4671
+    reader.skip_to(4661)  # a stall once started: a block that does not follow is a gap
+    assert reader.read_hop() == HOP_FULL and reader.gap
