@@ -25,6 +25,8 @@ __all__ = ["build_scenario", "execute_cell", "flatten", "missing_paths", "one_li
 
 #: Summary entries that are not one value per cell (per-stage latency tables, lists).
 _DROP = ("stages_us", "listener_errors", "mode")
+#: Summary entries renamed so that they do not shadow a cell parameter of the same name.
+_RENAME = {"scenario": "scenario_name"}
 
 
 def build_scenario(ref: str, overrides: Mapping[str, Any], *, label: str = "<sweep>") -> Any:
@@ -57,7 +59,7 @@ def flatten(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     for k, v in summary.items():
         if not prefix and k in _DROP:
             continue
-        name = f"{prefix}{k}"
+        name = f"{prefix}{_RENAME.get(k, k) if not prefix else k}"
         if isinstance(v, Mapping):
             out.update(flatten(v, f"{name}."))
         elif isinstance(v, list | tuple):
