@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from ..progress import Progress
 from .cells import Cell
 from .results import DONE_STATUSES, Journal, cell_row, write_tables
-from .runners import execute_cell, missing_paths, one_line, worker_code_version
+from .runners import execute_cell, missing_paths, one_line, warm_worker, worker_code_version
 from .spec import SweepSpec
 
 __all__ = ["SweepOutcome", "WORKERS", "check_scheduler_address", "open_client", "run_sweep"]
@@ -220,7 +220,7 @@ def _overhead_s(results: list[dict[str, Any]], submitted: float) -> float:
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, *, scheduler: str | None = None,
               n_workers: int | None = None, connect_timeout_s: float = CONNECT_TIMEOUT_S,
-              as_json: bool = False,
+              as_json: bool = False, warm: bool = True,
               on_result: Callable[[dict[str, Any]], None] | None = None) -> SweepOutcome:
     """Run the cells of ``spec`` not yet done in ``out_dir`` and write the results.
 
@@ -237,6 +237,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, scheduler: str | None = N
     connect_timeout_s : float
     as_json : bool
         Machine-read output: no progress bar.
+    warm : bool
+        Warm every worker up first (:func:`.runners.warm_worker`), so that a cell's time is
+        its own and not its process's start-up; counted in ``setup_s``.
     on_result : callable, optional
         Called with each new row as it is journaled.
     """
@@ -261,6 +264,11 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, scheduler: str | None = N
     if todo:
         with open_client(scheduler, n_workers, connect_timeout_s=connect_timeout_s) as client:
             workers = _check_workers(client, spec, todo)
+            if warm:  # as tasks, in each worker's thread, not blocking its event loop
+                addresses = list(client.scheduler_info(n_workers=-1)["workers"])
+                client.gather([client.submit(warm_worker, key=f"sweep-warm-{uuid.uuid4().hex}",
+                                             workers=[a], allow_other_workers=False,
+                                             pure=False) for a in addresses])
             setup_s = time.perf_counter() - t_setup
             token = uuid.uuid4().hex[:8]
             by_key: dict[str, Cell] = {}

@@ -117,7 +117,8 @@ seed = 12
 duration_s = 2
 """, "timeout.toml"))
     pids_before = set(cluster.run(os.getpid).values())
-    out = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True)
+    out = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True,
+                    warm=False)
     slow, quick = out.rows
     assert slow["status"] == "timeout" and "time limit of 1.5 s" in slow["error"]
     assert 1.5 <= slow["cell_s"] < 10
@@ -131,8 +132,9 @@ duration_s = 2
         time.sleep(0.2)
     assert slow["worker_pid"] in pids_before and slow["worker_pid"] not in pids
     # a rerun tries the timed-out cell again (it is not done), and skips the other
-    again = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True)
-    assert (again.ran, again.skipped) == (1, 1)
+    again = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True,
+                      warm=False)
+    assert (again.ran, again.skipped) == (1, 1) and again.rows[0]["status"] == "timeout"
 
 
 def test_killed_worker_task_is_retried_elsewhere(sweep_dir: Path, cluster: Any,
@@ -161,7 +163,8 @@ seed = [21, 22]
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
-    out = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True)
+    out = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True,
+                    warm=False)
     t.join(5)
     assert killed, "no cell was seen running"
     assert out.statuses == {"ok": 2}
