@@ -106,7 +106,7 @@ def test_timeout_is_recorded_and_the_sweep_goes_on(sweep_dir: Path, cluster: Any
                                                    tmp_path: Path) -> None:
     spec = load_spec(_spec(sweep_dir, """
 [sweep]
-time_limit_s = 1.5
+time_limit_s = 5
 [fixed]
 scenario = "small.toml"
 [[cells]]
@@ -117,11 +117,10 @@ seed = 12
 duration_s = 2
 """, "timeout.toml"))
     pids_before = set(cluster.run(os.getpid).values())
-    out = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True,
-                    warm=False)
+    out = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True)
     slow, quick = out.rows
-    assert slow["status"] == "timeout" and "time limit of 1.5 s" in slow["error"]
-    assert 1.5 <= slow["cell_s"] < 10
+    assert slow["status"] == "timeout" and "time limit of 5 s" in slow["error"]
+    assert 5 <= slow["cell_s"] < 15
     assert quick["status"] == "ok" and quick["cycles"] == 20
     # the worker whose thread still ran the cell was replaced by a fresh process
     deadline = time.monotonic() + 30
@@ -142,7 +141,7 @@ def test_killed_worker_task_is_retried_elsewhere(sweep_dir: Path, cluster: Any,
     spec = load_spec(_spec(sweep_dir, """
 [fixed]
 scenario = "small.toml"
-duration_s = 1500          # 15000 cycles, a few seconds per cell
+duration_s = 800           # 8000 cycles, about a second per cell on an idle machine
 [grid]
 seed = [21, 22]
 """, "kill.toml"))
@@ -154,7 +153,7 @@ seed = [21, 22]
             for addr, keys in cluster.processing().items():
                 mine = [k for k in keys if str(k).startswith("sweep-cell-")]
                 if mine:
-                    time.sleep(0.8)  # well inside the cell
+                    time.sleep(0.3)  # inside the cell
                     pid = cluster.run(os.getpid, workers=[addr])[addr]
                     os.kill(pid, signal.SIGKILL)
                     killed.update(pid=pid, cell=int(str(mine[0]).split("-")[2]))
