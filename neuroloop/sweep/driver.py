@@ -36,7 +36,8 @@ from .results import DONE_STATUSES, Journal, cell_row, write_tables
 from .runners import execute_cell, missing_paths, one_line, warm_worker, worker_code_version
 from .spec import SweepSpec
 
-__all__ = ["SweepOutcome", "WORKERS", "check_scheduler_address", "open_client", "run_sweep"]
+__all__ = ["SweepOutcome", "WORKERS", "check_scheduler_address", "open_client", "run_sweep",
+           "split_done"]
 
 #: ``--workers``: local worker processes.
 WORKERS = B.Range(1, 512, integer=True)
@@ -218,6 +219,16 @@ def _overhead_s(results: list[dict[str, Any]], submitted: float) -> float:
     return total
 
 
+def split_done(cells: list[Cell], journal: Mapping[str, dict[str, Any]]
+               ) -> tuple[dict[str, dict[str, Any]], list[Cell]]:
+    """``(rows of the cells already done, by cell id; the cells still to run)``: a cell is
+    done when the journal has a row for its content hash with a status in
+    :data:`~neuroloop.sweep.results.DONE_STATUSES`."""
+    rows = {c.cell_id: journal[c.cell_id] for c in cells
+            if c.cell_id in journal and journal[c.cell_id].get("status") in DONE_STATUSES}
+    return rows, [c for c in cells if c.cell_id not in rows]
+
+
 def run_sweep(spec: SweepSpec, out_dir: str | Path, *, scheduler: str | None = None,
               n_workers: int | None = None, connect_timeout_s: float = CONNECT_TIMEOUT_S,
               as_json: bool = False, warm: bool = True,
@@ -252,10 +263,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, scheduler: str | None = N
         from distributed import KilledWorker
 
     journal = Journal(out_dir)
-    done = journal.load()
-    rows = {c.cell_id: done[c.cell_id] for c in spec.cells
-            if c.cell_id in done and done[c.cell_id].get("status") in DONE_STATUSES}
-    todo = [c for c in spec.cells if c.cell_id not in rows]
+    rows, todo = split_done(spec.cells, journal.load())
     results: list[dict[str, Any]] = []
     workers = 0
     t_setup = time.perf_counter()

@@ -192,9 +192,15 @@ def parse_spec(table: Mapping[str, Any], *, path: Path) -> SweepSpec:
                if len({json.dumps(c.params.get(k), sort_keys=True) for c in cells}) > 1]
     if len({c.mode for c in cells}) > 1:
         varying.insert(0, "mode")
-    group = _figure_axis(sweep, "figure_group", columns, label,
-                         varying[1] if len(varying) > 1 else None)
-    item = _figure_axis(sweep, "figure_item", columns, label, varying[0] if varying else None)
+    # a metric per decoder (bars) and recording (groups) when those vary, else in spec order
+    prefer_group = [k for k in ("decoder", "decoder.kind", "mode") if k in varying]
+    prefer_item = [k for k in ("recording", "source") if k in varying]
+    rest = [k for k in varying if k not in prefer_group + prefer_item]
+    item_default = (prefer_item + rest + prefer_group + [None])[0]
+    group_default = next((k for k in prefer_group + rest + prefer_item if k != item_default),
+                         None)
+    group = _figure_axis(sweep, "figure_group", columns, label, group_default)
+    item = _figure_axis(sweep, "figure_item", columns, label, item_default)
     return SweepSpec(path=path, name=name.strip(), cells=cells, columns=columns,
                      varying=varying, time_limit_s=time_limit, figures=list(figures),
                      figure_group=group, figure_item=item, code_version=code)
@@ -224,6 +230,15 @@ def _figure_axis(sweep: Mapping[str, Any], key: str, columns: list[str], label: 
         raise _fail(label, f"sweep.{key}", value, "must name a cell parameter of the sweep "
                     f"({', '.join(['mode', *columns])})")
     return value
+
+
+def _exists(p: Path, recording: bool) -> bool:
+    """``p`` is a file (or, for a recording, a directory with ``meta.json``); a name too
+    long or otherwise unusable is simply not there."""
+    try:
+        return p.is_dir() and (p / "meta.json").is_file() if recording else p.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 class _Checker:
@@ -280,8 +295,7 @@ class _Checker:
             raise _fail(label, key, value, f"must be the path of {what}")
         p = Path(value).expanduser()
         p = p if p.is_absolute() else self.base / p
-        ok = p.is_dir() and (p / "meta.json").is_file() if directory else p.is_file()
-        if not ok:
+        if not _exists(p, directory):
             self.missing.setdefault(f"{key} {value}", []).append(str(index))
             return None
         absolute = str(p.resolve())
@@ -312,11 +326,17 @@ class _Checker:
             if not isinstance(scenario_ref, str) or not scenario_ref:
                 raise _fail(label, "scenario", scenario_ref, "must be a preset name such as "
                             "\"bsi\" or the path of a scenario TOML file")
-            if scenario_ref.endswith(".toml") or "/" in scenario_ref:
-                if self._path(label, "scenario", scenario_ref, index, directory=False,
-                              resolved=resolved, inputs=inputs,
-                              what="a scenario TOML file") is None:
-                    return
+            if not (scenario_ref.endswith(".toml") or "/" in scenario_ref):
+                from ..config import scenario_names
+
+                if scenario_ref not in scenario_names():
+                    raise _fail(label, "scenario", scenario_ref, "is not a shipped scenario; "
+                                f"use one of {', '.join(scenario_names())} or the path of a "
+                                "scenario TOML file (ending in .toml)")
+            elif self._path(label, "scenario", scenario_ref, index, directory=False,
+                            resolved=resolved, inputs=inputs,
+                            what="a scenario TOML file") is None:
+                return
         if mode.overrides:
             self._scenario(label, params, resolved)
 
@@ -327,7 +347,10 @@ class _Checker:
         if not isinstance(url, str) or not url:
             raise _fail(label, "source", url, "must be a source URL such as "
                         "\"edf://rec.edf\" or \"synthetic://bsi\"")
-        scheme, location, _ = parse_url(url)
+        try:
+            scheme, location, _ = parse_url(url)
+        except ValueError as exc:  # urlsplit: e.g. an unbalanced "[" in the host
+            raise _fail(label, "source", url, f"is not a URL ({exc})") from None
         if scheme in _DEVICE_SCHEMES or "://" not in url:
             raise _fail(label, "source", url, "is a device; a sweep cell reads a synthetic "
                         "patient (synthetic://), an EDF file (edf://) or a recording "
@@ -335,9 +358,7 @@ class _Checker:
         if scheme in ("edf", "bdf", "replay"):
             p = Path(location).expanduser()
             p = p if p.is_absolute() else self.base / p
-            ok = p.is_dir() and (p / "meta.json").is_file() if scheme == "replay" else \
-                p.is_file()
-            if not ok:
+            if not _exists(p, scheme == "replay"):
                 self.missing.setdefault(f"source {url}", []).append(str(index))
                 return
             query = url[url.index("?"):] if "?" in url else ""

@@ -12,9 +12,10 @@ from typing import Any
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 
-from neuroloop.sweep.driver import run_sweep
-from neuroloop.sweep.results import JOURNAL_FILE, comparable_rows
+from neuroloop.sweep.driver import run_sweep, split_done
+from neuroloop.sweep.results import JOURNAL_FILE, Journal, comparable_rows
 from neuroloop.sweep.runners import execute_cell
 from neuroloop.sweep.spec import load_spec
 
@@ -130,10 +131,9 @@ duration_s = 2
             break
         time.sleep(0.2)
     assert slow["worker_pid"] in pids_before and slow["worker_pid"] not in pids
-    # a rerun tries the timed-out cell again (it is not done), and skips the other
-    again = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True,
-                      warm=False)
-    assert (again.ran, again.skipped) == (1, 1) and again.rows[0]["status"] == "timeout"
+    # a rerun would try the timed-out cell again (it is not done), and skip the other
+    _, todo = split_done(spec.cells, Journal(tmp_path / "out").load())
+    assert [c.index for c in todo] == [0]
 
 
 def test_killed_worker_task_is_retried_elsewhere(sweep_dir: Path, cluster: Any,
@@ -175,3 +175,29 @@ seed = [21, 22]
     assert {k: row[k] for k in ("accuracy", "cycles", "interlock_events.low_confidence")} == \
         {k: ref["metrics"].get(k, 0) for k in ("accuracy", "cycles",
                                                 "interlock_events.low_confidence")}
+
+
+def test_cli_sweep_on_a_scheduler_prints_the_table_and_exits_1_on_a_failed_cell(
+        sweep_dir: Path, cluster: Any, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from neuroloop.cli import main
+
+    p = _spec(sweep_dir, """
+[fixed]
+scenario = "small.toml"
+duration_s = 2
+[grid]
+"decoder.kind" = ["lda", "no-such-decoder"]
+""", "cli.toml")
+    code = main(["sweep", str(p), "--scheduler", _address(cluster), "--out",
+                 str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "decoder.kind" in out and "no-such-decoder" in out
+    assert "status              1 error, 1 ok" in out
+    assert "scheduling overhead" in out and str(tmp_path / "o" / "results.parquet") in out
+    code = main(["sweep", str(p), "--scheduler", _address(cluster), "--out",
+                 str(tmp_path / "o"), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1 and summary["ran"] == 0 and summary["skipped"] == 2
+    assert summary["statuses"] == {"error": 1, "ok": 1} and summary["passed"] is False

@@ -47,7 +47,7 @@ seed = 9
     assert s.columns == ["scenario", "duration_s", "seed", "source.snr",
                          "control.confidence_threshold"]
     assert s.varying == ["seed", "source.snr", "control.confidence_threshold"]
-    assert (s.figure_item, s.figure_group) == ("seed", "source.snr")
+    assert (s.figure_item, s.figure_group) == ("seed", "source.snr")  # spec order
     # the scenario file is an input: resolved to an absolute path, digested
     assert Path(s.cells[0].resolved["scenario"]).is_absolute()
     assert set(s.cells[0].inputs) == {"scenario"}
@@ -202,3 +202,32 @@ def test_cli_unreachable_scheduler_within_timeout(sweep_dir: Path,
     assert code == 2
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in err
     assert err.count("\n") == 1
+
+
+weird = st.one_of(
+    st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e308, -1e308, 0, -1, 2**64,
+                     True, "", "\x00", "a" * 5000, "[", "edf://[x", "../" * 50, [], {}, [1],
+                     {"a": 1}]),
+    st.integers(), st.floats(), st.text(max_size=20),
+    st.lists(st.integers(0, 3), max_size=3),
+)
+keys = st.sampled_from(["seed", "duration_s", "deadline_ms", "scenario", "source", "decoder",
+                        "recording", "mode", "source.snr", "control.confidence_threshold",
+                        "dsp.hop_samples", "dsp.bands_hz", "decoder.kind", "runtime.duration_s",
+                        "scenario.intentions", "stimulation.array", "nope", "x.y"])
+
+
+@given(st.dictionaries(keys, weird, min_size=1, max_size=4),
+       st.dictionaries(st.sampled_from(["name", "time_limit_s", "figures", "figure_item"]),
+                       weird, max_size=2))
+def test_any_values_are_accepted_or_one_config_error(sweep_dir: Path, cell: dict,
+                                                    sweep: dict) -> None:
+    from neuroloop.sweep.spec import parse_spec
+
+    table = {"fixed": {"scenario": "small.toml"}, "cells": [cell], "sweep": sweep}
+    try:
+        s = parse_spec(table, path=sweep_dir / "h.toml")
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and str(exc)
+    else:
+        assert len(s.cells) == 1
