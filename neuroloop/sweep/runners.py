@@ -91,11 +91,31 @@ def run_fast_cell(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def replay_check_cell(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``neuroloop replay --check`` cell: replay the recording, compare every cycle."""
+    """A ``neuroloop replay --check`` cell: replay the recording, compare every cycle.
+
+    Uses the corpus checker's per-recording :func:`neuroloop.io.check.check_recording`
+    (tolerances, baselines) where the package has it, else replays and compares exactly
+    through :mod:`neuroloop.io.replay`; both give the same columns.
+    """
+    try:
+        from ..io.check import check_recording  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return _replay_check_exact(params)
+    res = check_recording(str(params["recording"]), None, "auto",
+                          decoder_path=params.get("decoder"),
+                          config_path=params.get("scenario"))
+    if res.status == "error":
+        raise NeuroloopError(str(res.error))
+    out = _replay_summary(res.summary)
+    out.update(_check_metrics(res.check or {}))
+    out["identical"] = res.status == "identical"
+    out["against"] = res.against
+    return out
+
+
+def _replay_check_exact(params: Mapping[str, Any]) -> dict[str, Any]:
     from ..io.compare import ReplayChecker, replay_check_report
     from ..io.reader import open_recording
-
-    # issue 15's per-recording check_recording() replaces this once it is on main
     from ..io.replay import _replay
 
     directory = str(params["recording"])
@@ -103,20 +123,31 @@ def replay_check_cell(params: Mapping[str, Any]) -> dict[str, Any]:
     _, summary = _replay(directory, decoder_path=params.get("decoder"),
                          config_path=params.get("scenario"), listeners=[checker],
                          progress=None)
-    report = replay_check_report(checker.result(), checker.event_result())
-    cycles = report["cycles"]
-    out = {k: v for k, v in flatten(summary).items()
-           if not k.startswith(("stimulator.", "time_in_state_s."))}
-    out.update({
-        "identical": report["identical"],
-        "cycles_identical": cycles["identical"],
-        "events_identical": report.get("events", {}).get("identical", True),
-        "cycles_recorded": cycles["recorded"],
-        "cycles_replayed": cycles["replayed"],
-        "first_divergent_cycle": cycles["first_divergent_cycle"],
-        "divergent_field": cycles["field_label"] or cycles["field"],
-    })
+    out = _replay_summary(summary)
+    out.update(_check_metrics(replay_check_report(checker.result(), checker.event_result())))
+    out["against"] = "the recording"
     return out
+
+
+def _replay_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flatten(summary).items()
+            if not k.startswith(("stimulator.", "time_in_state_s."))}
+
+
+def _check_metrics(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of a replay check report (:func:`neuroloop.io.compare.
+    replay_check_report`)."""
+    cycles = report.get("cycles") or {}
+    events = report.get("events") or {}
+    return {
+        "identical": bool(report.get("identical", False)),
+        "cycles_identical": bool(cycles.get("identical", False)),
+        "events_identical": bool(events.get("identical", True)),
+        "cycles_recorded": cycles.get("recorded"),
+        "cycles_replayed": cycles.get("replayed"),
+        "first_divergent_cycle": cycles.get("first_divergent_cycle"),
+        "divergent_field": cycles.get("field_label") or cycles.get("field"),
+    }
 
 
 def one_line(exc: BaseException) -> str:
