@@ -109,3 +109,31 @@ def test_same_rows_on_one_two_and_external_workers(sweep_dir: Path, recording: P
     pids = {k: {r["worker_pid"] for r in rows} for k, rows in tables.items()}
     assert len(pids["1 local worker"]) == 1 and len(pids["2 local workers"]) == 2
     assert not pids["external scheduler"] & (pids["1 local worker"] | pids["2 local workers"])
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_rerun_continues_where_it_stopped(sweep_dir: Path, tmp_path: Path) -> None:
+    import signal
+
+    spec = sweep_dir / "interrupt.toml"
+    spec.write_text("[fixed]\nscenario = \"small.toml\"\nduration_s = 300\n"
+                    "[grid]\nseed = [1, 2, 3, 4, 5, 6, 7, 8]\n")
+    out = tmp_path / "out"
+    journal = out / "cells.jsonl"
+    proc = subprocess.Popen([str(BIN / "neuroloop"), "sweep", str(spec), "--workers", "1",
+                             "--out", str(out), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.is_file() and journal.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "rerun the same command to continue" in err
+    done = journal.read_text().count("\n")
+    assert 2 <= done < 8
+    again = _sweep(spec, out, "--workers", "2")
+    assert (again["ran"], again["skipped"]) == (8 - done, done)
+    assert again["statuses"] == {"ok": 8}

@@ -231,3 +231,10 @@ def test_any_values_are_accepted_or_one_config_error(sweep_dir: Path, cell: dict
         assert "\n" not in str(exc) and str(exc)
     else:
         assert len(s.cells) == 1
+
+
+def test_shipped_example_spec_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "sweep" / "snr-study.toml"
+    s = load_spec(example)
+    assert len(s.cells) == 24 and {c.mode for c in s.cells} == {"run"}
+    assert (s.figure_item, s.figure_group) == ("source.snr", "control.confidence_threshold")
