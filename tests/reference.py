@@ -26,6 +26,7 @@ __all__ = [
     "HMMGateRef",
     "lda_outputs_ref",
     "StimMapperRef",
+    "kalman_ref",
 ]
 
 
@@ -280,3 +281,31 @@ class StimMapperRef:
         req.interphase_gap_us = float(self._ipg[state])
         req.program_id = state if amp > 0 else PROGRAM_OFF
         return req
+
+
+# ---------------------------------------------------------------------- decoder families (#10)
+def kalman_ref(Z: np.ndarray, mu_z: np.ndarray, mu_x: np.ndarray, A: np.ndarray,
+               W: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray,
+               K_steady: np.ndarray | None = None) -> np.ndarray:
+    """Textbook Kalman filter (covariance form, ``K = Pp H' (H Pp H' + Q)^-1``) over ``Z``
+    (n_hops, p), in centred coordinates; a hop with a non-finite feature gives a NaN row and
+    restarts from ``(0, P0)``. With ``K_steady`` the gain is that constant matrix."""
+    d = mu_x.shape[0]
+    out = np.full((Z.shape[0], d), np.nan)
+    s = np.zeros(d)
+    P = P0.copy()
+    for h, z in enumerate(Z):
+        if not np.all(np.isfinite(z)):
+            s, P = np.zeros(d), P0.copy()
+            continue
+        sp = A @ s
+        if K_steady is None:
+            Pp = A @ P @ A.T + W
+            S = H @ Pp @ H.T + Q
+            K = np.linalg.solve(S, H @ Pp).T
+            P = (np.eye(d) - K @ H) @ Pp
+        else:
+            K = K_steady
+        s = sp + K @ (z - mu_z - H @ sp)
+        out[h] = mu_x + s
+    return out
