@@ -15,7 +15,7 @@ import numpy as np
 from .._jit import jit
 from ._kernels import GATE_CANDIDATE, GATE_COUNT, GATE_RAW, GATE_STATE, GATE_VALID
 
-__all__ = ["decide", "invalidate"]
+__all__ = ["decide", "invalidate", "all_finite", "affine"]
 
 
 @jit
@@ -116,3 +116,23 @@ def decide(loglik, log_prior, use_gate, trans, reset_p, p_prev, gate_hops, thres
     else:
         gate[GATE_CANDIDATE] = -1
         gate[GATE_COUNT] = 0
+
+
+@jit
+def all_finite(x):
+    """True when every element of the 1-D array ``x`` is finite."""
+    for j in range(x.shape[0]):
+        if not np.isfinite(x[j]):
+            return False
+    return True
+
+
+@jit
+def affine(W, b, x, out):
+    """``out = W @ x + b`` (no allocation); W (n_out, n_in), b (n_out,), x (n_in,)."""
+    for k in range(W.shape[0]):
+        s = b[k]
+        wk = W[k]
+        for j in range(W.shape[1]):
+            s += wk[j] * x[j]
+        out[k] = s

@@ -111,7 +111,7 @@ def test_format_2_records_the_schema(fitted: BaseDecoder, tmp_path: Path) -> Non
     assert header["schema"] == fitted.output_schema_.to_dict()
     loaded = load_decoder(path)
     assert loaded.output_schema_ == fitted.output_schema_
-    assert loaded.step(gaussian_data()[0][0]).schema == fitted.output_schema_
+    assert loaded.step(fitted.example_data()[0][0]).schema == fitted.output_schema_
 
 
 def _rewrite(src: Path, dst: Path, drop: tuple[str, ...] = (), **changes: object) -> Path:
