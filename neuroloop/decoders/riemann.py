@@ -89,7 +89,6 @@ class RiemannDecoder(CovarianceClassifier):
             State per hop; -1 for hops that only give context to the window.
         state_names : sequence of str, optional
         """
-        from pyriemann.geometry.base import invsqrtm
         from pyriemann.geometry.mean import mean_riemann
         from pyriemann.geometry.tangentspace import tangent_space
         from sklearn.linear_model import LogisticRegression
@@ -112,15 +111,13 @@ class RiemannDecoder(CovarianceClassifier):
         lr.fit(T, lab)
         coef, intercept = _binary_to_two_rows(lr.coef_, lr.intercept_)
         counts = np.bincount(lab, minlength=n_states).astype(np.float64)
-        self._set_model(np.stack(refs), coef, intercept, counts / counts.sum(), state_names,
-                        invsqrtm)
+        self._set_model(np.stack(refs), coef, intercept, counts / counts.sum(), state_names)
         return self
 
     def _set_model(self, refs: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
-                   priors: np.ndarray, state_names: Sequence[str] | None,
-                   invsqrtm: Any = None) -> None:
-        if invsqrtm is None:
-            from pyriemann.geometry.base import invsqrtm
+                   priors: np.ndarray, state_names: Sequence[str] | None) -> None:
+        from pyriemann.geometry.base import invsqrtm
+
         n = refs.shape[1]
         self.reference_ = np.ascontiguousarray(refs)
         self._isqrt = np.ascontiguousarray(np.stack([invsqrtm(r) for r in refs]))
