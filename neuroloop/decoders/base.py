@@ -228,7 +228,7 @@ def make_decoder(name: str, **params: Any) -> BaseDecoder:
 
 
 def _import_builtin() -> None:
-    from . import csp, kalman, lda, riemann  # noqa: F401  (each registers itself)
+    from . import adaptive, csp, kalman, lda, riemann  # noqa: F401  (each registers itself)
 
 
 class BaseDecoder:
