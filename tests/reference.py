@@ -274,7 +274,7 @@ class StimMapperRef:
         req = self.request
         req.cycle = cycle
         state = int(intention.state)
-        if (not intention.valid or state <= 0 or state >= self._has.shape[0]
+        if (not intention.valid or state < 0 or state >= self._has.shape[0]
                 or not self._has[state]):
             req.set_off()
             return req
