@@ -274,7 +274,9 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, *, scheduler: str | None = N
             workers = _check_workers(client, spec, todo)
             if warm:  # as tasks, in each worker's thread, not blocking its event loop
                 addresses = list(client.scheduler_info(n_workers=-1)["workers"])
-                client.gather([client.submit(warm_worker, key=f"sweep-warm-{uuid.uuid4().hex}",
+                modes = tuple(sorted({c.mode for c in todo}))
+                client.gather([client.submit(warm_worker, modes,
+                                             key=f"sweep-warm-{uuid.uuid4().hex}",
                                              workers=[a], allow_other_workers=False,
                                              pure=False) for a in addresses])
             setup_s = time.perf_counter() - t_setup

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["CellMode", "MODES", "RUN_PARAMS", "mode_names", "register_mode", "resolve_runner"]
@@ -57,7 +57,9 @@ class CellMode:
     timing_columns: tuple[str, ...] = ()
     headline: tuple[str, ...] = ()
     description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: ``decoder`` may be a registered kind with parameters (``"lda:shrinkage=0.3"``) as well
+    #: as a trained decoder file; checked with :func:`neuroloop.evaluation.parse_decoder_spec`.
+    decoder_kinds: bool = False
 
     def is_timing(self, column: str) -> bool:
         """Whether ``column`` depends on wall-clock time (not compared for determinism)."""
@@ -114,4 +116,31 @@ register_mode(CellMode(
     headline=("identical", "first_divergent_cycle", "accuracy"),
     description="`neuroloop replay --check`: replay a recording through the current code and "
                 "compare every cycle",
+))
+
+register_mode(CellMode(
+    name="evaluate",
+    runner="neuroloop.sweep.runners:evaluate_cell",
+    params=("scenario", "decoder", "train", "test", "folds", "duration_s", "seed",
+            "n_permutations"),
+    required=("decoder", "test"),
+    file_params=("decoder", "train", "test"),
+    overrides=True,
+    decoder_kinds=True,
+    headline=("accuracy", "kappa", "itr_bits_per_min"),
+    description="`neuroloop evaluate`: fit a decoder (train set or blocked folds) and test it "
+                "offline through its online path on one dataset",
+))
+
+register_mode(CellMode(
+    name="compare",
+    runner="neuroloop.sweep.runners:compare_cell",
+    params=("decoder", "recording", "train", "scenario", "duration_s", "seed",
+            "n_permutations"),
+    required=("decoder", "recording"),
+    file_params=("decoder", "recording", "train"),
+    decoder_kinds=True,
+    headline=("accuracy", "stim_on_rest_fraction", "first_stim_latency_s"),
+    description="`neuroloop compare`: one decoder in closed loop on one recording through "
+                "replay (the stimulation actually delivered)",
 ))

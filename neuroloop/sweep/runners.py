@@ -10,7 +10,6 @@ died) are Dask's to retry, so they are not caught here.
 from __future__ import annotations
 
 import copy
-import gc
 import os
 import threading
 import time
@@ -20,8 +19,9 @@ from typing import Any
 
 from ..errors import NeuroloopError
 
-__all__ = ["build_scenario", "execute_cell", "flatten", "missing_paths", "one_line",
-           "replay_check_cell", "run_fast_cell", "worker_code_version"]
+__all__ = ["build_scenario", "compare_cell", "evaluate_cell", "execute_cell", "flatten",
+           "missing_paths", "one_line", "replay_check_cell", "run_fast_cell", "warm_worker",
+           "worker_code_version"]
 
 #: Summary entries that are not one value per cell (per-stage latency tables, lists).
 _DROP = ("stages_us", "listener_errors", "mode")
@@ -150,6 +150,57 @@ def _check_metrics(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Keys of an evaluation row that would shadow a cell parameter, and their column names.
+_EVALUATION_RENAME: dict[str, str | None] = {"decoder": "decoder_label", "mode": "evaluation",
+                                             "recording": None}
+
+
+def _evaluation_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one row of a one-decoder, one-dataset evaluation, as flat columns (a confusion
+    matrix as JSON text)."""
+    import json
+
+    if len(rows) != 1:
+        raise NeuroloopError(f"expected one result row, got {len(rows)}")
+    out: dict[str, Any] = {}
+    for k, v in rows[0].items():
+        name = _EVALUATION_RENAME.get(k, k)
+        if name is None:
+            continue
+        out[name] = json.dumps(v) if isinstance(v, list | tuple) else v
+    return flatten(out)
+
+
+def evaluate_cell(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``neuroloop evaluate`` cell: one decoder fitted (on ``train``, or in blocked
+    ``folds``) and tested offline on one dataset (:func:`neuroloop.evaluation.evaluate`)."""
+    from ..evaluation import evaluate
+
+    overrides = {k: v for k, v in params.items() if "." in k}
+    scenario = build_scenario(str(params.get("scenario", "bsi")), overrides)
+    rows = evaluate(scenario, [str(params["decoder"])],
+                    train=[str(params["train"])] if params.get("train") else [],
+                    test=[str(params["test"])], folds=params.get("folds"),
+                    duration_s=params.get("duration_s"),
+                    n_permutations=int(params.get("n_permutations", 200)),
+                    seed=int(params.get("seed", 0)))
+    return _evaluation_row(rows)
+
+
+def compare_cell(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``neuroloop compare`` cell: one decoder in closed loop on one recording through
+    replay (:func:`neuroloop.evaluation.compare`)."""
+    from ..evaluation import compare
+
+    scenario = build_scenario(str(params["scenario"]), {}) if params.get("scenario") else None
+    rows = compare([str(params["decoder"])], [str(params["recording"])],
+                   train=str(params["train"]) if params.get("train") else None,
+                   scenario=scenario, duration_s=params.get("duration_s"),
+                   n_permutations=int(params.get("n_permutations", 200)),
+                   seed=int(params.get("seed", 0)))
+    return _evaluation_row(rows)
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line (its type unless it is one of ours, whose message is the
     whole story), at most 500 characters."""
@@ -220,25 +271,31 @@ def execute_cell(task: Mapping[str, Any]) -> dict[str, Any]:
             "worker_rss_mb": rss, "started_unix_s": started, "finished_unix_s": time.time()}
 
 
-_WARM = {"done": False}
+_WARM: dict[str, bool] = {"done": False}
 #: The warm-up session: the smallest synthetic run that calls every compiled kernel a run or
 #: replay cell calls (Numba compiles per argument type, not per channel count or rate).
 _WARMUP_PARAMS = {"scenario": "eeg-bci", "duration_s": 1.0, "decoder.calibration_s": 10.0,
                   "runtime.deadline_ms": 10000.0}
 
 
-def warm_worker() -> float:
-    """Import the runners and load every compiled kernel once per worker process (a short
-    synthetic session), so that no cell pays the process's start-up; returns the seconds it
-    took (0 when already warm)."""
-    if _WARM["done"]:
-        return 0.0
-    t0 = time.perf_counter()
-    import neuroloop.io.replay  # noqa: F401 - imported for the replay cells
+def warm_worker(modes: tuple[str, ...] = ("run",)) -> float:
+    """Import the runners of ``modes`` and load every compiled kernel once per worker process
+    (a short synthetic session), so that no cell pays the process's start-up; returns the
+    seconds it took (0 when already warm)."""
+    from .modes import MODES, resolve_runner
 
-    run_fast_cell(_WARMUP_PARAMS)
-    gc.collect()
-    _WARM["done"] = True
+    t0 = time.perf_counter()
+    for name in modes:
+        if name in MODES and name not in _WARM:
+            resolve_runner(MODES[name])  # imports the runner's module
+            if name in ("evaluate", "compare"):
+                import neuroloop.evaluation  # noqa: F401 - scikit-learn, pyRiemann
+            _WARM[name] = True
+    if not _WARM["done"]:
+        import neuroloop.io.replay  # noqa: F401 - imported for the replay cells
+
+        run_fast_cell(_WARMUP_PARAMS)
+        _WARM["done"] = True
     return time.perf_counter() - t0
 
 

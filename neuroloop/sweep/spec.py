@@ -50,6 +50,9 @@ MAX_CELLS = 100_000
 #: Per-cell time limit, seconds (default one hour).
 TIME_LIMIT_S = B.Range(0.0, 7 * 86400.0, lo_open=True, unit="s")
 DEFAULT_TIME_LIMIT_S = 3600.0
+#: ``folds`` of an evaluate cell (blocked cross-validation) and its label permutations.
+FOLDS = B.Range(2, 100, integer=True)
+PERMUTATIONS = B.Range(0, 100_000, integer=True)
 
 _TABLES = ("sweep", "fixed", "grid", "cells")
 _SWEEP_KEYS = ("name", "description", "time_limit_s", "figures", "figure_group",
@@ -194,7 +197,7 @@ def parse_spec(table: Mapping[str, Any], *, path: Path) -> SweepSpec:
         varying.insert(0, "mode")
     # a metric per decoder (bars) and recording (groups) when those vary, else in spec order
     prefer_group = [k for k in ("decoder", "decoder.kind", "mode") if k in varying]
-    prefer_item = [k for k in ("recording", "source") if k in varying]
+    prefer_item = [k for k in ("recording", "test", "source") if k in varying]
     rest = [k for k in varying if k not in prefer_group + prefer_item]
     item_default = (prefer_item + rest + prefer_group + [None])[0]
     group_default = next((k for k in prefer_group + rest + prefer_item if k != item_default),
@@ -313,9 +316,16 @@ class _Checker:
         if "duration_s" in params:
             B.check_number(f"{label}: duration_s", params["duration_s"], B.DURATION_S,
                            hint="e.g. 60")
+        if "folds" in params:
+            B.check_number(f"{label}: folds", params["folds"], FOLDS, hint="e.g. 5")
+        if "n_permutations" in params:
+            B.check_number(f"{label}: n_permutations", params["n_permutations"], PERMUTATIONS,
+                           hint="e.g. 200")
         if "decoder" in params:
-            self._path(label, "decoder", params["decoder"], index, directory=False,
-                       resolved=resolved, inputs=inputs, what="a decoder file (.npz)")
+            self._decoder(label, mode, params["decoder"], index, resolved, inputs)
+        for key in ("train", "test"):
+            if key in params:
+                self._dataset(label, key, params[key], index, resolved, inputs)
         if "recording" in params:
             self._path(label, "recording", params["recording"], index, directory=True,
                        resolved=resolved, inputs=inputs, what="a recording directory")
@@ -340,30 +350,74 @@ class _Checker:
         if mode.overrides:
             self._scenario(label, params, resolved)
 
+    def _decoder(self, label: str, mode: CellMode, value: Any, index: int,
+                 resolved: dict[str, Any], inputs: dict[str, str]) -> None:
+        """A trained decoder file, or (modes with ``decoder_kinds``) a registered kind with
+        parameters, ``"lda:shrinkage=0.3"``, checked now."""
+        if mode.decoder_kinds and isinstance(value, str) and value and \
+                not value.endswith(".npz") and "/" not in value:
+            from ..evaluation import parse_decoder_spec
+
+            try:
+                parse_decoder_spec(value)
+            except ConfigError as exc:
+                raise ConfigError(f"{label}: decoder = {B.show_value(value)}: {exc}") from None
+            return
+        self._path(label, "decoder", value, index, directory=False, resolved=resolved,
+                   inputs=inputs, what="a decoder file (.npz)" + (
+                       " or a decoder kind such as \"lda\"" if mode.decoder_kinds else ""))
+
+    def _dataset(self, label: str, key: str, value: Any, index: int,
+                 resolved: dict[str, Any], inputs: dict[str, str]) -> None:
+        """``synthetic[:SEED]``, a recording directory, an EDF/BDF file or a source URL."""
+        if not isinstance(value, str) or not value:
+            raise _fail(label, key, value, "must be a dataset: synthetic:SEED, a recording "
+                        "directory, an .edf/.bdf file or a source URL")
+        if value == "synthetic" or value.startswith("synthetic:") and "://" not in value:
+            if value != "synthetic":
+                try:
+                    seed: Any = int(value.split(":", 1)[1])
+                except ValueError:
+                    seed = value.split(":", 1)[1]
+                B.check_number(f"{label}: {key} = {B.show_value(value)}: the seed", seed,
+                               B.SEED, hint="e.g. synthetic:7")
+            return
+        if "://" in value:
+            self._source(label, value, index, resolved, inputs, key=key)
+            return
+        p = Path(value).expanduser()
+        p = p if p.is_absolute() else self.base / p
+        recording = p.suffix.lower() not in (".edf", ".bdf")
+        if not _exists(p, recording):
+            self.missing.setdefault(f"{key} {value}", []).append(str(index))
+            return
+        resolved[key] = str(p.resolve())
+        inputs[key] = path_digest(p)
+
     def _source(self, label: str, url: Any, index: int, resolved: dict[str, Any],
-                inputs: dict[str, str]) -> None:
+                inputs: dict[str, str], key: str = "source") -> None:
         from ..acquisition import parse_url
 
         if not isinstance(url, str) or not url:
-            raise _fail(label, "source", url, "must be a source URL such as "
+            raise _fail(label, key, url, "must be a source URL such as "
                         "\"edf://rec.edf\" or \"synthetic://bsi\"")
         try:
             scheme, location, _ = parse_url(url)
         except ValueError as exc:  # urlsplit: e.g. an unbalanced "[" in the host
-            raise _fail(label, "source", url, f"is not a URL ({exc})") from None
+            raise _fail(label, key, url, f"is not a URL ({exc})") from None
         if scheme in _DEVICE_SCHEMES or "://" not in url:
-            raise _fail(label, "source", url, "is a device; a sweep cell reads a synthetic "
+            raise _fail(label, key, url, "is a device; a sweep cell reads a synthetic "
                         "patient (synthetic://), an EDF file (edf://) or a recording "
                         "(replay://)")
         if scheme in ("edf", "bdf", "replay"):
             p = Path(location).expanduser()
             p = p if p.is_absolute() else self.base / p
             if not _exists(p, scheme == "replay"):
-                self.missing.setdefault(f"source {url}", []).append(str(index))
+                self.missing.setdefault(f"{key} {url}", []).append(str(index))
                 return
             query = url[url.index("?"):] if "?" in url else ""
-            resolved["source"] = f"{scheme}://{p.resolve()}{query}"
-            inputs["source"] = path_digest(p)
+            resolved[key] = f"{scheme}://{p.resolve()}{query}"
+            inputs[key] = path_digest(p)
 
     def _scenario(self, label: str, params: Mapping[str, Any],
                   resolved: dict[str, Any]) -> None:

@@ -201,3 +201,43 @@ duration_s = 2
     summary = json.loads(capsys.readouterr().out)
     assert code == 1 and summary["ran"] == 0 and summary["skipped"] == 2
     assert summary["statuses"] == {"error": 1, "ok": 1} and summary["passed"] is False
+
+
+def test_evaluate_and_compare_cells_give_the_evaluation_api_rows(
+        sweep_dir: Path, recording: Path, cluster: Any, tmp_path: Path) -> None:
+    from neuroloop.evaluation import compare, evaluate
+    from neuroloop.sweep.runners import build_scenario
+
+    spec = load_spec(_spec(sweep_dir, """
+[sweep]
+figures = ["accuracy"]
+[fixed]
+scenario = "small.toml"
+train = "synthetic:5"
+duration_s = 20
+n_permutations = 20
+[[cells]]
+mode = "evaluate"
+decoder = "lda:shrinkage=0.3"
+test = "synthetic:6"
+[[cells]]
+mode = "compare"
+decoder = "lda"
+recording = "rec1"
+""", "evcmp.toml"))
+    out = run_sweep(spec, tmp_path / "out", scheduler=_address(cluster), as_json=True)
+    assert out.statuses == {"ok": 2}
+    ev, cmp_ = out.rows
+    scenario = build_scenario(str(sweep_dir / "small.toml"), {})
+    ref_ev = evaluate(scenario, ["lda:shrinkage=0.3"], train=["synthetic:5"],
+                      test=["synthetic:6"], duration_s=20, n_permutations=20, seed=0)[0]
+    ref_cmp = compare(["lda"], [str(recording)], train="synthetic:5",
+                      scenario=scenario, duration_s=20, n_permutations=20, seed=0)[0]
+    for row, ref in ((ev, ref_ev), (cmp_, ref_cmp)):
+        for k in ("accuracy", "kappa", "balanced_accuracy", "p_value", "hops"):
+            assert row[k] == ref[k], k
+        assert row["decoder_label"] == ref["decoder"]
+        assert json.loads(row["confusion"]) == ref["confusion"]
+    assert cmp_["stim_on_rest_fraction"] == ref_cmp["stim_on_rest_fraction"]
+    assert ev["evaluation"] == "train synthetic:5" and ev["decoder"] == "lda:shrinkage=0.3"
+    assert [f.name for f in out.figures] == ["accuracy.png"]

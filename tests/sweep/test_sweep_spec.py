@@ -238,3 +238,41 @@ def test_shipped_example_spec_is_valid() -> None:
     s = load_spec(example)
     assert len(s.cells) == 24 and {c.mode for c in s.cells} == {"run"}
     assert (s.figure_item, s.figure_group) == ("source.snr", "control.confidence_threshold")
+
+
+def test_evaluate_and_compare_cells_are_checked_before_scheduling(sweep_dir: Path,
+                                                                  recording: Path) -> None:
+    p = spec(sweep_dir, """
+[grid]
+mode = ["evaluate"]
+decoder = ["lda", "lda:shrinkage=0.3"]
+test = ["synthetic:6", "rec1"]
+[fixed]
+scenario = "small.toml"
+train = "synthetic:5"
+[[cells]]
+mode = "compare"
+decoder = "lda"
+recording = "rec1"
+""", "ev.toml")
+    s = load_spec(p)
+    assert [c.mode for c in s.cells] == ["evaluate"] * 4 + ["compare"]
+    assert set(s.cells[1].inputs) == {"scenario", "test"}  # rec1 is digested
+    assert (s.figure_item, s.figure_group) == ("recording", "decoder")  # per decoder
+    for body, needle in [
+        ('[grid]\nmode = ["evaluate"]\ndecoder = ["no-such"]\ntest = ["synthetic:1"]\n',
+         "unknown decoder 'no-such'"),
+        ('[grid]\nmode = ["evaluate"]\ndecoder = ["lda:shrink"]\ntest = ["synthetic:1"]\n',
+         "is not key=value"),
+        ('[grid]\nmode = ["evaluate"]\ndecoder = ["lda"]\ntest = ["synthetic:x"]\n',
+         "the seed = 'x' is not an integer"),
+        ('[grid]\nmode = ["evaluate"]\ndecoder = ["lda"]\ntest = ["synthetic:1"]\n'
+         'folds = [1]\n', "folds = 1 is too small"),
+        ('[grid]\nmode = ["compare"]\ndecoder = ["lda"]\n', "needs 'recording'"),
+        ('[grid]\nmode = ["evaluate"]\ndecoder = ["lda"]\ntest = ["gone", "gone.edf"]\n'
+         'train = ["nothere"]\n',
+         "train nothere (cells 0, 1); test gone (cell 0); test gone.edf"),
+    ]:
+        with pytest.raises(ConfigError) as e:
+            load_spec(spec(sweep_dir, body, "ev-bad.toml"))
+        assert needle in str(e.value), str(e.value)
