@@ -196,7 +196,7 @@ def _check_workers(client: Any, spec: SweepSpec, cells: list[Cell]) -> int:
 
 def _failed_result(status: str, error: str) -> dict[str, Any]:
     now = time.time()
-    return {"status": status, "error": error, "metrics": {}, "cell_s": None,
+    return {"status": status, "error": error, "metrics": {}, "cell_s": None, "cell_cpu_s": None,
             "worker": None, "worker_pid": None, "worker_rss_mb": None,
             "started_unix_s": None, "finished_unix_s": now}
 

@@ -31,8 +31,8 @@ CSV_FILE = "results.csv"
 #: (its worker died more often than Dask allows) are tried again.
 DONE_STATUSES = ("ok", "error")
 #: Columns that say where and how fast a cell ran, not what it computed.
-TIMING_COLUMNS = ("cell_s", "worker", "worker_pid", "worker_rss_mb", "started_unix_s",
-                  "finished_unix_s")
+TIMING_COLUMNS = ("cell_s", "cell_cpu_s", "worker", "worker_pid", "worker_rss_mb",
+                  "started_unix_s", "finished_unix_s")
 _LEAD = ("cell", "mode")
 _TAIL = (*TIMING_COLUMNS, "code_version", "inputs_sha256", "cell_id")
 

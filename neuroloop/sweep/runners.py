@@ -237,7 +237,9 @@ def execute_cell(task: Mapping[str, Any]) -> dict[str, Any]:
         ``cell_id``, ``status`` (``ok`` | ``error`` | ``timeout``), ``error`` (one line or
         ``""``), ``metrics`` (dict), ``cell_s`` (wall seconds on the worker), ``worker``,
         ``worker_pid``, ``worker_rss_mb`` (after the cell), ``started_unix_s`` and
-        ``finished_unix_s`` (the worker's clock, around the whole task).
+        ``finished_unix_s`` (the worker's clock, around the whole task), ``cell_cpu_s``
+        (CPU seconds of the worker process during the cell: on a busy machine ``cell_s``
+        grows, this does not).
     """
     from .modes import MODES, resolve_runner
 
@@ -252,11 +254,13 @@ def execute_cell(task: Mapping[str, Any]) -> dict[str, Any]:
             box["error"] = exc
 
     started = time.time()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     thread = threading.Thread(target=target, name=f"sweep-cell-{task['index']}", daemon=True)
     thread.start()
     thread.join(float(task["time_limit_s"]))
     cell_s = time.perf_counter() - t0
+    cell_cpu_s = time.process_time() - c0
     metrics: dict[str, Any]
     if thread.is_alive():
         status, error, metrics = "timeout", (f"exceeded the time limit of "
@@ -267,7 +271,7 @@ def execute_cell(task: Mapping[str, Any]) -> dict[str, Any]:
         status, error, metrics = "ok", "", dict(box.get("metrics", {}))
     worker, pid, rss = _worker_info()
     return {"cell_id": task["cell_id"], "status": status, "error": error, "metrics": metrics,
-            "cell_s": round(cell_s, 4), "worker": worker, "worker_pid": pid,
+            "cell_s": round(cell_s, 4), "cell_cpu_s": round(cell_cpu_s, 4), "worker": worker, "worker_pid": pid,
             "worker_rss_mb": rss, "started_unix_s": started, "finished_unix_s": time.time()}
 
 

@@ -76,6 +76,8 @@ def measure_scaling(n_cells: int, directory: Path) -> dict[str, Any]:
         out[f"workers_{workers}"] = {"wall_s": round(o.wall_s, 2), "total_s": round(total, 2),
                                      "setup_s": round(o.setup_s, 2),
                                      "cells_s": round(o.cells_s, 2),
+                                     "cells_cpu_s": round(sum(
+                                         float(r["cell_cpu_s"] or 0) for r in o.rows), 2),
                                      "overhead_pct": o.overhead_pct, "statuses": o.statuses}
     one, two = out["workers_1"], out["workers_2"]
     out["speedup_wall"] = round(one["wall_s"] / two["wall_s"], 3)
