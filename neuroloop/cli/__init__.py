@@ -463,7 +463,7 @@ def _cmd_limits(args: argparse.Namespace) -> int:
 #: ``register(sub)``, which adds its sub-parser(s) (``parser_class`` is the one-line-error
 #: parser), and ``COMMANDS``, a dict of command name -> ``fn(args) -> exit code``. Heavy imports
 #: stay inside the command functions, so ``neuroloop --help`` stays fast.
-_COMMAND_MODULES: tuple[str, ...] = ("replay",)
+_COMMAND_MODULES: tuple[str, ...] = ("replay", "evaluate", "compare", "sweep")
 
 
 def _command_modules() -> list[Any]:
