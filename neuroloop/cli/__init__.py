@@ -106,6 +106,10 @@ def _build_parser() -> _Parser:
                      help="do not ask for SCHED_FIFO priority and locked memory in live runs")
     run.add_argument("--json", action="store_true",
                      help="print exactly one JSON summary object on stdout")
+    run.add_argument("--lsl-out", nargs="?", const="neuroloop", default=None, metavar="PREFIX",
+                     help="publish the decoded state and probabilities, the stimulation sent "
+                     "and interlock events as LSL streams PREFIX-decoder, PREFIX-stimulation, "
+                     "PREFIX-markers (default prefix neuroloop; docs/lab.md)")
 
     train = sub.add_parser("train", help="calibrate a decoder and save it")
     _scenario_args(train)
@@ -140,7 +144,9 @@ def _build_parser() -> _Parser:
 
     exp = sub.add_parser("export", help="export a recording")
     exp.add_argument("directory", metavar="DIR")
-    exp.add_argument("--edf", required=True, metavar="FILE", help="EDF+ file to write")
+    exp.add_argument("--edf", metavar="FILE", help="EDF+ (or BDF+, .bdf) file to write")
+    exp.add_argument("--fif", metavar="FILE", help="MNE-Python FIF file to write (raw.fif)")
+    exp.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     sub.add_parser("scenarios", help="list the shipped scenarios")
     for module in _command_modules():
@@ -212,6 +218,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_new_recording_dir(args.record)
         _check_writable_dir(args.record)  # before calibrating, not after
         listeners.append(SessionRecorder(args.record))
+    lsl_out = None
+    if args.lsl_out is not None:
+        from ..io.lsl_outlets import LslOutlets
+
+        lsl_out = LslOutlets(B.check_stream_prefix("--lsl-out", args.lsl_out))
+        listeners.append(lsl_out)
     source_url = args.source
     if args.device:
         from ..link.device import open_device_link
@@ -228,6 +240,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          realtime_priority=None if args.no_rt else 50)
     try:
         session = Session(scenario, options, progress=progress)
+        if lsl_out is not None:
+            lsl_out.contact_names = list(session.programs.array.contact_names)
         if args.record:
             session.save_decoder(args.record)
         if injections:  # the device link's safety inputs are the session's own
@@ -452,8 +466,22 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from ..io.edf import export_edf
 
-    export_edf(args.directory, args.edf)
-    sys.stdout.write(f"wrote {args.edf}\n")
+    if not args.edf and not args.fif:
+        raise ConfigError("export needs --edf FILE and/or --fif FILE; e.g. "
+                          f"neuroloop export {args.directory} --fif out_raw.fif")
+    out: dict[str, Any] = {}
+    if args.edf:
+        out["edf"] = export_edf(args.directory, args.edf, as_json=args.json)
+    if args.fif:
+        from ..io.mne_export import export_fif
+
+        out["fif"] = export_fif(args.directory, args.fif, as_json=args.json)
+    if args.json:
+        sys.stdout.write(json.dumps(out) + "\n")
+    else:
+        for key in ("edf", "fif"):
+            if key in out:
+                sys.stdout.write(f"wrote {out[key]['path']}\n")
     return EXIT_OK
 
 
