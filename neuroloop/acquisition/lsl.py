@@ -11,17 +11,22 @@ visible, more than one match asks for ``source_id=``). Its channel labels, types
 
 * ``paced_by_device``: samples arrive in real time; :meth:`read` waits for them (the loop
   never paces an LSL source).
-* The data connection is opened lazily, when the loop starts (:meth:`start_prefetch`) or at
-  the first :meth:`read`: samples from before the loop ran are never queued, and an outlet
-  that waits for its first consumer starts streaming exactly when the loop does.
+* The data connection is opened lazily, at the first :meth:`read` (the loop's first hop):
+  samples from before the loop ran (calibration, warm-up, arming) are never queued, and an
+  outlet that waits for its first consumer starts streaming exactly when the loop does.
 * ``received_ns`` is the LSL timestamp of the block's last sample, moved to this host's clock
   (the inlet's ``time_correction``, refreshed every few seconds) and then to the loop's
   ``time.perf_counter_ns`` clock (offset measured at open). It is never later than the time
   the block was pulled. So a cycle's end-to-end latency runs from the outlet's push of the
   hop's last sample to the command.
-* ``first_index`` counts samples from the first one received; a gap in the timestamps of
-  more than ``1 + gap_tolerance`` sample periods (default 0.75) is a jump of
-  ``round(dt * rate) - 1`` lost samples, never papered over. A block never spans a gap.
+* ``first_index`` counts samples from the first one received. Gaps are found on the stream's
+  own timeline (sample 0's timestamp plus ``index / rate``, slowly following a clock that runs
+  fast or slow): a block that starts more than ``gap_tolerance`` samples (default 0.75)
+  behind it is jitter if the next block is back on time or catching up (a late push followed
+  by a burst), and a gap of ``round(lag)`` lost samples if the next block is just as far
+  behind (the jump in ``first_index`` is then placed before that block). Outlets that stamp
+  blocks with their push time jitter by whole blocks under load; this keeps that from reading
+  as loss. A block is also cut where its own timestamps jump, so no block spans a gap.
 * Samples are converted to microvolts from each channel's unit (``microvolts``/``uV``,
   ``millivolts``/``mV``, ``volts``/``V``, ``nanovolts``/``nV``, or an mne-lsl power-of-ten
   exponent such as ``-6``); a stream without units is taken as microvolts (``unit=`` overrides,
@@ -44,7 +49,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from ..errors import ConfigError, DeviceError
+from ..errors import ConfigError
 from .base import CHANNEL_TYPES, BaseSource, Block, SourceInfo
 
 __all__ = ["LslSource", "configure_liblsl", "lsl_to_perf_offset_ns", "describe_streams",
@@ -244,7 +249,8 @@ class LslSource(BaseSource):
         self._off = 0  # pending samples: self._buf[self._off:self._off + self._n]
         self._n = 0
         self._next_index = 0
-        self._last_ts: float | None = None
+        self._ref_ts: float | None = None  # LSL time of sample 0 on the stream's timeline
+        self._suspect_lag: float | None = None
         self._offset_ns = 0
         self._tc_s = 0.0
         self._tc_next_ns = 0
@@ -291,26 +297,27 @@ class LslSource(BaseSource):
 
     # -- BaseSource -------------------------------------------------------------------------
     def _open(self) -> None:
+        """Measure the clock offsets (the LSL clock to ``perf_counter_ns``, and the outlet's
+        host to this one); the data connection waits for the first :meth:`read`."""
         self._offset_ns = lsl_to_perf_offset_ns()
+        self._refresh_time_correction(min(2.0, self._timeout_s))
 
-    def start_prefetch(self, chunk_samples: int, *, release_when_idle: bool = False) -> bool:
-        """The loop is about to start: open the data connection now (not at build time, so
-        that nothing queues during calibration and warm-up). Produces nothing."""
-        del chunk_samples, release_when_idle
-        self._start_stream()
-        return False
+    def connect(self) -> None:
+        """Open the data connection now (else the first :meth:`read` does): samples pushed
+        from now on are queued for this source."""
+        if not self._is_open:
+            self.open()
+        if not self._streaming:
+            self._inlet.open_stream(timeout=self._timeout_s)  # returns once subscribed
+            self._streaming = True
 
     def _start_stream(self) -> None:
-        if self._streaming:
-            return
-        try:
-            self._inlet.open_stream(timeout=self._timeout_s)
-        except Exception as exc:  # noqa: BLE001 - liblsl's TimeoutError or LostError
-            raise DeviceError(f"LSL stream {self.stream_name!r} could not be opened within "
-                              f"{self._timeout_s:g} s ({type(exc).__name__}); is the outlet "
-                              "still running?") from None
+        """Subscribe to the data: the first pull opens the connection implicitly (mne-lsl's
+        ``open_stream`` sleeps 0.5 s after subscribing, to work around liblsl issue 176, in
+        which samples pushed right after the subscription are missed: an outlet that waits
+        for its consumer does not push before it sees the connection, and a running one has
+        no history to miss)."""
         self._streaming = True
-        self._refresh_time_correction(1.0)
 
     def _refresh_time_correction(self, timeout_s: float) -> None:
         try:
@@ -320,10 +327,11 @@ class LslSource(BaseSource):
         self._tc_next_ns = time.perf_counter_ns() + _TC_REFRESH_NS
 
     def _read(self, max_samples: int, timeout: float | None) -> Block | None:
-        if not self._streaming:
+        wait_s = 1.0 if timeout is None else max(0.0, timeout)
+        if not self._streaming:  # the outlet may start only now: give it the open timeout
             self._start_stream()
-        if self._n == 0 and not self._pull(min(max_samples, _MAX_BLOCK),
-                                           1.0 if timeout is None else max(0.0, timeout)):
+            wait_s = max(wait_s, self._timeout_s)
+        if self._n == 0 and not self._pull(min(max_samples, _MAX_BLOCK), wait_s):
             return None
         received_ns = time.perf_counter_ns()
         off = self._off
@@ -331,16 +339,28 @@ class LslSource(BaseSource):
         ts = self._ts
         fs = self._fs
         first = self._next_index
-        last = self._last_ts
-        if last is not None:
-            periods = (ts[off] - last) * fs
-            if periods > self._gap_periods:
-                lost = int(round(periods)) - 1
-                if lost > 0:
+        t_first = float(ts[off])
+        if self._ref_ts is None:
+            self._ref_ts = t_first  # sample 0
+        else:  # how far the stream is behind its own timeline, in samples
+            lag = (t_first - self._ref_ts) * fs - first
+            tol = self._gap_periods - 1.0
+            suspect = self._suspect_lag
+            self._suspect_lag = None
+            if lag > tol:
+                if suspect is not None and lag >= suspect - tol:
+                    # behind for two blocks running and not catching up: samples were lost
+                    lost = int(round(lag))
                     first += lost
                     self.samples_lost += lost
                     self.gaps += 1
-        if k > 1:  # a block never spans a gap: cut it at the first one inside
+                else:  # late, or catching up after a late push: jitter until confirmed
+                    self._suspect_lag = lag
+            elif lag < -0.5 * fs:  # timestamps jumped back (outlet restarted): re-anchor
+                self._ref_ts = t_first - first / fs
+            else:  # within tolerance: follow a slow or fast clock, never a gap
+                self._ref_ts += 0.05 * lag / fs
+        if k > 1:  # a block ends where its own timestamps jump: the rest is read next
             dts = self._dts[:k - 1]
             np.subtract(ts[off + 1:off + k], ts[off:off + k - 1], out=dts)
             over = self._over[:k - 1]
@@ -353,7 +373,7 @@ class LslSource(BaseSource):
         block.data = view
         block.first_index = first
         self._next_index = first + k
-        self._last_ts = float(ts[off + k - 1])
+        last_ts = float(ts[off + k - 1])
         self._off += k
         self._n -= k
         if self._n == 0:
@@ -361,7 +381,7 @@ class LslSource(BaseSource):
         self.samples_received += k
         if received_ns >= self._tc_next_ns:
             self._refresh_time_correction(0.0)
-        stamped = int((self._last_ts + self._tc_s) * _NS) + self._offset_ns
+        stamped = int((last_ts + self._tc_s) * _NS) + self._offset_ns
         block.received_ns = stamped if 0 < stamped < received_ns else received_ns
         return block
 
