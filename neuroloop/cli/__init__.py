@@ -238,6 +238,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          deadline_ms=args.deadline_ms, listeners=listeners,
                          stimulator=stimulator, extra_meta=extra_meta,
                          realtime_priority=None if args.no_rt else 50)
+    options.as_json = bool(args.json)
     try:
         session = Session(scenario, options, progress=progress)
         if lsl_out is not None:
@@ -366,6 +367,10 @@ def _format_summary(s: dict[str, Any]) -> str:
         lines.append(f"listener errors     {s['listener_errors']}")
     if s.get("recording"):
         lines.append(f"recording           {s['recording']}")
+    if s.get("lsl_out"):
+        o = s["lsl_out"]
+        lines.append(f"lsl out             {', '.join(o['streams'])}: {o['cycles_published']} "
+                     f"cycles, {o['markers_published']} markers, {o['dropped_cycles']} dropped")
     return "\n".join(lines)
 
 
@@ -403,7 +408,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     progress = (lambda m: None) if args.json else (lambda m: _eprint(f"neuroloop: {m}"))
     pipeline = build_pipeline(scenario)
     decoder, cal = train_decoder(scenario, pipeline, url=args.source, duration_s=args.duration,
-                                 seed=args.seed, progress=progress)
+                                 seed=args.seed, progress=progress, as_json=args.json)
     try:
         path = decoder.save(args.out)
     except OSError as exc:

@@ -175,7 +175,9 @@ class LslOutlets(LoopListener):
             return
         rb = self._row_bytes
         i = self._head % _RING
-        ring_bytes[i * rb:(i + 1) * rb] = self._last_bytes  # type: ignore[index]
+        last = self._last_bytes
+        assert last is not None
+        ring_bytes[i * rb:(i + 1) * rb] = last
         self._head += 1
         self._wake.set()
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..acquisition.base import CHANNEL_TYPES
 from ..errors import ConfigError, RecordingError
-from .edf import Annotation, EdfSource, _GENERIC_OPTIONS, _Header, _select_channels
+from .edf import _GENERIC_OPTIONS, Annotation, EdfSource, _Header, _select_channels
 
 __all__ = ["MneSource", "read_raw_checked"]
 

@@ -18,10 +18,11 @@ import numpy as np
 from .. import _checks as B
 from ..config import load_scenario, scenario_from_dict
 from ..errors import RecordingError
+from ..progress import Progress
 from ..records import FLAG_SOURCE_STALL, LoopListener
 from ..runtime.session import RunOptions, Session, summary_json
 
-__all__ = ["CycleCollector", "replay_recording", "replay_cycles"]
+__all__ = ["CycleCollector", "CycleProgress", "replay_recording", "replay_cycles"]
 
 _RECORDED_SEED = B.Range(0, 2**63 - 1, integer=True)
 _ARMED_NS = B.Range(0, 2**63 - 1, integer=True)
@@ -123,6 +124,28 @@ class CycleCollector(LoopListener):
         return self.cycles[: self.n]
 
 
+class CycleProgress(LoopListener):
+    """A progress bar over a replay's cycles (:class:`neuroloop.progress.Progress`: drawn on a
+    terminal only, never with ``--json``)."""
+
+    def __init__(self, total: int, desc: str = "replay", *, as_json: bool = False) -> None:
+        self.total = int(total)
+        self.desc = desc
+        self.as_json = as_json
+        self.bar: Progress | None = None
+
+    def on_start(self, meta: dict) -> None:
+        self.bar = Progress(self.total, self.desc, unit="cycle", as_json=self.as_json)
+
+    def on_cycle(self, record: np.ndarray) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_stop(self, summary: dict) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _replay(directory: str | Path, *, decoder_path: str | None, config_path: str | None,
             listeners: list[LoopListener],
             progress: Callable[[str], None] | None) -> tuple[Any, dict[str, Any]]:
@@ -202,9 +225,11 @@ def replay_recording(directory: str | Path, *, decoder_path: str | None = None,
     from .compare import ReplayChecker, replay_check_report
     from .reader import open_recording
 
-    checker = ReplayChecker(open_recording(directory)) if check else None
+    recording = open_recording(directory)
+    checker = ReplayChecker(recording) if check else None
+    bar = CycleProgress(recording.n_cycles, "replay", as_json=as_json)
     _, summary = _replay(directory, decoder_path=decoder_path, config_path=config_path,
-                         listeners=[checker] if checker is not None else [],
+                         listeners=[bar, checker] if checker is not None else [bar],
                          progress=progress)
     code = 0
     if checker is not None:
