@@ -21,12 +21,12 @@ visible, more than one match asks for ``source_id=``). Its channel labels, types
   hop's last sample to the command.
 * ``first_index`` counts samples from the first one received. Gaps are found on the stream's
   own timeline (sample 0's timestamp plus ``index / rate``, slowly following a clock that runs
-  fast or slow): a block that starts more than ``gap_tolerance`` samples (default 0.75)
-  behind it is jitter if the next block is back on time or catching up (a late push followed
-  by a burst), and a gap of ``round(lag)`` lost samples if the next block is just as far
-  behind (the jump in ``first_index`` is then placed before that block). Outlets that stamp
-  blocks with their push time jitter by whole blocks under load; this keeps that from reading
-  as loss. A block is also cut where its own timestamps jump, so no block spans a gap.
+  fast or slow): blocks that start more than ``gap_tolerance`` samples (default 0.75) behind
+  it are jitter while the stream comes back on time within ``gap_confirm_s`` (default 0.5 s)
+  of samples (a late push, then a burst), and a gap of ``round(least lag)`` lost samples when
+  it stays behind that long; the jump in ``first_index`` is placed at the block that confirms
+  it. Outlets that stamp blocks with their push time jitter by whole blocks under load; this
+  keeps that from reading as loss. A block is also cut where its own timestamps jump.
 * Samples are converted to microvolts from each channel's unit (``microvolts``/``uV``,
   ``millivolts``/``mV``, ``volts``/``V``, ``nanovolts``/``nV``, or an mne-lsl power-of-ten
   exponent such as ``-6``); a stream without units is taken as microvolts (``unit=`` overrides,
@@ -58,7 +58,7 @@ __all__ = ["LslSource", "configure_liblsl", "lsl_to_perf_offset_ns", "describe_s
 #: Options a scenario hands to every source (meant for the synthetic patient): ignored here.
 _GENERIC_OPTIONS = frozenset({"seed", "snr"})
 _OPTIONS = frozenset({"type", "source_id", "timeout", "unit", "scale", "channel_type",
-                      "gap_tolerance"})
+                      "gap_tolerance", "gap_confirm_s"})
 _MAX_BLOCK = 4096
 _TC_REFRESH_NS = 5_000_000_000  # refresh the clock correction every 5 s of stream
 _NS = 1_000_000_000
@@ -169,6 +169,9 @@ class LslSource(BaseSource):
         Type reported for every channel instead of the stream's.
     gap_tolerance : float
         Timestamp jitter tolerated before a gap is counted, in sample periods (0.75).
+    gap_confirm_s : float
+        How long (in samples' worth of seconds) the stream must stay behind its timeline
+        before the shortfall counts as lost samples (0.5).
     """
 
     scheme: ClassVar[str] = "lsl"
@@ -177,7 +180,8 @@ class LslSource(BaseSource):
     def __init__(self, name: str | None = None, *, stream_type: str | None = None,
                  source_id: str | None = None, timeout_s: float = 5.0,
                  unit: str | None = None, scale: float = 1.0,
-                 channel_type: str | None = None, gap_tolerance: float = 0.75) -> None:
+                 channel_type: str | None = None, gap_tolerance: float = 0.75,
+                 gap_confirm_s: float = 0.5) -> None:
         super().__init__()
         configure_liblsl()
         from mne_lsl.lsl import StreamInlet, resolve_streams
@@ -250,7 +254,9 @@ class LslSource(BaseSource):
         self._n = 0
         self._next_index = 0
         self._ref_ts: float | None = None  # LSL time of sample 0 on the stream's timeline
-        self._suspect_lag: float | None = None
+        self._behind_from = -1  # stream index where the current run behind began (-1: none)
+        self._behind_min = 0.0
+        self._confirm_samples = max(1, int(round(gap_confirm_s * self._fs)))
         self._offset_ns = 0
         self._tc_s = 0.0
         self._tc_next_ns = 0
@@ -272,11 +278,12 @@ class LslSource(BaseSource):
         if scale == 0:
             raise ConfigError("lsl option scale=0 would zero every sample; use e.g. scale=1.0")
         tol = _number("gap_tolerance", opts.get("gap_tolerance", 0.75), 0.0, 1000.0, "0.75")
+        confirm = _number("gap_confirm_s", opts.get("gap_confirm_s", 0.5), 0.0, 60.0, "0.5")
         name = unquote(location).strip("/") or None
         return cls(name, stream_type=opts.get("type") or None,
                    source_id=opts.get("source_id") or None, timeout_s=timeout,
                    unit=opts.get("unit"), scale=scale, channel_type=opts.get("channel_type"),
-                   gap_tolerance=tol)
+                   gap_tolerance=tol, gap_confirm_s=confirm)
 
     def _full_info(self, sinfo: Any, timeout_s: float) -> Any:
         """The stream's full description (channel meta-data) without opening the data
@@ -345,21 +352,25 @@ class LslSource(BaseSource):
         else:  # how far the stream is behind its own timeline, in samples
             lag = (t_first - self._ref_ts) * fs - first
             tol = self._gap_periods - 1.0
-            suspect = self._suspect_lag
-            self._suspect_lag = None
             if lag > tol:
-                if suspect is not None and lag >= suspect - tol:
-                    # behind for two blocks running and not catching up: samples were lost
-                    lost = int(round(lag))
+                if self._behind_from < 0:  # a run of blocks behind the timeline starts
+                    self._behind_from = first
+                    self._behind_min = lag
+                else:
+                    self._behind_min = min(self._behind_min, lag)
+                if first - self._behind_from >= self._confirm_samples:
+                    # behind for gap_confirm_s of samples running: they were lost
+                    lost = int(round(self._behind_min))
                     first += lost
                     self.samples_lost += lost
                     self.gaps += 1
-                else:  # late, or catching up after a late push: jitter until confirmed
-                    self._suspect_lag = lag
-            elif lag < -0.5 * fs:  # timestamps jumped back (outlet restarted): re-anchor
-                self._ref_ts = t_first - first / fs
-            else:  # within tolerance: follow a slow or fast clock, never a gap
-                self._ref_ts += 0.05 * lag / fs
+                    self._behind_from = -1
+            else:
+                self._behind_from = -1
+                if lag < -0.5 * fs:  # timestamps jumped back (outlet restarted): re-anchor
+                    self._ref_ts = t_first - first / fs
+                else:  # within tolerance: follow a slow or fast clock, never a gap
+                    self._ref_ts += 0.05 * lag / fs
         if k > 1:  # a block ends where its own timestamps jump: the rest is read next
             dts = self._dts[:k - 1]
             np.subtract(ts[off + 1:off + k], ts[off:off + k - 1], out=dts)
