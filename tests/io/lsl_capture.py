@@ -37,17 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     end = time.monotonic() + args.timeout
     inlets = {}
     meta = {}
-    for key in ("decoder", "stimulation", "markers"):
-        name = f"{args.prefix}-{key}"
-        found = []
-        while not found and time.monotonic() < end:
-            found = resolve_streams(timeout=1.0, name=name)
-        if not found:
-            sys.stderr.write(f"stream {name} not found\n")
-            return 3
-        inlet = StreamInlet(found[0], max_buffered=600)
-        inlet.open_stream(timeout=10)
-        inlets[key] = inlet
+    keys = ("decoder", "stimulation", "markers")
+    found: dict = {}
+    while len(found) < 3 and time.monotonic() < end:  # as LabRecorder: resolve, then subscribe
+        for info in resolve_streams(timeout=0.2):
+            for key in keys:
+                if info.name == f"{args.prefix}-{key}":
+                    found[key] = info
+    if len(found) < 3:
+        sys.stderr.write(f"streams of {args.prefix} not found\n")
+        return 3
+    for key in keys:
+        inlets[key] = StreamInlet(found[key], max_buffered=600)
+        inlets[key].pull_chunk(timeout=0.0)  # subscribes now (open_stream sleeps 0.5 s)
+    for key in keys:
+        inlet = inlets[key]
         sinfo = inlet.get_sinfo(timeout=10)
         node = sinfo.desc.child("neuroloop")
         intentions = []
