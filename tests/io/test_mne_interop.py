@@ -167,8 +167,38 @@ def test_a_file_mne_cannot_read_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "noise.fif"
     bad.write_bytes(bytes(range(256)) * 64)
     for url in (f"mne://{bad}", f"mne://{tmp_path / 'missing.vhdr'}", f"mne://{tmp_path}"):
-        r = neuroloop("run", "--scenario", "eeg-bci", "--fast", "--duration", "1",
-                      "--source", url, "--json")  # --json: no progress lines
+        r = neuroloop("train", "--scenario", "eeg-bci", "--source", url, "--out",
+                      str(tmp_path / "d.npz"), "--json")  # train opens the source first
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1, r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_progress_bars_on_a_terminal_and_never_with_json(session, tmp_path):
+    import os
+
+    env = {**os.environ, "NEUROLOOP_PROGRESS": "1"}  # as on a terminal
+    r = neuroloop("export", str(session), "--edf", str(tmp_path / "a.edf"), env=env)
+    assert r.returncode == 0 and "export EDF" in r.stderr and "record" in r.stderr
+    assert r.stdout.strip() == f"wrote {tmp_path / 'a.edf'}"
+    r = neuroloop("export", str(session), "--edf", str(tmp_path / "b.edf"), "--fif",
+                  str(tmp_path / "b_raw.fif"), "--json", env=env)
+    assert r.returncode == 0 and "export EDF" not in r.stderr and "to MNE" not in r.stderr
+    assert set(json.loads(r.stdout)) == {"edf", "fif"}
+    r = neuroloop("replay", str(session), "--check", env=env)
+    assert r.returncode == 0 and "cycle" in r.stderr and "replay:" in r.stderr
+    r = neuroloop("replay", str(session), "--check", "--json", env=env)
+    assert r.returncode == 0 and "replay:" not in r.stderr
+    json.loads(r.stdout)
+
+
+def test_calibration_shows_a_progress_bar(monkeypatch, capsys):
+    from neuroloop.config import load_scenario
+    from neuroloop.runtime.session import build_pipeline, calibration_data
+
+    scenario = load_scenario("eeg-bci")
+    monkeypatch.setenv("NEUROLOOP_PROGRESS", "1")
+    calibration_data(scenario, build_pipeline(scenario), duration_s=5.0)
+    assert "calibrate" in capsys.readouterr().err
+    calibration_data(scenario, build_pipeline(scenario), duration_s=5.0, as_json=True)
+    assert "calibrate" not in capsys.readouterr().err
