@@ -249,7 +249,7 @@ class LslSource(BaseSource):
         self._over = np.zeros(_MAX_BLOCK, dtype=bool)
         self._labels = np.zeros(0, dtype=np.int8)  # LSL carries no ground truth
         self._block = Block(data=self._buf[:0], labels=self._labels)
-        self._views: dict[int, np.ndarray] = {}
+        self._views: dict[tuple[int, int], np.ndarray] = {}
         self._off = 0  # pending samples: self._buf[self._off:self._off + self._n]
         self._n = 0
         self._next_index = 0
@@ -379,7 +379,11 @@ class LslSource(BaseSource):
             j = int(over.argmax())
             if over[j]:
                 k = j + 1
-        view = self._buf[off:off + k]
+        view = self._views.get((off, k))
+        if view is None:  # the usual (0, hop) view is made once
+            view = self._buf[off:off + k]
+            if len(self._views) < 64:
+                self._views[(off, k)] = view
         block = self._block
         block.data = view
         block.first_index = first
