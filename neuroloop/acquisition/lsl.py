@@ -239,11 +239,16 @@ class LslSource(BaseSource):
         self.stream_source_id = str(sinfo.source_id)
         self.info = SourceInfo(channel_names=ch_names, channel_types=ch_types,
                                sampling_rate_hz=float(sinfo.sfreq), unit="uV")
-        self._fs = float(sinfo.sfreq)
-        self._gap_periods = 1.0 + float(gap_tolerance)
         self._timeout_s = float(timeout_s)
+        self._init_reading(n_ch, float(sinfo.sfreq), gap_tolerance, gap_confirm_s)
+
+    def _init_reading(self, n_channels: int, rate_hz: float, gap_tolerance: float,
+                      gap_confirm_s: float) -> None:
+        """Buffers, stream position, gap detector and counters (no data connection yet)."""
+        self._fs = float(rate_hz)
+        self._gap_periods = 1.0 + float(gap_tolerance)
         self._streaming = False
-        self._buf = np.zeros((_MAX_BLOCK, n_ch))
+        self._buf = np.zeros((_MAX_BLOCK, n_channels))
         self._ts = np.zeros(_MAX_BLOCK)
         self._dts = np.zeros(_MAX_BLOCK)
         self._over = np.zeros(_MAX_BLOCK, dtype=bool)

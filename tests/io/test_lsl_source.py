@@ -140,32 +140,17 @@ class _FakeInlet:
 
 
 def _scripted_source(chunks) -> LslSource:
+    """An LslSource reading scripted chunks (the real constructor resolves a stream)."""
     src = LslSource.__new__(LslSource)
-    src._is_open = True
+    src._is_open = False
     src._label_lut = None
-    src._inlet = _FakeInlet(chunks)
-    src._factors = None
-    src._fs = 100.0
-    src._gap_periods = 1.75
     src._timeout_s = 1.0
+    src._factors = None
+    src._init_reading(1, 100.0, gap_tolerance=0.75, gap_confirm_s=0.5)
+    src._inlet = _FakeInlet(chunks)
     src._streaming = True
-    src._buf = np.zeros((4096, 1))
-    src._ts = np.zeros(4096)
-    src._dts = np.zeros(4096)
-    src._over = np.zeros(4096, dtype=bool)
-    src._labels = np.zeros(0, dtype=np.int8)
-    from neuroloop.acquisition.base import Block
-
-    src._block = Block(data=src._buf[:0], labels=src._labels)
-    src._off = src._n = src._next_index = 0
-    src._ref_ts = None
-    src._behind_from = -1
-    src._behind_min = 0.0
-    src._confirm_samples = 50
-    src._offset_ns = 0
-    src._tc_s = 0.0
     src._tc_next_ns = 1 << 62
-    src.samples_received = src.samples_lost = src.gaps = 0
+    src._is_open = True
     return src
 
 
