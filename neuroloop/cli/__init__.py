@@ -370,7 +370,8 @@ def _format_summary(s: dict[str, Any]) -> str:
     if s.get("lsl_out"):
         o = s["lsl_out"]
         lines.append(f"lsl out             {', '.join(o['streams'])}: {o['cycles_published']} "
-                     f"cycles, {o['markers_published']} markers, {o['dropped_cycles']} dropped")
+                     f"cycles, {o['markers_published']} markers, push max "
+                     f"{o['max_push_us']:.0f} us")
     return "\n".join(lines)
 
 
