@@ -33,13 +33,15 @@ def _check_armed(recording: Any, armed_ns: int, meta_file: str) -> None:
 
     A paced source's hop is available at ``t0 + (first_sample + hop) / rate`` with ``t0``
     the loop start, which comes after arming. (Not for a device: its sample index counts
-    from the device's own start.)
+    from the device's own start; nor for an LSL stream, whose samples the outlet dates.)
     """
     options = recording.meta.get("options")
     hop, rate = recording.hop_samples, recording.sampling_rate_hz
     if (isinstance(options, dict) and options.get("device")) or not hop or \
             recording.n_cycles == 0:
         return
+    if str(recording.meta.get("source_url", "")).startswith("lsl://"):
+        return  # dated by the outlet, which may stamp samples with their acquisition time
     rows = np.zeros(min(recording.n_cycles, 64), dtype=recording.cycle_dtype)
     recording.read_cycles(0, rows)
     fresh = rows[(rows["flags"] & FLAG_SOURCE_STALL) == 0]
