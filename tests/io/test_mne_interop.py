@@ -202,3 +202,22 @@ def test_calibration_shows_a_progress_bar(monkeypatch, capsys):
     assert "calibrate" in capsys.readouterr().err
     calibration_data(scenario, build_pipeline(scenario), duration_s=5.0, as_json=True)
     assert "calibrate" not in capsys.readouterr().err
+
+
+def test_to_mne_puts_samples_at_their_stream_positions_around_a_gap(tmp_path):
+    from io_fakes import write_session
+
+    s = write_session(tmp_path / "s", n_cycles=60, hop=10, rate=100.0, gaps={25: 30},
+                      events_every=7)
+    raw = to_mne(s.path)
+    assert raw.n_times == 630 and raw.info["sfreq"] == 100.0
+    expected = np.zeros((630, 4))
+    expected[:250] = s.samples[:250]
+    expected[280:] = s.samples[250:]
+    np.testing.assert_allclose(raw.get_data().T, expected * 1e-6, rtol=0, atol=1e-18)
+    gap = [(o, d) for o, d, t in zip(raw.annotations.onset - raw.first_time
+                                     if raw.annotations.orig_time else raw.annotations.onset,
+                                     raw.annotations.duration, raw.annotations.description,
+                                     strict=True) if t == "samples lost: 30"]
+    assert gap == [(pytest.approx(2.5), pytest.approx(0.3))]
+    assert "interlock: slew_up" in set(raw.annotations.description)
