@@ -228,3 +228,13 @@ def check_inject_spec(text: str, *, name: str = "", error: type[Exception] = Con
             check_number(f"{name + ': ' if name else ''}{_clip(text)}: {what}", value, rng,
                          shown=part, hint="e.g. estop@20 or source-stall@10:2.5", error=error)
     return text
+
+
+def check_stream_prefix(name: str, text: str, *, error: type[Exception] = ConfigError) -> str:
+    """An LSL stream-name prefix (``--lsl-out PREFIX``): 1..64 printable ASCII characters
+    without spaces, so that every LSL tool shows and matches it. Returns ``text``."""
+    if not (isinstance(text, str) and 0 < len(text) <= 64 and text.isascii()
+            and text.isprintable() and " " not in text):
+        raise error(f"{name} {show_value(text)} is not a stream name prefix; use 1 to 64 "
+                    "printable ASCII characters without spaces, e.g. neuroloop")
+    return text

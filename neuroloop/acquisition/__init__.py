@@ -8,6 +8,8 @@ URL                                       backend
 ``socket://127.0.0.1:7000``, a path       :class:`~neuroloop.link.serial_source.SerialSource`
 ``replay://session-dir``                  :class:`~neuroloop.io.replay_source.ReplaySource`
 ``edf://file.edf?channels=C3..,C4..``     :class:`~neuroloop.io.edf.EdfSource`
+``lsl://NAME``, ``lsl://?type=EEG``       :class:`~neuroloop.acquisition.lsl.LslSource`
+``mne://file.vhdr?labels=T0:rest``        :class:`~neuroloop.io.mne_source.MneSource`
 ========================================  ===============================================
 
 Backends are imported lazily; third-party backends register through the entry-point group
@@ -34,6 +36,8 @@ _BACKENDS: dict[str, str] = {
     "replay": "neuroloop.io.replay_source:ReplaySource",
     "edf": "neuroloop.io.edf:EdfSource",
     "bdf": "neuroloop.io.edf:EdfSource",
+    "lsl": "neuroloop.acquisition.lsl:LslSource",
+    "mne": "neuroloop.io.mne_source:MneSource",
 }
 
 

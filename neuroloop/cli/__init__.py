@@ -106,6 +106,10 @@ def _build_parser() -> _Parser:
                      help="do not ask for SCHED_FIFO priority and locked memory in live runs")
     run.add_argument("--json", action="store_true",
                      help="print exactly one JSON summary object on stdout")
+    run.add_argument("--lsl-out", nargs="?", const="neuroloop", default=None, metavar="PREFIX",
+                     help="publish the decoded state and probabilities, the stimulation sent "
+                     "and interlock events as LSL streams PREFIX-decoder, PREFIX-stimulation, "
+                     "PREFIX-markers (default prefix neuroloop; docs/lab.md)")
 
     train = sub.add_parser("train", help="calibrate a decoder and save it")
     _scenario_args(train)
@@ -131,7 +135,9 @@ def _build_parser() -> _Parser:
 
     exp = sub.add_parser("export", help="export a recording")
     exp.add_argument("directory", metavar="DIR")
-    exp.add_argument("--edf", required=True, metavar="FILE", help="EDF+ file to write")
+    exp.add_argument("--edf", metavar="FILE", help="EDF+ (or BDF+, .bdf) file to write")
+    exp.add_argument("--fif", metavar="FILE", help="MNE-Python FIF file to write (raw.fif)")
+    exp.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     sub.add_parser("scenarios", help="list the shipped scenarios")
     for module in _command_modules():
@@ -203,6 +209,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_new_recording_dir(args.record)
         _check_writable_dir(args.record)  # before calibrating, not after
         listeners.append(SessionRecorder(args.record))
+    lsl_out = None
+    if args.lsl_out is not None:
+        from ..io.lsl_outlets import LslOutlets
+
+        lsl_out = LslOutlets(B.check_stream_prefix("--lsl-out", args.lsl_out))
+        listeners.append(lsl_out)
     source_url = args.source
     if args.device:
         from ..link.device import open_device_link
@@ -217,8 +229,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          deadline_ms=args.deadline_ms, listeners=listeners,
                          stimulator=stimulator, extra_meta=extra_meta,
                          realtime_priority=None if args.no_rt else 50)
+    options.as_json = bool(args.json)
     try:
         session = Session(scenario, options, progress=progress)
+        if lsl_out is not None:
+            lsl_out.contact_names = list(session.programs.array.contact_names)
         if args.record:
             session.save_decoder(args.record)
         if injections:  # the device link's safety inputs are the session's own
@@ -343,6 +358,11 @@ def _format_summary(s: dict[str, Any]) -> str:
         lines.append(f"listener errors     {s['listener_errors']}")
     if s.get("recording"):
         lines.append(f"recording           {s['recording']}")
+    if s.get("lsl_out"):
+        o = s["lsl_out"]
+        lines.append(f"lsl out             {', '.join(o['streams'])}: {o['cycles_published']} "
+                     f"cycles, {o['markers_published']} markers, push max "
+                     f"{o['max_push_us']:.0f} us")
     return "\n".join(lines)
 
 
@@ -380,7 +400,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     progress = (lambda m: None) if args.json else (lambda m: _eprint(f"neuroloop: {m}"))
     pipeline = build_pipeline(scenario)
     decoder, cal = train_decoder(scenario, pipeline, url=args.source, duration_s=args.duration,
-                                 seed=args.seed, progress=progress)
+                                 seed=args.seed, progress=progress, as_json=args.json)
     try:
         path = decoder.save(args.out)
     except OSError as exc:
@@ -423,8 +443,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from ..io.edf import export_edf
 
-    export_edf(args.directory, args.edf)
-    sys.stdout.write(f"wrote {args.edf}\n")
+    if not args.edf and not args.fif:
+        raise ConfigError("export needs --edf FILE and/or --fif FILE; e.g. "
+                          f"neuroloop export {args.directory} --fif out_raw.fif")
+    out: dict[str, Any] = {}
+    if args.edf:
+        out["edf"] = export_edf(args.directory, args.edf, as_json=args.json)
+    if args.fif:
+        from ..io.mne_export import export_fif
+
+        out["fif"] = export_fif(args.directory, args.fif, as_json=args.json)
+    if args.json:
+        sys.stdout.write(json.dumps(out) + "\n")
+    else:
+        for key in ("edf", "fif"):
+            if key in out:
+                sys.stdout.write(f"wrote {out[key]['path']}\n")
     return EXIT_OK
 
 

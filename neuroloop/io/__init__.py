@@ -6,6 +6,9 @@
 * :class:`ReplaySource` - ``replay://DIR`` source; :func:`compare_cycles`,
   :class:`ReplayChecker`, :func:`replay_check_report` - bit-exact replay checks.
 * :class:`EdfSource` (``edf://``, ``bdf://``), :func:`read_edf`, :func:`export_edf`.
+* MNE-Python: :func:`to_mne` (a recording as ``mne.io.Raw``), :func:`export_fif`,
+  :class:`MneSource` (``mne://``, any file MNE reads).
+* :class:`LslOutlets` - a loop listener publishing decisions on LSL (``run --lsl-out``).
 
 Submodules are imported lazily so that ``import neuroloop.io`` stays cheap (pyEDFlib is
 loaded only when an EDF function is used).
@@ -20,7 +23,7 @@ __all__ = [
     "SessionRecorder", "bench_recorder", "Recording", "open_recording", "ReplaySource",
     "CycleDiff", "EventDiff", "compare_cycles", "compare_events", "ReplayChecker",
     "replay_check_report", "Annotation", "EdfSource", "read_edf", "export_edf",
-    "annotation_labels", "FORMAT_VERSION",
+    "annotation_labels", "FORMAT_VERSION", "to_mne", "export_fif", "MneSource", "LslOutlets",
 ]
 
 _WHERE = {
@@ -32,6 +35,8 @@ _WHERE = {
     "Annotation": "edf", "EdfSource": "edf", "read_edf": "edf", "export_edf": "edf",
     "annotation_labels": "edf",
     "FORMAT_VERSION": "format",
+    "to_mne": "mne_export", "export_fif": "mne_export", "MneSource": "mne_source",
+    "LslOutlets": "lsl_outlets",
 }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,10 +189,12 @@ def run_check(path: str | os.PathLike[str], tolerances: Tolerances | str | None 
               baseline: str = "auto", *, decoder_path: str | None = None,
               config_path: str | None = None, explain: bool = False,
               accept: bool = False,
-              progress: Callable[[str], None] | None = None) -> RecordingCheck:
+              progress: Callable[[str], None] | None = None,
+              listeners: Sequence[Any] = ()) -> RecordingCheck:
     """:func:`check_recording` (or, with ``accept``, :func:`accept_recording`) that raises
     :class:`~neuroloop.errors.NeuroloopError` instead of returning an ``error`` result (for
-    the single-recording command, which reports it as one line and exit 2)."""
+    the single-recording command, which reports it as one line and exit 2). ``listeners``
+    (e.g. a progress bar) see the replayed cycles too."""
     from .baseline import BaselineCollector, load_baseline, recording_fingerprint
     from .compare import ReplayChecker
     from .reader import open_recording
@@ -210,7 +212,8 @@ def run_check(path: str | os.PathLike[str], tolerances: Tolerances | str | None 
         collector = BaselineCollector() if (reference is not None or explain or accept) \
             else None
         _, summary = _replay(Path(path), decoder_path=decoder_path, config_path=config_path,
-                             listeners=[x for x in (checker, collector) if x is not None],
+                             listeners=[*[x for x in (checker, collector) if x is not None],
+                                        *listeners],
                              progress=progress)
         result = RecordingCheck(str(path), IDENTICAL, cycles=int(summary.get("cycles", 0)),
                                 summary=summary)

@@ -25,10 +25,11 @@ import numpy as np
 
 from ..acquisition.base import CHANNEL_TYPES, NO_LABEL, BaseSource, Block, SourceInfo
 from ..errors import ConfigError, RecordingError
+from ..progress import Progress
 from .reader import open_recording
 
 __all__ = ["Annotation", "EdfSource", "read_edf", "annotation_labels", "parse_label_map",
-           "export_edf", "unit_to_uv"]
+           "export_edf", "unit_to_uv", "session_annotations"]
 
 #: Options a scenario hands to every source (meant for the synthetic patient): ignored here.
 _GENERIC_OPTIONS = ("seed", "snr")
@@ -321,7 +322,13 @@ class EdfSource(BaseSource):
             self._hdr = _read_header(reader, self.path, channels, float(scale), unit)
         finally:
             reader.close()
-        hdr = self._hdr
+        self._setup(self._hdr, label_map, (channel_type,) * len(self._hdr.names), chunk_s)
+
+    def _setup(self, hdr: _Header, label_map: str | Mapping[str, str] | None,
+               channel_types: tuple[str, ...], chunk_s: float) -> None:
+        """Labels, info and buffers from a file's header (shared with other file readers,
+        e.g. :class:`~neuroloop.io.mne_source.MneSource`)."""
+        self._hdr = hdr
         self.label_map = parse_label_map(label_map)
         self.annotations: list[Annotation] = list(hdr.annotations)
         self._intervals, names = _label_intervals(self.annotations, self.label_map,
@@ -331,7 +338,7 @@ class EdfSource(BaseSource):
             raise ConfigError(f"no annotation of {self.path.name} matches labels= (its "
                               f"annotations: {', '.join(texts) or 'none'}); fix the label map")
         self.info = SourceInfo(channel_names=hdr.names,
-                               channel_types=(channel_type,) * len(hdr.names),
+                               channel_types=channel_types,
                                sampling_rate_hz=hdr.sampling_rate_hz, unit="uV",
                                intention_names=names)
         self.n_samples = hdr.n_samples
@@ -610,8 +617,8 @@ def _event_annotations(rec: Any, cycle_time: Mapping[int, float], ann: _Annotati
     close_run()
 
 
-def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[str]
-               ) -> dict[str, Any]:
+def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[str],
+               *, as_json: bool = False) -> dict[str, Any]:
     """Write a recorded session as EDF+ (or BDF+ when ``out_path`` ends in ``.bdf``).
 
     Every channel is written with its physical range taken from the data (finite samples,
@@ -620,7 +627,8 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
     true and decoded intention changes, stimulation on/off (with the program), supervisor
     state changes and interlock events (a run of the same reason is one annotation with a
     duration and a count). The last data record is padded with zeros, and a ``padding: N zero
-    samples`` annotation spans the padding.
+    samples`` annotation spans the padding. A progress bar with an ETA is drawn on a terminal
+    (:class:`neuroloop.progress.Progress`; never with ``as_json``).
 
     Returns
     -------
@@ -705,7 +713,8 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
             dropped = len(items) - len(keep_set)
             items = [a for i, a in enumerate(items) if i in keep_set]
         writer.set_number_of_annotation_signals(n_signals)
-        _write_records(rec, writer, spr, first_index0, span)
+        with Progress(n_records, "export EDF", unit="record", as_json=as_json) as bar:
+            _write_records(rec, writer, spr, first_index0, span, bar)
         padding = n_records * spr - span
         if padding:
             items.append((span / fs, padding / fs,
@@ -723,6 +732,33 @@ def export_edf(session_dir: str | os.PathLike[str], out_path: str | os.PathLike[
             "annotations": len(items), "annotations_dropped": dropped,
             "gap_samples": gap_samples, "nonfinite_samples": nonfinite,
             "padding_samples": padding}
+
+
+def session_annotations(rec: Any) -> tuple[list[tuple[float, float, str, int]], int, int, int]:
+    """The annotations :func:`export_edf` writes for a recording (gaps, intention,
+    stimulation and supervisor changes, interlock runs, notes), before EDF's capacity rules.
+
+    Returns
+    -------
+    items : list of (onset_s, duration_s, text, priority)
+        Onsets in seconds from the recording's first sample; duration -1 for an instant.
+    first_index0 : int
+        Stream index of the first recorded sample.
+    span : int
+        Samples from the first to the last recorded one, gaps included.
+    gap_samples : int
+        Samples lost by the source.
+    """
+    blocks = np.zeros((1, 3), dtype=np.int64)
+    rec.read_blocks(0, blocks)
+    first_index0 = int(blocks[0, 0])
+    rec.read_blocks(rec.n_blocks - 1, blocks)
+    span = int(blocks[0, 0] + blocks[0, 1]) - first_index0
+    ann = _Annotations()
+    gap_samples = _gap_annotations(rec, first_index0, ann)
+    cycle_time = _cycle_annotations(rec, first_index0, ann)
+    _event_annotations(rec, cycle_time, ann)
+    return ann.items, first_index0, span, gap_samples
 
 
 def _gap_annotations(rec: Any, first_index0: int, ann: _Annotations) -> int:
@@ -743,7 +779,8 @@ def _gap_annotations(rec: Any, first_index0: int, ann: _Annotations) -> int:
     return lost
 
 
-def _write_records(rec: Any, writer: Any, spr: int, first_index0: int, span: int) -> None:
+def _write_records(rec: Any, writer: Any, spr: int, first_index0: int, span: int,
+                   bar: Progress | None = None) -> None:
     """Stream the samples into data records of ``spr`` samples (gaps and non-finite values
     are written as 0; the last record is zero-padded)."""
     n_ch = rec.n_channels
@@ -757,6 +794,8 @@ def _write_records(rec: Any, writer: Any, spr: int, first_index0: int, span: int
         if writer.blockWritePhysicalSamples(out) < 0:
             raise RecordingError(f"pyEDFlib failed to write a data record of {rec.path}")
         record[:] = 0.0
+        if bar is not None:
+            bar.update(1)
 
     idx = np.zeros((4096, 3), dtype=np.int64)
     tmp = np.zeros((spr, n_ch))

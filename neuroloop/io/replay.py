@@ -18,10 +18,11 @@ import numpy as np
 from .. import _checks as B
 from ..config import load_scenario, scenario_from_dict
 from ..errors import RecordingError
+from ..progress import Progress
 from ..records import FLAG_SOURCE_STALL, LoopListener
 from ..runtime.session import RunOptions, Session, summary_json
 
-__all__ = ["CycleCollector", "replay_recording", "replay_cycles"]
+__all__ = ["CycleCollector", "CycleProgress", "replay_recording", "replay_cycles"]
 
 _RECORDED_SEED = B.Range(0, 2**63 - 1, integer=True)
 _ARMED_NS = B.Range(0, 2**63 - 1, integer=True)
@@ -32,13 +33,15 @@ def _check_armed(recording: Any, armed_ns: int, meta_file: str) -> None:
 
     A paced source's hop is available at ``t0 + (first_sample + hop) / rate`` with ``t0``
     the loop start, which comes after arming. (Not for a device: its sample index counts
-    from the device's own start.)
+    from the device's own start; nor for an LSL stream, whose samples the outlet dates.)
     """
     options = recording.meta.get("options")
     hop, rate = recording.hop_samples, recording.sampling_rate_hz
     if (isinstance(options, dict) and options.get("device")) or not hop or \
             recording.n_cycles == 0:
         return
+    if str(recording.meta.get("source_url", "")).startswith("lsl://"):
+        return  # dated by the outlet, which may stamp samples with their acquisition time
     rows = np.zeros(min(recording.n_cycles, 64), dtype=recording.cycle_dtype)
     recording.read_cycles(0, rows)
     fresh = rows[(rows["flags"] & FLAG_SOURCE_STALL) == 0]
@@ -121,6 +124,28 @@ class CycleCollector(LoopListener):
     @property
     def collected(self) -> np.ndarray:
         return self.cycles[: self.n]
+
+
+class CycleProgress(LoopListener):
+    """A progress bar over a replay's cycles (:class:`neuroloop.progress.Progress`: drawn on a
+    terminal only, never with ``--json``)."""
+
+    def __init__(self, total: int, desc: str = "replay", *, as_json: bool = False) -> None:
+        self.total = int(total)
+        self.desc = desc
+        self.as_json = as_json
+        self.bar: Progress | None = None
+
+    def on_start(self, meta: dict) -> None:
+        self.bar = Progress(self.total, self.desc, unit="cycle", as_json=self.as_json)
+
+    def on_cycle(self, record: np.ndarray) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_stop(self, summary: dict) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _replay(directory: str | Path, *, decoder_path: str | None, config_path: str | None,
@@ -207,11 +232,16 @@ def replay_recording(directory: str | Path, *, decoder_path: str | None = None,
     """The ``neuroloop replay DIR`` command for one recording; returns the exit code (0 same,
     1 diverged). ``--check`` goes through :func:`neuroloop.io.check.run_check` (the same
     per-recording check a corpus runs), against ``baseline`` under ``tolerances``."""
+    from .reader import open_recording
+
+    with open_recording(directory) as recording:
+        bar = CycleProgress(recording.n_cycles, "replay", as_json=as_json)
     if check:
         from .check import IDENTICAL, run_check
 
         result = run_check(directory, tolerances, baseline, decoder_path=decoder_path,
-                           config_path=config_path, explain=explain, progress=progress)
+                           config_path=config_path, explain=explain, progress=progress,
+                           listeners=[bar])
         summary = result.summary
         summary["check"] = result.check
         code = 0 if result.status == IDENTICAL else 1
@@ -223,7 +253,7 @@ def replay_recording(directory: str | Path, *, decoder_path: str | None = None,
             summary["explain"] = result.explain
     else:
         _, summary = _replay(directory, decoder_path=decoder_path, config_path=config_path,
-                             listeners=[], progress=progress)
+                             listeners=[bar], progress=progress)
         code = 0
     if as_json:
         sys.stdout.write(summary_json(summary) + "\n")

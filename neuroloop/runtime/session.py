@@ -22,6 +22,7 @@ from ..config import Scenario
 from ..control import ControlPolicy, check_control, make_policy
 from ..decoders.base import BaseDecoder, load_decoder, make_decoder
 from ..errors import ConfigError
+from ..progress import Progress as ProgressBar
 from ..provenance import package_versions, sha256_file
 from ..realtime import enter_realtime, leave_realtime
 from ..records import CycleRows, LoopListener
@@ -59,6 +60,7 @@ class RunOptions:
     stimulator: BaseStimulator | None = None
     realtime_priority: int | None = 50  #: SCHED_FIFO priority for live runs; None = don't
     extra_meta: dict[str, Any] = field(default_factory=dict)
+    as_json: bool = False  #: the output is machine-read: no progress bar (calibration)
 
 
 def build_pipeline(scenario: Scenario) -> Any:
@@ -121,7 +123,8 @@ def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
 def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = None,
                      duration_s: float | None = None, seed: int | None = None,
                      progress: Progress | None = None,
-                     keep_all: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                     keep_all: bool = False,
+                     as_json: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Features and per-hop labels of a calibration segment.
 
     The segment comes from ``url`` (default: the scenario's source with the decoder's
@@ -152,17 +155,21 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
         data = np.empty((n_hops * hop, src.info.n_channels))
         labels = np.full(n_hops * hop, NO_LABEL, dtype=np.int8)
         got = 0
-        while got < data.shape[0]:
-            block = src.read(min(4096, data.shape[0] - got), timeout=5.0)
-            if block is None:
-                if src.exhausted:
-                    break
-                continue
-            n = block.n_samples
-            data[got:got + n] = block.data
-            if block.labels.shape[0] == n:
-                labels[got:got + n] = block.labels
-            got += n
+        fs = scenario.source.sampling_rate_hz
+        with ProgressBar(round(data.shape[0] / fs, 1), "calibrate", unit="s",
+                         as_json=as_json) as bar:
+            while got < data.shape[0]:
+                block = src.read(min(4096, data.shape[0] - got), timeout=5.0)
+                if block is None:
+                    if src.exhausted:
+                        break
+                    continue
+                n = block.n_samples
+                data[got:got + n] = block.data
+                if block.labels.shape[0] == n:
+                    labels[got:got + n] = block.labels
+                got += n
+                bar.update(n / fs)
     n_hops = got // hop
     if n_hops < 10:
         raise ConfigError(f"calibration source {url} gave only {got} samples; it needs at "
@@ -182,14 +189,15 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
 
 def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
                   duration_s: float | None = None, seed: int | None = None,
-                  progress: Progress | None = None) -> tuple[BaseDecoder, dict[str, Any]]:
+                  progress: Progress | None = None,
+                  as_json: bool = False) -> tuple[BaseDecoder, dict[str, Any]]:
     """Calibrate a decoder of the scenario's kind; returns it and calibration figures."""
     from ..decoders.base import _decoder_class
 
     cls = _decoder_class(scenario.decoder.kind)
     sequential = bool(getattr(cls, "sequential", False))
     X, y = calibration_data(scenario, pipeline, url=url, duration_s=duration_s, seed=seed,
-                            progress=progress, keep_all=sequential)
+                            progress=progress, keep_all=sequential, as_json=as_json)
     n_states = len(scenario.intention_names)
     missing = sorted(set(range(n_states)) - set(np.unique(y[y >= 0]).tolist()))
     if missing:
@@ -258,7 +266,8 @@ class Session:
         else:
             self._check_policy_before_training()
             self.decoder, self.calibration = train_decoder(scenario, self.pipeline,
-                                                           progress=self.progress)
+                                                           progress=self.progress,
+                                                           as_json=options.as_json)
         decoder_label = (f"decoder {options.decoder_path} ({self.decoder.name})"
                          if options.decoder_path else
                          f"the {self.decoder.name} decoder trained for {scenario.name}")
