@@ -8,6 +8,8 @@ URL                                       backend
 ``socket://127.0.0.1:7000``, a path       :class:`~neuroloop.link.serial_source.SerialSource`
 ``replay://session-dir``                  :class:`~neuroloop.io.replay_source.ReplaySource`
 ``edf://file.edf?channels=C3..,C4..``     :class:`~neuroloop.io.edf.EdfSource`
+``lfp://stn?seed=1&severity=1.0``         :class:`~neuroloop.acquisition.lfp_patient.LfpPatientSource`
+``npy://file.npy?rate=1000&channels=0,1`` :class:`~neuroloop.io.npy_source.NpySource`
 ========================================  ===============================================
 
 Backends are imported lazily; third-party backends register through the entry-point group
@@ -34,6 +36,8 @@ _BACKENDS: dict[str, str] = {
     "replay": "neuroloop.io.replay_source:ReplaySource",
     "edf": "neuroloop.io.edf:EdfSource",
     "bdf": "neuroloop.io.edf:EdfSource",
+    "lfp": "neuroloop.acquisition.lfp_patient:LfpPatientSource",
+    "npy": "neuroloop.io.npy_source:NpySource",
 }
 
 

@@ -217,6 +217,13 @@ class ControlPolicy(abc.ABC):
         return settings
 
     @classmethod
+    def check_limits(cls, settings: Any, limits: Any, label: str = "<config>") -> None:
+        """Refuse settings that the scenario's safety limits forbid (e.g. a ramp faster than
+        the hard ramp limit), as a one-line ConfigError; called by the session once the
+        effective limits are known. Default: nothing to check."""
+        del settings, limits, label
+
+    @classmethod
     @abc.abstractmethod
     def parse(cls, params: PolicyParams, programs: ProgramSet) -> Any:
         """Read and validate this policy's ``[control]`` keys into a frozen settings object."""

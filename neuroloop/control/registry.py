@@ -7,6 +7,8 @@
 ``"proportional"``          :class:`~neuroloop.control.proportional.ProportionalPolicy`
 ``"continuous"``            :class:`~neuroloop.control.fixed.ContinuousPolicy`
 ``"off"``                   :class:`~neuroloop.control.fixed.OffPolicy`
+``"single-threshold"``      :class:`~neuroloop.control.threshold.SingleThresholdPolicy`
+``"dual-threshold"``        :class:`~neuroloop.control.threshold.DualThresholdPolicy`
 ==========================  ===========================================================
 
 Other packages add policies through the entry-point group ``neuroloop.control_policies``
@@ -36,6 +38,8 @@ _POLICIES: dict[str, str | type[ControlPolicy]] = {
     "proportional": "neuroloop.control.proportional:ProportionalPolicy",
     "continuous": "neuroloop.control.fixed:ContinuousPolicy",
     "off": "neuroloop.control.fixed:OffPolicy",
+    "single-threshold": "neuroloop.control.threshold:SingleThresholdPolicy",
+    "dual-threshold": "neuroloop.control.threshold:DualThresholdPolicy",
 }
 
 

@@ -406,11 +406,11 @@ class ControlLoop:
             confidence=confidence, deadline_missed=self._prev_missed)
         t_supervised = time.perf_counter_ns()
         self.stimulator.send(command, hop_last_sample=reader.last_sample)
-        if self._stimulation_applied is not None:
+        t_end = time.perf_counter_ns()
+        if self._stimulation_applied is not None:  # after the send: not on the e2e path
             self._stimulation_applied(command.amplitude_ma, command.frequency_hz,
                                       command.pulse_width_us,
                                       stimulation_effect_sample(reader.last_sample, self.hop))
-        t_end = time.perf_counter_ns()
         compute_ns = t_end - t_start
         sent_ns, e2e_ns, missed = timing.outcome(k, available_ns, now_ns, compute_ns)
         if missed:

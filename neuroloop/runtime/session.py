@@ -67,6 +67,15 @@ def build_pipeline(scenario: Scenario) -> Any:
     from ..dsp import FeaturePipeline
 
     d = scenario.dsp
+    if d.biomarker_smoothing_s is not None:
+        from ..dsp.biomarker import BiomarkerPipeline
+
+        return BiomarkerPipeline(
+            n_channels=scenario.source.n_channels,
+            sampling_rate_hz=scenario.source.sampling_rate_hz, hop_samples=d.hop_samples,
+            band_hz=list(d.bands_hz[0]), smoothing_s=d.biomarker_smoothing_s,
+            channels=d.biomarker_channels, filter_order=d.filter_order, car=d.car,
+            notch_hz=list(d.notch_hz), notch_q=d.notch_q)
     return FeaturePipeline(
         n_channels=scenario.source.n_channels,
         sampling_rate_hz=scenario.source.sampling_rate_hz,
@@ -118,12 +127,17 @@ def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
 
 def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = None,
                      duration_s: float | None = None, seed: int | None = None,
-                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     progress: Progress | None = None,
+                     labelled: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Features and per-hop labels of a calibration segment.
 
     The segment comes from ``url`` (default: the scenario's source with the decoder's
     ``calibration_seed``, so calibration data and closed-loop data differ). Hops whose
     labels are not constant (a transition inside the hop) or unknown are left out.
+
+    With ``labelled=False`` (a decoder calibrated from the signal alone) every hop is kept
+    and unlabelled sources are accepted (``y`` is then the last label of each hop, possibly
+    ``NO_LABEL``).
 
     Returns
     -------
@@ -138,8 +152,8 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
     n_hops = int(duration_s * scenario.source.sampling_rate_hz) // hop
     with open_source(url, **opts) as src:
         check_source(scenario, src, url)
-        for name in scenario.intention_names:  # a state the source cannot label at all is a
-            msg = src.missing_intention_message(name, url)  # configuration error
+        for name in scenario.intention_names if labelled else ():  # a state the source
+            msg = src.missing_intention_message(name, url)  # cannot label is a config error
             if msg:
                 raise ConfigError(msg)
         if progress:
@@ -166,6 +180,8 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
     X = pipeline.process(data[: n_hops * hop])
     pipeline.reset()
     lab = labels[: n_hops * hop].reshape(n_hops, hop)
+    if not labelled:
+        return X, lab[:, -1].astype(np.int64)
     keep = (lab == lab[:, :1]).all(axis=1) & (lab[:, 0] != NO_LABEL)
     if not keep.any():
         raise ConfigError(f"calibration source {url} has no labelled samples; a decoder "
@@ -177,11 +193,15 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
                   duration_s: float | None = None, seed: int | None = None,
                   progress: Progress | None = None) -> tuple[BaseDecoder, dict[str, Any]]:
     """Calibrate a decoder of the scenario's kind; returns it and calibration figures."""
+    from ..decoders.base import decoder_class
+
+    kind = decoder_class(scenario.decoder.kind)
+    labelled = bool(getattr(kind, "supervised", True))
     X, y = calibration_data(scenario, pipeline, url=url, duration_s=duration_s, seed=seed,
-                            progress=progress)
+                            progress=progress, labelled=labelled)
     n_states = len(scenario.intention_names)
     missing = sorted(set(range(n_states)) - set(np.unique(y).tolist()))
-    if missing:
+    if missing and labelled:
         names = ", ".join(scenario.intention_names[i] for i in missing)
         raise ConfigError(f"calibration data has no hops of {names}; lengthen "
                           "decoder.calibration_s")
@@ -193,7 +213,9 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
         raise ConfigError(f"decoder {scenario.decoder.kind!r}: bad parameter ({exc}); "
                           "check the [decoder] section") from None
     decoder.fit(X, y, state_names=scenario.intention_names)
-    train_acc = float(np.mean(np.argmax(decoder.predict_proba(X), axis=1) == y))
+    known = y >= 0
+    train_acc = (float(np.mean(np.argmax(decoder.predict_proba(X), axis=1)[known] == y[known]))
+                 if known.any() else float("nan"))
     return decoder, {"hops": int(X.shape[0]), "train_accuracy": round(train_acc, 4)}
 
 
@@ -231,11 +253,13 @@ class Session:
         self.deadline_ms = float(deadline_ms)
         self.programs: ProgramSet = build_program_set(scenario.stimulation,
                                                       scenario.intention_names)
-        check_control(scenario.control, self.programs)  # before anything slow
+        policy_cls = check_control(scenario.control, self.programs)  # before anything slow
         self.resolved_limits = scenario_limits(
             scenario, self.programs.array, limits_path=options.limits_path,
             limits_table=options.limits_table)
         self.limits = self.resolved_limits.limits
+        policy_cls.check_limits(policy_cls.check_config(scenario.control, self.programs),
+                                self.limits, scenario.control.label)
         self.pipeline = build_pipeline(scenario)
         self.calibration: dict[str, Any] = {}
         self.decoder_sha256 = ""
