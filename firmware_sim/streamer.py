@@ -26,14 +26,16 @@ __all__ = ["Streamer", "PRESET_FRAMING", "PATIENTS", "patient_presets", "quantis
 #: of the bsi scenario (~100 ms), so a hop's last sample is the last sample of a frame and
 #: reaches the host as soon as it is acquired; 25 samples (100 ms) at 250 Hz for EEG.
 #: 0.25 uV/LSB covers +/-8192 uV (the ECoG rail is 3000 uV); 0.05 uV/LSB covers +/-1638 uV
-#: (the EEG rail is 1000 uV).
-PRESET_FRAMING: dict[str, tuple[int, float]] = {"bsi": (59, 0.25), "eeg-bci": (25, 0.05)}
+#: (the EEG rail is 1000 uV); 0.01 uV/LSB covers +/-327 uV for the STN LFP (adbs: beta of a
+#: few uV and a stimulation artifact of tens of uV).
+PRESET_FRAMING: dict[str, tuple[int, float]] = {"bsi": (59, 0.25), "eeg-bci": (25, 0.05),
+                                                 "adbs": (25, 0.01)}
 
 #: Patient models other than the :class:`SyntheticSource` presets: preset -> ``module:Class``
 #: of a :class:`~neuroloop.acquisition.base.BaseSource` built as ``Class(seed=..., **opts)``
 #: that has ``read_into(out, labels)``. A model that reacts to stimulation hears what the
 #: output stage applies (:meth:`Streamer.apply_output`).
-PATIENTS: dict[str, str] = {}
+PATIENTS: dict[str, str] = {"adbs": "neuroloop.acquisition.lfp_patient:LfpPatientSource"}
 
 
 def patient_presets() -> tuple[str, ...]:
