@@ -34,7 +34,8 @@ ramps up to the upper amplitude limit above ``thresholds[1]``, down to the lower
 ``ramp_down_ma_per_s`` default 0.12
 ``blanking_s``        default 15 (the RC+S example in SAFETY.md)
 
-An invalid or non-finite output gives an off request (the amplitude restarts from zero).
+An invalid or non-finite output gives an off request at once (the supervisor's fallback; the
+amplitude then restarts from zero after the blanking period).
 Invariant 19 (ramps and blanking) is a property of :meth:`step` alone.
 """
 
@@ -172,7 +173,8 @@ class _ThresholdPolicy(ControlPolicy):
         self._target = self.settings.amplitude_lo_ma
         self._above_since = -1
         self._below_since = -1
-        self._blank_until = -(1 << 62)
+        self._blank_until = -(1 << 62)  # no target change before this time
+        self._rise_from = -(1 << 62)     # no rise before this time (blanking after a fall)
         self._last_ns = -1
         self._changes = 0
         self._above_ns = 0
@@ -185,9 +187,10 @@ class _ThresholdPolicy(ControlPolicy):
         self._last_ns = now_ns
         v = float(output.values[self._index]) if output.valid else math.nan
         self._total_ns += dt_ns
-        if not math.isfinite(v):
+        if not math.isfinite(v):  # fallback: off now (a fall, so blanking follows)
+            if self._amp > 0.0:
+                self._rise_from = now_ns + self._blank_ns
             self._amp = 0.0
-            self._target = s.amplitude_lo_ma
             self._above_since = self._below_since = -1
             self.meter.step(now_ns, 0.0, 0.0, 0.0)
             return self._set_off(cycle)
@@ -218,12 +221,11 @@ class _ThresholdPolicy(ControlPolicy):
         dt = dt_ns / _NS
         amp = self._amp
         if amp < self._target:
-            if now_ns >= self._blank_until or self._target == s.amplitude_hi_ma:
-                # a rise only after the blanking that follows a fall (see below)
+            if now_ns >= self._rise_from:  # a rise only after the blanking that follows a fall
                 amp = min(self._target, amp + s.ramp_up_ma_per_s * dt)
         elif amp > self._target:
             amp = max(self._target, amp - s.ramp_down_ma_per_s * dt)
-            self._blank_until = max(self._blank_until, now_ns + self._blank_ns)
+            self._rise_from = now_ns + self._blank_ns
         self._amp = amp
         if amp <= 0.0 or amp < self._amin_p:
             self.meter.step(now_ns, 0.0, 0.0, 0.0)
