@@ -71,7 +71,7 @@ def _config(tmp_path: Path, text: str) -> str:
     ("[control]\npolicy = \"dual-threshold\"\nthresholds = [10.0, 3.0]\n",
      ("control.thresholds", "lo < hi")),
     ("[control]\npolicy = \"dual-threshold\"\nthresholds = [3.0, 10.0]\n"
-     "ramp_up_ma_per_s = 5.0\n", ("control.ramp_up_ma_per_s = 5", "hard limit 2")),
+     "ramp_up_ma_per_s = 5.0\n", ("control.ramp_up_ma_per_s = 5", "hard limit 2.5")),
     ("[dsp]\nbands_hz = [[13.0, 130.0]]\n", ("dsp.bands_hz", "Nyquist")),
     ("[safety]\nramp_up_max_ma_per_s = 300.0\n", ("ramp_up_max_ma_per_s",)),
     ("[safety]\nincrease_blanking_s = 5.0\n", ("control.blanking_s", "shorter")),
