@@ -120,3 +120,11 @@ def test_real_beta_ecog_biomarker_matches_reference(shared_data) -> None:
     np.testing.assert_allclose(got, ref, rtol=1e-10)
     # beta dominates this recording: its beta power is far above a white-noise floor
     assert np.median(got[20:]) > 20.0
+
+
+def test_bench_workload_matches_its_reference() -> None:
+    from neuroloop import bench
+
+    assert "adbs" in bench.workload_names()
+    r = bench.run_bench(["adbs"], n_hops=80, warmup_hops=5)["workloads"]["adbs"]
+    assert r["max_rel_diff"] <= 1e-6 and r["state_mismatches"] == 0
