@@ -63,9 +63,11 @@ class DspConfig:
     car: bool = True
     notch_hz: tuple[float, ...] = ()
     notch_q: float = 30.0
-    #: A biomarker pipeline (one band, smoothed power in dB) instead of the band-power
-    #: features: its EMA time constant in s (None: the band-power features).
-    biomarker_smoothing_s: float | None = None
+    #: ``"band-power"`` (:class:`~neuroloop.dsp.FeaturePipeline`) or ``"biomarker"`` (one
+    #: band's power averaged over channels and smoothed, dB: the adbs biomarker).
+    features: str = "band-power"
+    #: EMA time constant of the ``"biomarker"`` power, s.
+    biomarker_smoothing_s: float = 1.0
     #: Channels the biomarker averages (None: all).
     biomarker_channels: tuple[int, ...] | None = None
 
@@ -394,14 +396,18 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
             raise ds.fail("notch_hz", notch_raw, f"has {f} Hz at or above Nyquist ({nyquist:g} "
                           "Hz); drop that harmonic")
     notch_q = ds.number("notch_q", 30.0, rng=B.NOTCH_Q, hint="e.g. 30")
-    smoothing: float | None = None
+    features = ds.string("features", "band-power")
+    if features not in ("band-power", "biomarker"):
+        raise ds.fail("features", features, "must be \"band-power\" (log band power) or "
+                      "\"biomarker\" (one band's smoothed power, adaptive DBS)")
+    smoothing = 1.0
     bio_channels: tuple[int, ...] | None = None
-    if ds.get("biomarker_smoothing_s", None) is not None:
-        smoothing = ds.number("biomarker_smoothing_s", lo=0.0, hi=600.0,
-                              hint="the biomarker's smoothing time constant, e.g. 1.0")
+    if features == "biomarker":
         if len(bands) != 1:
-            raise ds.fail("bands_hz", bands_raw, "must hold exactly one band (the biomarker's, "
-                          "e.g. [[13, 30]]) when dsp.biomarker_smoothing_s is set")
+            raise ds.fail("bands_hz", bands_raw, "must hold exactly one [low, high] band (the "
+                          "biomarker's, e.g. [[13, 30]]) with features = \"biomarker\"")
+        smoothing = ds.number("biomarker_smoothing_s", 1.0, lo=0.0, hi=600.0,
+                              hint="the biomarker's smoothing time constant, e.g. 0.5")
         raw_ch = ds.get("biomarker_channels", None)
         if raw_ch is not None:
             if (not isinstance(raw_ch, list) or not raw_ch
@@ -410,13 +416,9 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
                 raise ds.fail("biomarker_channels", raw_ch, f"must list channel indices "
                               f"0..{n_channels - 1}, e.g. [0, 1]")
             bio_channels = tuple(raw_ch)
-    elif ds.get("biomarker_channels", None) is not None:
-        raise ds.fail("biomarker_channels", ds.t["biomarker_channels"],
-                      "needs dsp.biomarker_smoothing_s (a biomarker pipeline); set it or drop "
-                      "this key")
     ds.check_unknown()
     dsp = DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q,
-                    smoothing, bio_channels)
+                    features, smoothing, bio_channels)
 
     de = _Section(table.get("decoder", {}), "decoder", label)
     kind = de.string("kind")

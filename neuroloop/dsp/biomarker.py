@@ -1,7 +1,7 @@
 """A beta-power biomarker: the band power of chosen channels, smoothed over hops, in dB.
 
-:class:`BiomarkerPipeline` is the feature pipeline of the ``adbs`` preset (``[dsp]
-biomarker_smoothing_s`` picks it): a :class:`~neuroloop.dsp.FeaturePipeline` with one band
+:class:`BiomarkerPipeline` is the feature pipeline of the ``adbs`` preset (``[dsp] features =
+"biomarker"`` picks it, ``biomarker_smoothing_s`` sets the smoothing): a :class:`~neuroloop.dsp.FeaturePipeline` with one band
 (band-pass and notches per channel, log band power per hop: at 250 Hz with 25-sample hops an
 update every 100 ms, as Percept updates its power every 100 ms) followed by
 :class:`BandPowerBiomarker`, which averages the chosen channels' power and smooths it with an

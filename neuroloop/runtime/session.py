@@ -67,7 +67,7 @@ def build_pipeline(scenario: Scenario) -> Any:
     from ..dsp import FeaturePipeline
 
     d = scenario.dsp
-    if d.biomarker_smoothing_s is not None:
+    if d.features == "biomarker":
         from ..dsp.biomarker import BiomarkerPipeline
 
         return BiomarkerPipeline(
