@@ -128,3 +128,37 @@ def test_bench_workload_matches_its_reference() -> None:
     assert "adbs" in bench.workload_names()
     r = bench.run_bench(["adbs"], n_hops=80, warmup_hops=5)["workloads"]["adbs"]
     assert r["max_rel_diff"] <= 1e-6 and r["state_mismatches"] == 0
+
+
+def test_biomarker_decoder_contract_no_allocation_and_invalid_input() -> None:
+    """The BaseDecoder contract for the unsupervised biomarker decoder: probabilities sum to
+    1, confidence is the state's probability, invalid input gives rest, predict_proba has a
+    row per hop, and step allocates nothing and compiles nothing after warmup."""
+    import tracemalloc
+
+    from neuroloop._jit import compiled_signature_count
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(5.0, 1.0, size=(300, 1))
+    dec = make_decoder("beta-biomarker").fit(X)
+    dec.warmup()
+    for x in X[:50]:
+        out = dec.step(x)
+        assert out.valid and np.isclose(out.probabilities.sum(), 1.0)
+        assert out.confidence == pytest.approx(out.probabilities[out.state])
+    bad = dec.step(np.array([np.inf]))
+    assert (bad.valid, bad.state, bad.confidence) == (False, 0, 0.0)
+    assert np.allclose(dec.predict_proba(X).sum(axis=1), 1.0)
+    count = compiled_signature_count(rank_percent)
+    rows = [np.ascontiguousarray(x) for x in X]
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for i in range(2000):
+            dec.step(rows[i % len(rows)])
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 1024 and current - base < 256
+    assert compiled_signature_count(rank_percent) == count
