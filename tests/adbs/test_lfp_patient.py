@@ -109,3 +109,16 @@ def test_url_and_bad_options() -> None:
             open_source(url)
     with pytest.raises(ConfigError, match="lfp://stn"):
         open_source("lfp://gpi")
+
+
+def test_medication_shifts_the_beta_baseline() -> None:
+    """At the peak of a dose (about 37 min after it) the drive is lower than late in the
+    dosing cycle, without any stimulation."""
+    late = LfpPatientSource(seed=1, medication_phase_s=12000.0)
+    peak = LfpPatientSource(seed=1, medication_phase_s=2200.0)
+    none = LfpPatientSource(seed=1, medication_period_s=0.0)
+    for s in (late, peak, none):
+        _run(s, 20, 0.0)
+    d = {k: s.metrics()["mean_drive"] for k, s in (("late", late), ("peak", peak),
+                                                    ("none", none))}
+    assert d["peak"] < 0.6 * d["none"] and d["peak"] < d["late"] < d["none"]
