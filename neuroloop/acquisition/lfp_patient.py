@@ -157,6 +157,11 @@ class LfpPatientSource(BaseSource):
         self._state = np.zeros(L.N_STATE)
         self._rng = xoshiro_seed_state(self.seed, int(o["segment"]), 0x57A7)
         self._metrics = np.zeros(L.N_METRIC)
+        # with prefetch, figures are those of the samples the reader has taken (the producer
+        # may be a hop ahead): a snapshot per produced chunk, in order
+        self._snapshots = np.zeros((16, L.N_METRIC))
+        self._chunks_made = 0
+        self._read_metrics = np.zeros(L.N_METRIC)
         self._gains = _GAINS * o["snr"]
         self._art_gains = _ART_GAINS.copy()
         self._next_index = 0
@@ -182,6 +187,7 @@ class LfpPatientSource(BaseSource):
         self._pf_pending = 0
         self._release_when_idle = False
         self._read_index = 0
+        self._pf_first = 0
         self._warm = False
 
     @staticmethod
@@ -253,7 +259,7 @@ class LfpPatientSource(BaseSource):
             self._horizon.advance(frm)
 
     def metrics(self) -> dict[str, float]:
-        m = self._metrics
+        m = self._read_metrics if self._producer is not None else self._metrics
         n = max(m[L.M_SAMPLES], 1.0)
         fs = self.info.sampling_rate_hz
         return {
@@ -308,6 +314,9 @@ class LfpPatientSource(BaseSource):
         if horizon is not None and not horizon.wait_for(self._next_index + n):
             return 0  # closing
         self._generate(n, out, labels)
+        if horizon is not None:
+            self._snapshots[self._chunks_made % self._snapshots.shape[0]] = self._metrics
+            self._chunks_made += 1
         return n
 
     def read_into(self, out: np.ndarray, labels: np.ndarray | None = None) -> int:
@@ -344,6 +353,8 @@ class LfpPatientSource(BaseSource):
                                  chunk_samples=hop, depth=depth)
         self._pf_views = [(producer.data[i], producer.labels[i]) for i in range(depth)]
         self._read_index = self._next_index
+        self._pf_first = self._next_index
+        self._read_metrics[:] = self._metrics
         self._release_when_idle = bool(release_when_idle)
         self._pf_pending = 0
         self._producer = producer.start()
@@ -377,6 +388,8 @@ class LfpPatientSource(BaseSource):
                 raise DeviceError(f"the STN patient produced nothing for {_PREFETCH_WAIT_S:g}"
                                   " s; its thread is stuck (or no stimulation command came)")
             self._pf_slot, self._pf_off = slot, 0
+            k = (int(p.first[slot]) - self._pf_first) // p.chunk_samples
+            self._read_metrics[:] = self._snapshots[k % self._snapshots.shape[0]]
         slot, off = self._pf_slot, self._pf_off
         n_slot = int(p.n[slot])
         n = min(max_samples, n_slot - off)
@@ -423,5 +436,6 @@ class LfpPatientSource(BaseSource):
             self._horizon.close()
         if self._producer is not None:
             self._producer.stop()
+            self._metrics[:] = self._read_metrics  # figures of what was read
             self._producer = None
             self._pf_slot = -1

@@ -122,3 +122,23 @@ def test_medication_shifts_the_beta_baseline() -> None:
     d = {k: s.metrics()["mean_drive"] for k, s in (("late", late), ("peak", peak),
                                                     ("none", none))}
     assert d["peak"] < 0.6 * d["none"] and d["peak"] < d["late"] < d["none"]
+
+
+def test_prefetched_figures_are_those_of_what_was_read() -> None:
+    """The producer may be a hop ahead; the figures must not depend on how far it got."""
+    direct = LfpPatientSource(seed=8)
+    _run(direct, 2, 2.0)
+    src = LfpPatientSource(seed=8).open()
+    src.start_prefetch(HOP)
+    try:
+        for k in range(20):
+            assert src.read(HOP, timeout=5.0) is not None
+            src.stimulation_applied(MONO * 2.0, 130.0, 60.0, (k + 2) * HOP)
+        import time
+
+        time.sleep(0.2)  # let the producer make the next hop
+        assert src._next_index == 21 * HOP  # noqa: SLF001
+        assert src.metrics() == direct.metrics()
+    finally:
+        src.close()
+    assert src.metrics() == direct.metrics()
