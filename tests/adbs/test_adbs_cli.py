@@ -31,23 +31,24 @@ def test_scenarios_lists_adbs() -> None:
 
 def test_fast_run_with_continuous_reference_record_replay_export(tmp_path: Path) -> None:
     rec = tmp_path / "rec"
-    p = _run("run", "--scenario", "adbs", "--fast", "--duration", "60", "--json",
+    p = _run("run", "--scenario", "adbs", "--fast", "--duration", "30", "--json",
              "--compare-continuous", "--record", str(rec))
     assert p.returncode == 0, p.stderr
     s = json.loads(p.stdout)
-    assert s["cycles"] == 600 and s["deadline_misses"] == 0
+    assert s["cycles"] == 300 and s["deadline_misses"] == 0
     for key in ("stim_time_pct", "teed_mj", "ramps", "biomarker_above_threshold_pct"):
         assert key in s["control"]
     assert {"beta_above_threshold_pct", "teed_delivered_mj"} <= set(s["patient"])
     cmp = s["counterfactuals"][0]
-    assert cmp["name"] == "continuous" and cmp["cycles"] == 600
+    assert cmp["name"] == "continuous" and cmp["cycles"] == 300
     stim = cmp["control"]["stim_time_pct"]
     assert stim["reference"] > 99.0 and stim["ratio"] == pytest.approx(
         stim["run"] / stim["reference"])
     assert cmp["control"]["teed_mj"]["ratio"] < 1.0
-    # the delivered stimulation the patient saw is what the policy asked (no interlock acted)
+    # the stimulation the patient received is what the policy asked (no interlock acted),
+    # one hop later (within a couple of hops of 300)
     assert s["patient"]["stim_delivered_pct"] == pytest.approx(s["control"]["stim_time_pct"],
-                                                               abs=0.5)
+                                                               abs=1.0)
     r = _run("replay", str(rec), "--check")
     assert r.returncode == 0, r.stdout + r.stderr
     edf = tmp_path / "rec.edf"

@@ -35,7 +35,7 @@ class _Stalling:
 
     def read(self, n, timeout=None):
         self.calls += 1
-        if self.calls % 37 == 0:
+        if self.calls % 23 == 0:
             return None
         return self.inner.read(n, timeout)
 
@@ -55,7 +55,7 @@ def test_stalled_cycles_replay_identically(tmp_path, capsys) -> None:
     table["decoder"]["calibration_s"] = 30.0
     sc = scenario_from_dict(table, label="adbs-small")
     rec = tmp_path / "rec"
-    s = Session(sc, RunOptions(fast=True, duration_s=30.0,
+    s = Session(sc, RunOptions(fast=True, duration_s=15.0,
                                listeners=[SessionRecorder(rec)]))
     s.save_decoder(rec)
     s.open(source=_Stalling(open_source("lfp://stn", seed=2)))
