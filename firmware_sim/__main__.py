@@ -72,11 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", metavar="FILE",
                    help="link keys; created (mode 0600) if missing. Default: environment "
                         "NEUROLOOP_KEY_H2D/NEUROLOOP_KEY_D2H")
-    p.add_argument("--preset", choices=("bsi", "eeg-bci"), default="bsi")
-    p.add_argument("--array", metavar="NAME", default="paddle-5-6-5",
+    from .streamer import patient_presets
+
+    p.add_argument("--preset", choices=patient_presets(), default="bsi")
+    p.add_argument("--array", metavar="NAME", default=None,
                    help="electrode array the output stage drives, from the catalogue "
-                        "(default paddle-5-6-5; also dbs-3389, rns-strip-depth); reported to "
-                        "the host in INFO, which refuses to arm on a mismatch")
+                        "(default: the preset's, paddle-5-6-5 for bsi and eeg-bci, dbs-3389 "
+                        "for adbs; also rns-strip-depth); reported to the host in INFO, which "
+                        "refuses to arm on a mismatch")
     p.add_argument("--seed", type=int, default=1, help="patient data seed (default 1)")
     p.add_argument("--snr", type=_nonneg, default=1.0, help="task modulation depth (default 1)")
     p.add_argument("--samples-per-frame", type=int, default=None,
@@ -140,10 +143,30 @@ def _keys(path: str | None) -> Any:
     return load_key_file(path)
 
 
+def _preset_array(preset: str) -> str:
+    """The electrode array of the shipped scenario named ``preset`` (paddle-5-6-5 if none)."""
+    from neuroloop.config import load_scenario, scenario_names
+
+    if preset in scenario_names():
+        return load_scenario(preset).stimulation.array
+    return "paddle-5-6-5"
+
+
+def _preset_limits(preset: str) -> Any:
+    """The device's own limits without ``--limits``: the shipped scenario's ``[safety]`` table
+    (the built-in defaults when it has none), checked by the same loader."""
+    from neuroloop.config import load_scenario, scenario_names
+    from neuroloop.safety.limits import load_limits
+
+    if preset in scenario_names():
+        return load_limits(load_scenario(preset).safety, source=f"{preset}.toml [safety]")
+    return load_limits(None)
+
+
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from neuroloop.safety.limits import SafetyLimits, load_limits_file
+    from neuroloop.safety.limits import load_limits_file
     from neuroloop.stimulation.electrodes import array_names, electrode_array
 
     from .device import DeviceConfig
@@ -155,12 +178,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.baud not in BAUD_CONSTANTS:
         raise ConfigError(f"--baud {args.baud} is not a standard rate; use one of "
                           f"{', '.join(map(str, BAUD_CONSTANTS))}")
+    array_name = args.array or _preset_array(args.preset)
     try:
-        array = electrode_array(args.array)
+        array = electrode_array(array_name)
     except KeyError:
-        raise ConfigError(f"--array {args.array!r} is not in the electrode catalogue; known "
+        raise ConfigError(f"--array {array_name!r} is not in the electrode catalogue; known "
                           f"arrays: {', '.join(array_names())}") from None
-    limits = load_limits_file(args.limits) if args.limits else SafetyLimits()
+    limits = load_limits_file(args.limits) if args.limits else _preset_limits(args.preset)
     stuck, stuck_at = args.stuck_channel or (None, 0.0)
     open_c, open_at = args.open_contact or (None, 0.0)
     try:

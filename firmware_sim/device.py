@@ -220,6 +220,11 @@ class _DoseMeter:
         return float(self.buckets.sum())
 
 
+def _cathodic(amplitude_ma: np.ndarray) -> float:
+    """Summed cathodic current, mA (the program amplitude the ramp and blanking rules see)."""
+    return float(-amplitude_ma[amplitude_ma < 0.0].sum())
+
+
 def _new_session() -> int:
     while True:
         s = int.from_bytes(os.urandom(4), "little")
@@ -465,7 +470,8 @@ class FirmwareDevice:
             violations = validate(cmd, self.cfg.limits, self.cfg.array, previous=self.output,
                                   dt_s=slew_s, impedance_ohm=z,
                                   dose_used_uc=self._dose.used_uc(),
-                                  horizon_s=self._dose_horizon_s(now_us))
+                                  horizon_s=self._dose_horizon_s(now_us),
+                                  blanking_left_s=self._blanking_left_s(now_us))
             if violations:
                 v = violations[0]
                 return self._nak(seq, t, NakReason.LIMIT, now_us, detail=v.contact,
@@ -492,6 +498,8 @@ class FirmwareDevice:
         self._slew_credit_us = 0
         self._slew_clock_us = int(now_us)
         self._last_cmd_us = int(now_us)
+        if not hasattr(self, "_last_fall_us"):
+            self._last_fall_us = -(1 << 62)
 
     def _slew_credit_s(self, now_us: int) -> float:
         """Fill the slew bucket with the device time since it was last filled (up to
@@ -506,16 +514,30 @@ class FirmwareDevice:
         return self._slew_credit_us / 1e6
 
     def _spend_slew(self, cmd: StimCommand) -> None:
-        """Take the time ``cmd``'s largest rise of |I| needs out of the bucket (rounded up to
-        whole microseconds; the bucket never goes below empty)."""
+        """Take the time ``cmd``'s largest rise of |I| (per contact, at the slew limit) or of
+        the summed cathodic current (at the ramp limit, invariant 19) needs out of the bucket
+        (rounded up to whole microseconds; the bucket never goes below empty)."""
         prev = self.output.amplitude_ma
         new = cmd.amplitude_ma
         same_sign = prev * new > 0.0
         rise = np.where(same_sign, np.abs(new) - np.abs(prev), np.abs(new))
         worst = float(rise.max(initial=0.0))
-        if worst > 0.0:
-            need_us = math.ceil(worst / self.cfg.limits.slew_up_ma_per_s * 1e6)
-            self._slew_credit_us = max(0, self._slew_credit_us - need_us)
+        lim = self.cfg.limits
+        need_s = worst / lim.slew_up_ma_per_s if worst > 0.0 else 0.0
+        total_rise = _cathodic(new) - _cathodic(prev)
+        if total_rise > 0.0:
+            need_s = max(need_s, total_rise / lim.ramp_up_max_ma_per_s)
+        if need_s > 0.0:
+            self._slew_credit_us = max(0, self._slew_credit_us - math.ceil(need_s * 1e6))
+
+    def _blanking_left_s(self, now_us: int) -> float:
+        """Device time left of the blanking period after the output's last fall, s."""
+        return self.cfg.limits.increase_blanking_s - (int(now_us) - self._last_fall_us) / 1e6
+
+    def _note_fall(self, new_amplitude_ma: np.ndarray, now_us: int) -> None:
+        """Start the blanking period when the applied summed cathodic current falls."""
+        if _cathodic(new_amplitude_ma) < _cathodic(self.output.amplitude_ma) - 1e-9:
+            self._last_fall_us = int(now_us)
 
     def _dose_horizon_s(self, now_us: int) -> float:
         """How long a command is counted to commit dose for: the device time since the
@@ -525,6 +547,7 @@ class FirmwareDevice:
     # ------------------------------------------------------------------ output stage
     def _apply(self, cmd: StimCommand, seq: int, now_us: int) -> None:
         self._integrate(now_us)
+        self._note_fall(cmd.amplitude_ma, now_us)
         if cmd.is_off:
             self._set_output_off(now_us, "off")
             if self.state == DeviceState.STIMULATING:
@@ -548,6 +571,7 @@ class FirmwareDevice:
 
     def _set_output_off(self, now_us: int, reason: str) -> None:
         self._integrate(now_us)
+        self._note_fall(np.zeros(1), now_us)
         self._end_train(now_us, reason)
         self.output.set_off()
         self._ramp = None
@@ -560,6 +584,8 @@ class FirmwareDevice:
         start_case = self.output.case_ma
         template = self.output.copy()
         self._end_train(now_us, reason)
+        if was_on:
+            self._last_fall_us = int(now_us)
         self.state = state
         if ramp and was_on and self.cfg.watchdog_ramp_ms > 0:
             end = now_us + int(self.cfg.watchdog_ramp_ms * 1000)

@@ -54,7 +54,12 @@ def soak(duration_s: float, *, scenario: str = "bsi", sim_args: list[str] | None
     tmp = Path(workdir or tempfile.mkdtemp(prefix="neuroloop-soak-"))
     kf = key_file or tmp / "keys.toml"
     log = tmp / "firmware.jsonl"
-    sim, address = _start_sim(kf, log, duration_s + 120.0, list(sim_args or []))
+    extra = list(sim_args or [])
+    from .streamer import patient_presets
+
+    if "--preset" not in extra and scenario in patient_presets():
+        extra = ["--preset", scenario, *extra]  # the device streams the scenario's patient
+    sim, address = _start_sim(kf, log, duration_s + 120.0, extra)
     try:
         t0 = time.monotonic()
         r = subprocess.run([sys.executable, "-m", "neuroloop.cli", "run", "--scenario", scenario,
@@ -74,7 +79,7 @@ def soak(duration_s: float, *, scenario: str = "bsi", sim_args: list[str] | None
     entries = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
     device = entries[-1]
     trains = [e for e in entries if e["kind"] == "train"]
-    out_of_limits = _out_of_limits(trains)
+    out_of_limits = _out_of_limits(trains, scenario)
     link = run["link"]
     lat = device["stim_latency_us"]
     checks = {
@@ -96,16 +101,19 @@ def soak(duration_s: float, *, scenario: str = "bsi", sim_args: list[str] | None
             "wall_s": round(wall, 1), "workdir": str(tmp)}
 
 
-def _out_of_limits(trains: list[dict[str, Any]]) -> list[str]:
-    """Every delivered train checked with the independent oracle (SAFETY.md defaults)."""
+def _out_of_limits(trains: list[dict[str, Any]], scenario: str = "bsi") -> list[str]:
+    """Every delivered train checked with the independent oracle, against the scenario's
+    limits (its ``[safety]`` table over the SAFETY.md defaults) on the scenario's array."""
     import numpy as np
 
-    from neuroloop.safety.limits import SafetyLimits
+    from neuroloop.config import load_scenario
+    from neuroloop.safety.limits import load_limits
     from neuroloop.safety.validate import validate
     from neuroloop.stimulation.command import StimCommand
-    from neuroloop.stimulation.electrodes import paddle_5_6_5
+    from neuroloop.stimulation.electrodes import electrode_array
 
-    limits, array = SafetyLimits(), paddle_5_6_5()
+    sc = load_scenario(scenario)
+    limits, array = load_limits(sc.safety), electrode_array(sc.stimulation.array)
     bad = []
     for tr in trains:
         cmd = StimCommand(amplitude_ma=np.asarray(tr["amplitude_ma"], dtype=np.float64),

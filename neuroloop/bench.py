@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import math
 import os
 import platform
 import time
@@ -383,8 +384,82 @@ def bench_eeg(n_hops: int = 5000, warmup_hops: int = 200,
     return res
 
 
+class _AdbsFast(_Path):
+    """The adbs preset's cycle: BiomarkerPipeline (notch, beta band, EMA) + beta-biomarker."""
+
+    def __init__(self, decoder: Any) -> None:
+        from .dsp.biomarker import BiomarkerPipeline
+
+        self.pipe = BiomarkerPipeline(2, 250.0, 25, [13.0, 30.0], 0.5, notch_hz=[10.0])
+        self.pipe.warmup()
+        self.decoder = decoder
+        decoder.warmup()
+        self.output = np.zeros(2)
+
+    def step(self, hop: np.ndarray) -> None:
+        out = self.decoder.step(self.pipe.step(hop))
+        self.output[:] = out.values
+        self.state = int(out.state)
+
+
+class _AdbsRef(_Path):
+    """``scipy.signal.sosfilt`` notch cascade and band-pass (``zi`` carried), NumPy power,
+    the EMA by its recursion and ``numpy.interp`` for the percentile."""
+
+    def __init__(self, fast: _AdbsFast) -> None:
+        bands = fast.pipe.bands
+        self.notch = np.asarray(bands.notch_sos)
+        self.band = np.asarray(bands.bank_sos[0])
+        self.zn = np.zeros((self.notch.shape[0], 2, 2))
+        self.zb = np.zeros((self.band.shape[0], 2, 2))
+        self.alpha = fast.pipe.marker.alpha
+        self.q = fast.decoder.quantiles_
+        self.pct = np.linspace(0.0, 100.0, 101)
+        self.thr = fast.decoder.state_percentile
+        self.s: float | None = None
+        self.output = np.zeros(2)
+
+    def step(self, hop: np.ndarray) -> None:
+        from .dsp.features import LOG_POWER_EPS
+
+        y, self.zn = scipy.signal.sosfilt(self.notch, hop, axis=0, zi=self.zn)
+        y, self.zb = scipy.signal.sosfilt(self.band, y, axis=0, zi=self.zb)
+        p = float(np.mean(np.exp(np.log(np.mean(y * y, axis=0) + LOG_POWER_EPS))))
+        self.s = p if self.s is None else self.s + self.alpha * (p - self.s)
+        db = 10.0 * math.log10(self.s + LOG_POWER_EPS)
+        pct = float(np.interp(db, self.q, self.pct))
+        self.output[:] = (db, pct)
+        self.state = 1 if pct >= self.thr else 0
+
+
+def bench_adbs(n_hops: int = 5000, warmup_hops: int = 200,
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """2 ch x 250 Hz, 25-sample hops: artifact notches, beta power, EMA, calibration rank."""
+    from .decoders.biomarker import BiomarkerDecoder
+
+    rng = np.random.default_rng(12)
+    # a calibration distribution around the beta power of the bench's random hops
+    X = rng.normal(10.0 * math.log10(400.0 * 17 / 125 * 0.7), 1.5, size=(400, 1))
+    decoder = BiomarkerDecoder().fit(X)
+    fast = _AdbsFast(decoder)
+    ref = _AdbsRef(fast)
+    res = compare_paths("adbs", fast, ref, hop_shape=(25, 2), n_hops=n_hops,
+                        warmup_hops=warmup_hops, progress=progress)
+    res.update({
+        "description": "2 ch x 250 Hz, 25-sample hops, notch 10 Hz + harmonics, beta 13-30 Hz "
+                       "power, 0.5 s EMA, calibration percentile (the adbs preset's cycle)",
+        "n_channels": 2, "sampling_rate_hz": 250.0, "hop_samples": 25, "n_features": 1,
+    })
+    res["targets"] = {
+        "max_rel_diff<=1e-6": bool(res["max_rel_diff"] <= 1e-6),
+        "state_mismatches==0": res["state_mismatches"] == 0,
+    }
+    return res
+
+
 register_workload("bsi-ecog", bench_bsi_ecog, takes_progress=True)
 register_workload("eeg", bench_eeg, takes_progress=True)
+register_workload("adbs", bench_adbs, takes_progress=True)
 # per-cycle cost the safety supervisor (issue target: p99 <= 20 us) and the session
 # recorder (p99 <= 50 us) add to the loop; imported only when they run
 register_workload("supervisor", "neuroloop.safety.bench:bench_supervisor")

@@ -54,7 +54,7 @@ class SourceConfig:
 
 
 #: Feature kinds of ``[dsp] features``.
-DSP_FEATURES = ("log_power", "covariance")
+DSP_FEATURES = ("log_power", "covariance", "biomarker")
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,15 @@ class DspConfig:
     car: bool = True
     notch_hz: tuple[float, ...] = ()
     notch_q: float = 30.0
-    #: ``"log_power"`` (per band and channel) or ``"covariance"`` (per band, the packed
-    #: spatial covariance of the hop: the input of the riemann and csp-lda decoders)
+    #: ``"log_power"`` (per band and channel), ``"covariance"`` (per band, the packed
+    #: spatial covariance of the hop: the input of the riemann and csp-lda decoders) or
+    #: ``"biomarker"`` (one band's power averaged over channels and smoothed, dB: the adbs
+    #: biomarker).
     features: str = "log_power"
+    #: EMA time constant of the ``"biomarker"`` power, s.
+    biomarker_smoothing_s: float = 1.0
+    #: Channels the biomarker averages (None: all).
+    biomarker_channels: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -401,9 +407,25 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
     features = ds.get("features", "log_power")
     if features not in DSP_FEATURES:
         raise ds.fail("features", features, f"must be one of {', '.join(DSP_FEATURES)}")
+    smoothing = 1.0
+    bio_channels: tuple[int, ...] | None = None
+    if features == "biomarker":
+        if len(bands) != 1:
+            raise ds.fail("bands_hz", bands_raw, "must hold exactly one [low, high] band (the "
+                          "biomarker's, e.g. [[13, 30]]) with features = \"biomarker\"")
+        smoothing = ds.number("biomarker_smoothing_s", 1.0, lo=0.0, hi=600.0,
+                              hint="the biomarker's smoothing time constant, e.g. 0.5")
+        raw_ch = ds.get("biomarker_channels", None)
+        if raw_ch is not None:
+            if (not isinstance(raw_ch, list) or not raw_ch
+                    or not all(isinstance(c, int) and not isinstance(c, bool)
+                               and 0 <= c < n_channels for c in raw_ch)):
+                raise ds.fail("biomarker_channels", raw_ch, f"must list channel indices "
+                              f"0..{n_channels - 1}, e.g. [0, 1]")
+            bio_channels = tuple(raw_ch)
     ds.check_unknown()
     dsp = DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q,
-                    features)
+                    features, smoothing, bio_channels)
 
     de = _Section(table.get("decoder", {}), "decoder", label)
     kind = de.string("kind")

@@ -32,6 +32,7 @@ __all__ = [
     "tangent_vector_ref",
     "csp_log_variance_ref",
     "AdaptiveRef",
+    "biomarker_ref",
 ]
 
 
@@ -91,6 +92,17 @@ class PipelineRef:
     def process(self, x: np.ndarray, hop: int) -> np.ndarray:
         n_hops = x.shape[0] // hop
         return np.array([self.step(x[h * hop:(h + 1) * hop]) for h in range(n_hops)])
+
+
+def biomarker_ref(log_power: np.ndarray, index: Sequence[int], alpha: float,
+                  eps: float) -> np.ndarray:
+    """Smoothed band power in dB: the mean of ``exp(log_power[:, index])`` per hop through
+    the EMA ``y[n] = y[n-1] + alpha (p[n] - y[n-1])`` started at ``p[0]``
+    (``scipy.signal.lfilter([alpha], [1, alpha - 1], p, zi=[(1 - alpha) p[0]])``), then
+    ``10 log10(y + eps)``. Finite input only."""
+    p = np.exp(np.asarray(log_power)[:, list(index)]).mean(axis=1)
+    y, _ = scipy.signal.lfilter([alpha], [1.0, alpha - 1.0], p, zi=[(1.0 - alpha) * p[0]])
+    return 10.0 * np.log10(y + eps)
 
 
 # ------------------------------------------------------------------------------------- decoder

@@ -10,6 +10,8 @@ URL                                       backend
 ``edf://file.edf?channels=C3..,C4..``     :class:`~neuroloop.io.edf.EdfSource`
 ``lsl://NAME``, ``lsl://?type=EEG``       :class:`~neuroloop.acquisition.lsl.LslSource`
 ``mne://file.vhdr?labels=T0:rest``        :class:`~neuroloop.io.mne_source.MneSource`
+``lfp://stn?seed=1&severity=1.0``         :class:`~neuroloop.acquisition.lfp_patient.LfpPatientSource`
+``npy://file.npy?rate=1000&channels=0,1`` :class:`~neuroloop.io.npy_source.NpySource`
 ========================================  ===============================================
 
 Backends are imported lazily; third-party backends register through the entry-point group
@@ -38,6 +40,8 @@ _BACKENDS: dict[str, str] = {
     "bdf": "neuroloop.io.edf:EdfSource",
     "lsl": "neuroloop.acquisition.lsl:LslSource",
     "mne": "neuroloop.io.mne_source:MneSource",
+    "lfp": "neuroloop.acquisition.lfp_patient:LfpPatientSource",
+    "npy": "neuroloop.io.npy_source:NpySource",
 }
 
 

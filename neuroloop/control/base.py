@@ -217,6 +217,13 @@ class ControlPolicy(abc.ABC):
         return settings
 
     @classmethod
+    def check_limits(cls, settings: Any, limits: Any, label: str = "<config>") -> None:
+        """Refuse settings that the scenario's safety limits forbid (e.g. a ramp faster than
+        the hard ramp limit), as a one-line ConfigError; called by the session once the
+        effective limits are known. Default: nothing to check."""
+        del settings, limits, label
+
+    @classmethod
     @abc.abstractmethod
     def parse(cls, params: PolicyParams, programs: ProgramSet) -> Any:
         """Read and validate this policy's ``[control]`` keys into a frozen settings object."""
@@ -270,6 +277,12 @@ class ControlPolicy(abc.ABC):
         """Forget all online state (timers, ramps) and turn the request off."""
         self.request.set_off()
         self.request.cycle = 0
+
+    def metrics(self) -> dict[str, float]:
+        """Therapy figures of the run so far (``"control"`` in the run summary), e.g. the
+        number of ramps or the time spent stimulating. Not called in the loop. Default: none.
+        """
+        return {}
 
     # -- writing the request -------------------------------------------------------------------
     def program_envelope_ma(self, program_id: int) -> tuple[float, float]:

@@ -5,6 +5,10 @@
 ==========================  ===========================================================
 ``"program-per-state"``     :class:`~neuroloop.control.program_per_state.ProgramPerStatePolicy`
 ``"proportional"``          :class:`~neuroloop.control.proportional.ProportionalPolicy`
+``"continuous"``            :class:`~neuroloop.control.fixed.ContinuousPolicy`
+``"off"``                   :class:`~neuroloop.control.fixed.OffPolicy`
+``"single-threshold"``      :class:`~neuroloop.control.threshold.SingleThresholdPolicy`
+``"dual-threshold"``        :class:`~neuroloop.control.threshold.DualThresholdPolicy`
 ==========================  ===========================================================
 
 Other packages add policies through the entry-point group ``neuroloop.control_policies``
@@ -32,6 +36,10 @@ ENTRY_POINT_GROUP = "neuroloop.control_policies"
 _POLICIES: dict[str, str | type[ControlPolicy]] = {
     "program-per-state": "neuroloop.control.program_per_state:ProgramPerStatePolicy",
     "proportional": "neuroloop.control.proportional:ProportionalPolicy",
+    "continuous": "neuroloop.control.fixed:ContinuousPolicy",
+    "off": "neuroloop.control.fixed:OffPolicy",
+    "single-threshold": "neuroloop.control.threshold:SingleThresholdPolicy",
+    "dual-threshold": "neuroloop.control.threshold:DualThresholdPolicy",
 }
 
 

@@ -19,6 +19,7 @@ from .base import (
     make_decoder,
     register_decoder,
 )
+from .biomarker import BiomarkerDecoder
 from .lda import LDADecoder, transition_matrix
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "BaseDecoder",
     "DecoderOutput",
     "Intention",
+    "BiomarkerDecoder",
     "LDADecoder",
     "OutputSchema",
     "decoder_names",

@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import DecoderFileError
 
 __all__ = ["DecoderOutput", "Intention", "OutputSchema", "BaseDecoder", "register_decoder",
-           "make_decoder", "load_decoder", "decoder_names", "DECODER_FILE_FORMAT",
+           "decoder_class", "make_decoder", "load_decoder", "decoder_names", "DECODER_FILE_FORMAT",
            "READABLE_DECODER_FORMATS"]
 
 #: Version of the decoder file layout written by :meth:`BaseDecoder.save`.
@@ -215,6 +215,11 @@ def _decoder_class(name: str) -> type[BaseDecoder] | None:
     return cls
 
 
+def decoder_class(name: str) -> type[BaseDecoder] | None:
+    """The class of decoder kind ``name`` (None when no such kind is installed)."""
+    return _decoder_class(name)
+
+
 def make_decoder(name: str, **params: Any) -> BaseDecoder:
     """Instantiate the registered decoder ``name`` with ``params``."""
     cls = _decoder_class(name)
@@ -228,7 +233,7 @@ def make_decoder(name: str, **params: Any) -> BaseDecoder:
 
 
 def _import_builtin() -> None:
-    from . import adaptive, csp, kalman, lda, riemann  # noqa: F401  (each registers itself)
+    from . import adaptive, biomarker, csp, kalman, lda, riemann  # noqa: F401  (each registers itself)
 
 
 class BaseDecoder:
@@ -272,6 +277,9 @@ class BaseDecoder:
         y = np.repeat(np.arange(n_hops // 20 + 1) % 3, 20)[:n_hops]
         X = means[y] + rng.normal(0.0, 1.0, (y.size, 6))
         return X, y
+    #: False for a decoder calibrated from the signal alone (a biomarker's distribution):
+    #: its calibration data need no labels.
+    supervised: ClassVar[bool] = True
 
     output_schema_: OutputSchema
 

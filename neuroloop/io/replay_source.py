@@ -249,7 +249,9 @@ class ReplaySource(BaseSource):
                 j += 1  # a stalled cycle read no hop: it repeats the last first_sample
                 continue
             stop = start + hop
-            if stop > s0:
+            # a stalled cycle repeats the previous hop's first_sample with NO_LABEL: it must
+            # not erase the labels its hop was decoded with
+            if stop > s0 and win.true_state[slot] != NO_LABEL:
                 labels[max(start, s0) - s0:min(stop, s1) - s0] = win.true_state[slot]
                 if stop == s1 and win.available_ns is not None:
                     received_ns = int(win.available_ns[slot])

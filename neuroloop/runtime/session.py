@@ -33,7 +33,8 @@ from .loop import ControlLoop, FaultHooks
 from .safety_inputs import SafetyInputProvider, safety_input_providers
 from .summary import summarise
 
-__all__ = ["RunOptions", "Session", "build_pipeline", "calibration_data", "train_decoder"]
+__all__ = ["RunOptions", "Session", "build_pipeline", "calibration_data", "train_decoder",
+           "therapy_metrics"]
 
 Progress = Callable[[str], None]
 
@@ -69,6 +70,15 @@ def build_pipeline(scenario: Scenario) -> Any:
     from ..dsp import CovariancePipeline, FeaturePipeline
 
     d = scenario.dsp
+    if d.features == "biomarker":
+        from ..dsp.biomarker import BiomarkerPipeline
+
+        return BiomarkerPipeline(
+            n_channels=scenario.source.n_channels,
+            sampling_rate_hz=scenario.source.sampling_rate_hz, hop_samples=d.hop_samples,
+            band_hz=list(d.bands_hz[0]), smoothing_s=d.biomarker_smoothing_s,
+            channels=d.biomarker_channels, filter_order=d.filter_order, car=d.car,
+            notch_hz=list(d.notch_hz), notch_q=d.notch_q)
     kind = CovariancePipeline if d.features == "covariance" \
         else FeaturePipeline
     return kind(
@@ -123,7 +133,7 @@ def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
 def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = None,
                      duration_s: float | None = None, seed: int | None = None,
                      progress: Progress | None = None,
-                     keep_all: bool = False,
+                     keep_all: bool = False, labelled: bool = True,
                      as_json: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Features and per-hop labels of a calibration segment.
 
@@ -132,6 +142,10 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
     labels are not constant (a transition inside the hop) or unknown are left out, or, with
     ``keep_all`` (for sequential decoders, which need every hop in time order), kept with
     label -1.
+
+    With ``labelled=False`` (a decoder calibrated from the signal alone) every hop is kept
+    and unlabelled sources are accepted (``y`` is then the last label of each hop, possibly
+    ``NO_LABEL``).
 
     Returns
     -------
@@ -146,8 +160,8 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
     n_hops = int(duration_s * scenario.source.sampling_rate_hz) // hop
     with open_source(url, **opts) as src:
         check_source(scenario, src, url)
-        for name in scenario.intention_names:  # a state the source cannot label at all is a
-            msg = src.missing_intention_message(name, url)  # configuration error
+        for name in scenario.intention_names if labelled else ():  # a state the source
+            msg = src.missing_intention_message(name, url)  # cannot label is a config error
             if msg:
                 raise ConfigError(msg)
         if progress:
@@ -178,6 +192,8 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
     X = pipeline.process(data[: n_hops * hop])
     pipeline.reset()
     lab = labels[: n_hops * hop].reshape(n_hops, hop)
+    if not labelled:
+        return X, lab[:, -1].astype(np.int64)
     keep = (lab == lab[:, :1]).all(axis=1) & (lab[:, 0] != NO_LABEL)
     if not keep.any():
         raise ConfigError(f"calibration source {url} has no labelled samples; a decoder "
@@ -192,15 +208,17 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
                   progress: Progress | None = None,
                   as_json: bool = False) -> tuple[BaseDecoder, dict[str, Any]]:
     """Calibrate a decoder of the scenario's kind; returns it and calibration figures."""
-    from ..decoders.base import _decoder_class
+    from ..decoders.base import decoder_class
 
-    cls = _decoder_class(scenario.decoder.kind)
+    cls = decoder_class(scenario.decoder.kind)
     sequential = bool(getattr(cls, "sequential", False))
+    labelled = bool(getattr(cls, "supervised", True))
     X, y = calibration_data(scenario, pipeline, url=url, duration_s=duration_s, seed=seed,
-                            progress=progress, keep_all=sequential, as_json=as_json)
+                            progress=progress, keep_all=sequential, labelled=labelled,
+                            as_json=as_json)
     n_states = len(scenario.intention_names)
     missing = sorted(set(range(n_states)) - set(np.unique(y[y >= 0]).tolist()))
-    if missing:
+    if missing and labelled:
         names = ", ".join(scenario.intention_names[i] for i in missing)
         raise ConfigError(f"calibration data has no hops of {names}; lengthen "
                           "decoder.calibration_s")
@@ -212,8 +230,9 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
         raise ConfigError(f"decoder {scenario.decoder.kind!r}: bad parameter ({exc}); "
                           "check the [decoder] section") from None
     decoder.fit(X, y, state_names=scenario.intention_names)
-    lab = y >= 0
-    train_acc = float(np.mean(np.argmax(decoder.predict_proba(X), axis=1)[lab] == y[lab]))
+    known = y >= 0
+    train_acc = (float(np.mean(np.argmax(decoder.predict_proba(X), axis=1)[known] == y[known]))
+                 if known.any() else float("nan"))
     return decoder, {"hops": int(X.shape[0]), "train_accuracy": round(train_acc, 4)}
 
 
@@ -251,11 +270,13 @@ class Session:
         self.deadline_ms = float(deadline_ms)
         self.programs: ProgramSet = build_program_set(scenario.stimulation,
                                                       scenario.intention_names)
-        check_control(scenario.control, self.programs)  # before anything slow
+        policy_cls = check_control(scenario.control, self.programs)  # before anything slow
         self.resolved_limits = scenario_limits(
             scenario, self.programs.array, limits_path=options.limits_path,
             limits_table=options.limits_table)
         self.limits = self.resolved_limits.limits
+        policy_cls.check_limits(policy_cls.check_config(scenario.control, self.programs),
+                                self.limits, scenario.control.label)
         self.pipeline = build_pipeline(scenario)
         self.calibration: dict[str, Any] = {}
         self.decoder_sha256 = ""
@@ -441,6 +462,7 @@ class Session:
             summary["calibration"] = self.calibration
             summary["stimulator"] = self.stimulator.status()
             summary["supervisor_state"] = self.supervisor.state.name
+            summary.update(therapy_metrics(self.policy, self.source))
             if rt is not None:
                 summary["realtime"] = rt.describe()
             if loop.device_error is not None:
@@ -469,6 +491,18 @@ class Session:
                 out.append((int(sample), int(state)))
             prev = state
         return out
+
+
+def therapy_metrics(policy: Any, source: Any) -> dict[str, dict[str, float]]:
+    """The run summary's ``"control"`` (:meth:`ControlPolicy.metrics`) and ``"patient"``
+    (:meth:`BaseSource.metrics`) tables, each only when it has figures."""
+    out: dict[str, dict[str, float]] = {}
+    for key, obj in (("control", policy), ("patient", source)):
+        get = getattr(obj, "metrics", None)  # a duck-typed wrapper may lack it
+        figures = get() if callable(get) else {}
+        if figures:
+            out[key] = {str(k): float(v) for k, v in figures.items()}
+    return out
 
 
 def summary_json(summary: dict[str, Any]) -> str:

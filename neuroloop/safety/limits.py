@@ -80,6 +80,13 @@ class SafetyLimits:
         Length of the rolling dose window, s.
     dose_budget_uc : float
         Largest cathodic charge committed within any rolling window, uC.
+    ramp_up_max_ma_per_s : float
+        Largest rise of the summed cathodic current (a program's amplitude) per second,
+        mA/s: the ceiling of a threshold policy's up-ramp (adaptive DBS ramps at 0.03 mA/s,
+        RC+S, PMC8558614). The built-in 255 mA/s never binds before the per-contact slew.
+    increase_blanking_s : float
+        After the summed cathodic current falls, it may not rise again for this long, s
+        (blanking after a change, PMC8558614). 0 switches the rule off.
     contact_area_cm2 : float or None
         If set, an effective electrochemical area, cm^2 (> 0), that may only make the charge
         limits stricter: each contact's limits use min(catalogue area, this). Geometry itself
@@ -110,6 +117,8 @@ class SafetyLimits:
     dose_window_s: float = 60.0
     dose_budget_uc: float = 30000.0
     contact_area_cm2: float | None = None
+    ramp_up_max_ma_per_s: float = 255.0
+    increase_blanking_s: float = 0.0
 
     def __post_init__(self) -> None:
         # Constructing directly (not through load_limits) is validated the same way.
@@ -225,6 +234,11 @@ LIMIT_SPECS: Mapping[str, LimitSpec] = {s.name: s for s in (
     _spec("contact_area_cm2", "cm^2", 0.0, 1.0, "lower",
           "an effective area may only be smaller than the electrode catalogue's",
           lo_open=True),
+    _spec("ramp_up_max_ma_per_s", "mA/s", 0.0, 255.0, "lower",
+          "amplitude ramp ceiling; adaptive DBS ramps up at 0.03 mA/s (RC+S, PMC8558614); "
+          "255 = the 25.5 mA ceiling within 0.1 s", lo_open=True),
+    _spec("increase_blanking_s", "s", 0.0, 600.0, "higher",
+          "no rise within this time after a fall: blanking after a change (RC+S, PMC8558614)"),
 )}
 
 #: Built-in bounds nothing may loosen, by limit name (the ceilings of :data:`LIMIT_SPECS`).

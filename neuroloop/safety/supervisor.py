@@ -43,6 +43,7 @@ from ..stimulation.command import PROGRAM_OFF, WAVEFORM_BIPHASIC_SYMMETRIC, Stim
 from ..stimulation.electrodes import ElectrodeArray
 from ..stimulation.programs import ProgramSet
 from . import _kernels as K
+from . import _ramp
 from . import reasons as R
 from .events import InterlockEvent, SupervisorState
 from .limits import SafetyLimits
@@ -275,6 +276,12 @@ class _State:
     last_invalid_reason: str = ""
     prev_flags: int = 0
     blocked_reported: bool = False
+    #: invariant 19: the step's time, the summed cathodic current of the last step's output,
+    #: when it last fell (ns) and which of ramp_rate/blanking acted last step ("" none)
+    step_now_ns: int = 0
+    last_step_total_ma: float = 0.0
+    last_fall_ns: int = -(1 << 62)
+    ramp_acting: str = ""
 
     @classmethod
     def initial(cls, n: int) -> _State:
@@ -365,7 +372,7 @@ class SafetySupervisor:
     place) and the kernel's per-cycle buffers (``_scratch``, a ``_Scratch``).
     """
 
-    __slots__ = ("_cfg", "_st", "_scratch")
+    __slots__ = ("_cfg", "_st", "_scratch", "_blank_ns")
 
     def __init__(self, limits: SafetyLimits, array: ElectrodeArray, programs: ProgramSet, *,
                  cycle_period_s: float, strict_programs: bool = True,
@@ -390,6 +397,7 @@ class SafetySupervisor:
         cfg = _Config.build(limits, array, programs, float(cycle_period_s),
                            frozenset(_disabled_interlocks))
         self._cfg = cfg
+        self._blank_ns = int(round(limits.increase_blanking_s * 1e9))
         self._st = _State.initial(cfg.n)
         self._scratch = _Scratch.build(cfg)
 
@@ -549,7 +557,14 @@ class SafetySupervisor:
 
     def _finish(self, events: list[InterlockEvent] | None
                 ) -> tuple[StimCommand, Sequence[InterlockEvent]]:
-        return self._st.out, (_EMPTY if events is None else events)
+        st = self._st
+        # invariant 19 bookkeeping: when the summed cathodic current of a step's output last
+        # fell below the previous step's (whatever made it fall)
+        total = _ramp.cathodic_total(st.out_amp)
+        if total < st.last_step_total_ma - 1e-9:
+            st.last_fall_ns = st.step_now_ns
+        st.last_step_total_ma = total
+        return st.out, (_EMPTY if events is None else events)
 
     # ------------------------------------------------------------------ commands
     def arm(self, now_ns: int) -> list[InterlockEvent]:
@@ -722,6 +737,7 @@ class SafetySupervisor:
         limits = cfg.limits
         last_step = st.last_step_ns
         now, events = self._clock(now_ns, None)
+        st.step_now_ns = now
         # inside the guard after ARM the reference stays at ARM + guard (no credit accrues)
         st.last_step_ns = now if last_step is None else max(now, last_step)
         # slew step: elapsed time since the previous step, at most one period (seconds, not
@@ -872,6 +888,7 @@ class SafetySupervisor:
         ip[K.I_ROW] = row
         ip[K.I_PROGRAM] = pid
         ip[K.I_NOW] = now
+        ref_total = _ramp.cathodic_total(st.prev_amp)  # what the output rises from
         flags = K.supervise(sc.req_amp, sc.req_s, cfg.prog_sf, cfg.prog_info, cfg.caps,
                             cfg.lim, st.z_ohm, st.blocked, st.prev_amp, st.prev_s, st.out_amp,
                             sc.out_s, st.dose_ids, st.dose_sums, ip, sc.ev)
@@ -882,6 +899,7 @@ class SafetySupervisor:
         o.case_ma = float(s[K.S_CASE])
         o.program_id = int(s[K.S_PROGRAM])
         o.waveform = int(s[K.S_WAVEFORM])
+        events = self._ramp_guard(ref_total, now, dt_s, events)
         if st.state in (_S.ARMED, _S.STIMULATING):
             st.state = _S.STIMULATING if o.program_id != PROGRAM_OFF else _S.ARMED
         if flags:
@@ -901,6 +919,46 @@ class SafetySupervisor:
         st.prev_flags = flags
         return events
 
+    def _ramp_guard(self, ref_total: float, now: int, dt_s: float,
+                    events: list[InterlockEvent] | None) -> list[InterlockEvent] | None:
+        """Invariant 19 on the kernel's output: the summed cathodic current rises at most
+        ``ramp_up_max_ma_per_s * dt_s`` above ``ref_total`` (the last output) and not at all
+        within ``increase_blanking_s`` of its last fall. Only ever scales the output down
+        (all contacts and the case by one factor, so balance and conservation hold)."""
+        st = self._st
+        total = _ramp.cathodic_total(st.out_amp)
+        if not total > ref_total + 1e-12:
+            st.ramp_acting = ""
+            return events
+        allowed, reason = total, ""
+        if (self._blank_ns > 0 and now - st.last_fall_ns < self._blank_ns
+                and self._on(R.BLANKING)):
+            allowed, reason = ref_total, R.BLANKING
+        elif self._on(R.RAMP_RATE):
+            cap = ref_total + self._cfg.limits.ramp_up_max_ma_per_s * dt_s
+            if total > cap:
+                allowed, reason = cap, R.RAMP_RATE
+        if not reason:
+            st.ramp_acting = ""
+            return events
+        factor = allowed / total
+        _ramp.scale_output(st.out_amp, st.prev_amp, factor)
+        o = st.out
+        o.case_ma = o.case_ma * factor
+        st.prev_s[K.S_CASE] = o.case_ma
+        if not allowed > 0.0:  # held at zero: the command is off
+            st.prev_s[:] = 0.0
+            st.prev_s[K.S_PROGRAM] = PROGRAM_OFF
+            o.pulse_width_us = o.frequency_hz = o.interphase_gap_us = o.case_ma = 0.0
+            o.program_id = PROGRAM_OFF
+        if reason != st.ramp_acting:
+            events = self._add(events, reason, requested=total, allowed=allowed,
+                               detail="summed cathodic current held to the ramp limit"
+                               if reason == R.RAMP_RATE else "no rise inside the blanking "
+                               "period after a fall")
+        st.ramp_acting = reason
+        return events
+
     # ------------------------------------------------------------------ warm-up
     def warmup(self) -> None:
         """Compile every kernel with the real shapes (on scratch copies; state untouched)."""
@@ -917,6 +975,8 @@ class SafetySupervisor:
         ip = sc.iparams.copy()
         ev = sc.ev.copy()
         K.request_finite(req, req_s)
+        _ramp.cathodic_total(req)
+        _ramp.scale_output(out_amp, prev_amp, 1.0)
         K.dose_used_uc(ids, sums, 0, cfg.bucket_ns, cfg.window_ns)
         for mode in (K.MODE_REQUEST, K.MODE_RAMP):
             req_s[K.R_MODE] = mode

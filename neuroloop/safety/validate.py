@@ -94,8 +94,8 @@ def _finite(x: object) -> bool:
 def validate(command: StimCommand, limits: SafetyLimits, array: ElectrodeArray, *,
              previous: StimCommand | None = None, dt_s: float | None = None,
              impedance_ohm: np.ndarray | None = None, programs: ProgramSet | None = None,
-             dose_used_uc: float | None = None, horizon_s: float | None = None
-             ) -> list[Violation]:
+             dose_used_uc: float | None = None, horizon_s: float | None = None,
+             blanking_left_s: float | None = None) -> list[Violation]:
     """Every invariant ``command`` breaks (empty list: safe).
 
     Parameters
@@ -117,6 +117,9 @@ def validate(command: StimCommand, limits: SafetyLimits, array: ElectrodeArray, 
         Charge already committed in the rolling window, uC (dose check).
     horizon_s : float, optional
         How long ``command`` commits charge for, s (default ``dt_s``).
+    blanking_left_s : float, optional
+        Time left of the blanking period after the last fall of the summed cathodic
+        current, s (> 0: no rise above ``previous`` allowed; needs ``previous``).
 
     Returns
     -------
@@ -237,6 +240,22 @@ def validate(command: StimCommand, limits: SafetyLimits, array: ElectrodeArray, 
                 if _above(rise, step_ma):
                     bad(7, "slew_up", c, rise, step_ma,
                         f"|I| rose by {rise:.6g} mA in {dt_s:.6g} s")
+
+    # --- invariant 19: ramp rate and blanking of the summed cathodic current
+    if previous is not None:
+        prev_amp = getattr(previous, "amplitude_ma", None)
+        if isinstance(prev_amp, np.ndarray) and prev_amp.shape == (n,):
+            prev_cath = sum(-float(p) for p in prev_amp if math.isfinite(p) and p < 0.0)
+            rise = cathodic - prev_cath
+            if dt_s is not None:
+                step_ma = limits.ramp_up_max_ma_per_s * max(float(dt_s), 0.0)
+                if _above(rise, step_ma):
+                    bad(19, "ramp_rate", -1, rise, step_ma,
+                        f"summed cathodic current rose by {rise:.6g} mA in {dt_s:.6g} s")
+            if blanking_left_s is not None and blanking_left_s > 0.0 and _above(rise, 0.0):
+                bad(19, "blanking", -1, rise, 0.0,
+                    f"summed cathodic current rose {blanking_left_s:.6g} s before the "
+                    "blanking period after its last fall ended")
 
     # --- invariant 8: clinician envelope and program pattern
     if programs is not None and is_on:

@@ -35,7 +35,14 @@ def _names(dec: BaseDecoder) -> tuple[str, ...]:
     return ("rest", "move") if dec.continuous_targets else NAMES
 
 
-@pytest.fixture(params=decoder_names())
+def _classifiers() -> list[str]:
+    """Kinds calibrated from labels with any number of states (the biomarker decoder has two
+    fixed states and is checked in tests/adbs)."""
+    return [n for n in decoder_names()
+            if getattr(dbase.decoder_class(n), "supervised", True)]
+
+
+@pytest.fixture(params=_classifiers())
 def fitted(request: pytest.FixtureRequest) -> BaseDecoder:
     dec = make_decoder(request.param)
     X, y = dec.example_data()

@@ -158,6 +158,11 @@ class Monitor:
         self.commits: list[tuple[int, float]] = []
         self.period_ns = int(round(self.cycle_period_s * 1e9))
         self.steps = 0
+        # invariant 19: the monitor's own record of when the summed cathodic current of a
+        # step's output last fell (on a clock that never goes back, as the supervisor's)
+        self.clock_ns = -(1 << 62)
+        self.last_step_total = 0.0
+        self.last_fall_ns = -(1 << 62)
 
     # ----------------------------------------------------------------- bookkeeping
     def _problem(self, text: str) -> None:
@@ -270,9 +275,12 @@ class Monitor:
         dt_s = (self.cycle_period_s if self.last_step_ns is None
                 else min((now - self.last_step_ns) / 1e9, self.cycle_period_s))
         used = self.exact_dose_used_uc(now)
+        self.clock_ns = max(self.clock_ns, now)
+        blank_left = lim.increase_blanking_s - (self.clock_ns - self.last_fall_ns) / 1e9
         violations = validate(out, lim, self.array, previous=self.prev, dt_s=dt_s,
                               impedance_ohm=self.z, programs=self.programs,
-                              dose_used_uc=used, horizon_s=self.cycle_period_s)
+                              dose_used_uc=used, horizon_s=self.cycle_period_s,
+                              blanking_left_s=blank_left)
         for v in violations:
             self._problem(f"validate: {v}")
 
@@ -307,6 +315,10 @@ class Monitor:
                 and math.isfinite(out.frequency_hz):
             self.commits.append((now, cath * out.pulse_width_us / 1000.0 * out.frequency_hz
                                  * self.cycle_period_s))
+        if math.isfinite(cath):
+            if cath < self.last_step_total - 1e-9:
+                self.last_fall_ns = self.clock_ns
+            self.last_step_total = cath
         self.prev = out.copy()
         self.last_step_ns = now
         self.outputs.append(out.to_dict())

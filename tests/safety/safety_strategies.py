@@ -58,6 +58,8 @@ def limits_strategy(draw: st.DrawFn) -> SafetyLimits:
         # the budget rate never exceeds the built-in 500 uC/s
         dose_budget_uc=draw(st.one_of(_fl(0.5, 50.0), _fl(50.0, 500.0 * window_s))),
         contact_area_cm2=draw(st.one_of(st.none(), _fl(0.005, 0.3))),
+        ramp_up_max_ma_per_s=draw(_or(255.0, 0.02, 20.0)),
+        increase_blanking_s=draw(_or(0.0, 0.0, 2.0)),
     )
 
 

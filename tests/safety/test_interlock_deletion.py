@@ -209,6 +209,24 @@ def sc_dose(d):
     return m
 
 
+def sc_ramp_rate(d):
+    # monopolar program on one cathode: slew (10 mA/s per contact) allows 1 mA per 0.1 s
+    # cycle; the ramp limit allows 0.05 mA per cycle of summed cathodic current
+    lim = SafetyLimits(ramp_up_max_ma_per_s=0.5)
+    m, ps = _monitor(lim, d)
+    _ramp(m, ps, pid=2, amp=2.0, n=5)
+    return m
+
+
+def sc_blanking(d):
+    lim = SafetyLimits(increase_blanking_s=2.0)
+    m, ps = _monitor(lim, d)
+    _ramp(m, ps, pid=2, amp=2.0, n=4)   # up
+    _ramp(m, ps, pid=2, amp=1.0, n=2)   # a fall starts the blanking period
+    _ramp(m, ps, pid=2, amp=2.0, n=5)   # 0.5 s later: must not rise yet
+    return m
+
+
 def _invalid_input(d, **kw):
     m, ps = _monitor(disabled=d)
     _ramp(m, ps, amp=2.0)
