@@ -6,6 +6,9 @@
 * :class:`ReplaySource` - ``replay://DIR`` source; :func:`compare_cycles`,
   :class:`ReplayChecker`, :func:`replay_check_report` - bit-exact replay checks.
 * :class:`EdfSource` (``edf://``, ``bdf://``), :func:`read_edf`, :func:`export_edf`.
+* :func:`check_recording` / :func:`accept_recording` - one recording's regression check;
+  :func:`run_corpus` runs it over many; :class:`Baseline`, :func:`diff_baselines`,
+  :func:`load_tolerances` (``docs/ci.md``).
 
 Submodules are imported lazily so that ``import neuroloop.io`` stays cheap (pyEDFlib is
 loaded only when an EDF function is used).
@@ -20,7 +23,8 @@ __all__ = [
     "SessionRecorder", "bench_recorder", "Recording", "open_recording", "ReplaySource",
     "CycleDiff", "EventDiff", "compare_cycles", "compare_events", "ReplayChecker",
     "replay_check_report", "Annotation", "EdfSource", "read_edf", "export_edf",
-    "annotation_labels", "FORMAT_VERSION",
+    "annotation_labels", "FORMAT_VERSION", "check_recording", "accept_recording", "run_corpus",
+    "Baseline", "diff_baselines", "load_tolerances",
 ]
 
 _WHERE = {
@@ -32,6 +36,8 @@ _WHERE = {
     "Annotation": "edf", "EdfSource": "edf", "read_edf": "edf", "export_edf": "edf",
     "annotation_labels": "edf",
     "FORMAT_VERSION": "format",
+    "check_recording": "check", "accept_recording": "check", "run_corpus": "corpus",
+    "Baseline": "baseline", "diff_baselines": "baseline", "load_tolerances": "tolerances",
 }
 
 
