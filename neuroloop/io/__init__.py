@@ -9,6 +9,9 @@
 * MNE-Python: :func:`to_mne` (a recording as ``mne.io.Raw``), :func:`export_fif`,
   :class:`MneSource` (``mne://``, any file MNE reads).
 * :class:`LslOutlets` - a loop listener publishing decisions on LSL (``run --lsl-out``).
+* :func:`check_recording` / :func:`accept_recording` - one recording's regression check;
+  :func:`run_corpus` runs it over many; :class:`Baseline`, :func:`diff_baselines`,
+  :func:`load_tolerances` (``docs/ci.md``).
 
 Submodules are imported lazily so that ``import neuroloop.io`` stays cheap (pyEDFlib is
 loaded only when an EDF function is used).
@@ -24,6 +27,8 @@ __all__ = [
     "CycleDiff", "EventDiff", "compare_cycles", "compare_events", "ReplayChecker",
     "replay_check_report", "Annotation", "EdfSource", "read_edf", "export_edf",
     "annotation_labels", "FORMAT_VERSION", "to_mne", "export_fif", "MneSource", "LslOutlets",
+    "check_recording", "accept_recording", "run_corpus",
+    "Baseline", "diff_baselines", "load_tolerances",
 ]
 
 _WHERE = {
@@ -37,6 +42,8 @@ _WHERE = {
     "FORMAT_VERSION": "format",
     "to_mne": "mne_export", "export_fif": "mne_export", "MneSource": "mne_source",
     "LslOutlets": "lsl_outlets",
+    "check_recording": "check", "accept_recording": "check", "run_corpus": "corpus",
+    "Baseline": "baseline", "diff_baselines": "baseline", "load_tolerances": "tolerances",
 }
 
 

@@ -50,6 +50,7 @@ def inproc(*args: str) -> tuple[int, str, str]:
 
 
 def _firmware(tmp: Path, *args: str) -> tuple[subprocess.Popen[str], str, Path]:
+    tmp.mkdir(parents=True, exist_ok=True)
     keys = tmp / "keys.toml"
     proc = subprocess.Popen([sys.executable, "-m", "firmware_sim", "--pty", "--key-file",
                              str(keys), "--duration", "60", "--no-realtime", *args],
@@ -89,23 +90,32 @@ def corpus(tmp_path_factory) -> Iterator[dict[str, Path]]:
                               "--decoder", str(dec[key]), "--record", str(paths[name]),
                               "--json", *extra)
         assert code == 0, err
-    # a device run over a pty with link faults: dropped frames, flipped bits, a broken lead
-    proc, address, keys = _firmware(tmp, "--drop-frames", "0.05", "--corrupt-bytes", "0.0002",
-                                    "--open-contact", "5@1.0", "--seed", "3")
-    try:
-        paths["device"] = root / "device" / "bsi-faults"
-        code, out, err = inproc("run", "--scenario", "bsi", "--device", address, "--key-file",
-                                str(keys), "--duration", "2.5", "--no-rt", "--decoder",
-                                str(dec["bsi"]), "--record", str(paths["device"]), "--json")
-        assert code == 0, err
-        link = json.loads(out)["link"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    # a device run over a pty with link faults: dropped frames, flipped bits, a broken lead.
+    # It runs in real time: on a machine loaded enough to starve it, try once more.
+    paths["device"] = root / "device" / "bsi-faults"
+    problems = []
+    for attempt in range(2):
+        shutil.rmtree(paths["device"], ignore_errors=True)
+        proc, address, keys = _firmware(tmp / f"fw{attempt}", "--drop-frames", "0.1",
+                                        "--corrupt-bytes", "0.0002", "--open-contact", "5@1.0",
+                                        "--seed", "3")
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    assert link["frames_lost"] > 0 or link["crc_errors"] > 0, link  # the faults happened
+            code, out, err = inproc("run", "--scenario", "bsi", "--device", address,
+                                    "--key-file", str(keys), "--duration", "2.5", "--no-rt",
+                                    "--decoder", str(dec["bsi"]), "--record",
+                                    str(paths["device"]), "--json")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        link = json.loads(out)["link"] if code == 0 and out.strip() else {}
+        if code == 0 and (link.get("frames_lost", 0) > 0 or link.get("crc_errors", 0) > 0):
+            break  # the faults happened and the run completed
+        problems.append(f"exit {code}: {err.strip()[-300:]} link {link}")
+    else:
+        raise AssertionError(f"the device run failed twice: {problems}")
     yield {"root": root, "tmp": tmp, **paths, "bsi.npz": dec["bsi"], "eeg.npz": dec["eeg"]}
 
 
