@@ -106,6 +106,11 @@ def _build_parser() -> _Parser:
                      help="do not ask for SCHED_FIFO priority and locked memory in live runs")
     run.add_argument("--json", action="store_true",
                      help="print exactly one JSON summary object on stdout")
+    run.add_argument("--monitor", metavar="[HOST:]PORT", help="serve a live view of the loop "
+                     "with an E-STOP in the browser (default host 127.0.0.1; port 0: any free "
+                     "port; the URL is printed on stderr)")
+    run.add_argument("--monitor-public", action="store_true", help="allow --monitor on a host "
+                     "other than loopback (anyone who reaches the page can press E-STOP)")
 
     train = sub.add_parser("train", help="calibrate a decoder and save it")
     _scenario_args(train)
@@ -212,6 +217,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_new_recording_dir(args.record)
         _check_writable_dir(args.record)  # before calibrating, not after
         listeners.append(SessionRecorder(args.record))
+    monitor = None
+    if args.monitor is not None or args.monitor_public:  # bound now: a bad port fails early
+        from ..monitor.live import LiveMonitor, check_monitor_options
+
+        check_monitor_options(args.monitor, args.monitor_public)
+        monitor = LiveMonitor.open(args.monitor, public=args.monitor_public, say=_eprint)
+        listeners.append(monitor.publisher)
     source_url = args.source
     if args.device:
         from ..link.device import open_device_link
@@ -226,6 +238,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          deadline_ms=args.deadline_ms, listeners=listeners,
                          stimulator=stimulator, extra_meta=extra_meta,
                          realtime_priority=None if args.no_rt else 50)
+    if monitor is not None:  # the page's E-STOP and the terminal's stop/rearm, every cycle
+        options.safety_inputs = [monitor.operator]
     try:
         session = Session(scenario, options, progress=progress)
         if args.record:
@@ -243,10 +257,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
                  f"{'on a simulated clock' if args.fast else 'in real time'} "
                  f"for {options.duration_s or scenario.runtime.duration_s:g} s")
         _install_sigint(loop)
+        if monitor is not None:
+            monitor.start_console()
         summary = session.run()
     finally:
         if link is not None:
             link.close()
+        if monitor is not None:
+            monitor.close()
+    if monitor is not None:
+        summary.update(monitor.summary())
     if link is not None:
         summary["link"] = link.stats()
     if args.record:

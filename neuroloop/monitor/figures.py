@@ -299,9 +299,11 @@ def outputs_figure(d: SessionData) -> Any:
     if d.n_cycles == 0:
         return None
     rec = d.recording
-    names = list(rec.output_names) + ["confidence"]
-    units = list(rec.output_units) + ["1"]
-    series = [d.outputs[:, i] for i in range(rec.n_outputs)] + [d.confidence]
+    names = list(rec.output_names)
+    units = list(rec.output_units)
+    series = [d.outputs[:, i] for i in range(rec.n_outputs)]
+    if "confidence" not in names:  # the record's own confidence, unless an output is it
+        names, units, series = names + ["confidence"], units + ["1"], series + [d.confidence]
     thresholds = _thresholds(d.meta, rec.output_names)
     edges = bucket_edges(d.n_cycles, MAX_POINTS)
     t = d.t_s[_pick(edges)]
