@@ -44,6 +44,7 @@ class LiveMonitor:
         url = f"http://{shown}:{port}/"
         operator = OperatorControl()
         publisher = MonitorPublisher(sock, operator, url)
+        publisher.start_server()
         if console is None:
             console = bool(getattr(sys.stdin, "isatty", lambda: False)())
         con = OperatorConsole(operator, say=say) if console else None

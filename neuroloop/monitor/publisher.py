@@ -200,19 +200,29 @@ class MonitorPublisher(LoopListener):
         self._event_rows = ch.events
         self._slots = [ch.records[i] for i in range(N_SLOTS)]
         self.operator.attach(ch.ctl)
-        self._start_server(layout)
+        if self.process is None:
+            self.start_server()
+        proc = self.process
+        assert proc is not None and proc.stdin is not None
+        ch.ctl[C.CTL_SERVER_PID] = proc.pid
+        try:  # the server has been waiting for this line since start_server
+            proc.stdin.write(" ".join([ch.name, *layout.to_args()]).encode() + b"\n")
+            proc.stdin.close()
+        except OSError as exc:
+            log.warning("live monitor: the server process is gone (%s)", exc)
 
-    def _start_server(self, layout: ChannelLayout) -> None:
-        assert self.channel is not None
+    def start_server(self) -> None:
+        """Start the server process now (before calibration, so that its imports are done
+        long before the loop runs); it waits on its stdin for the channel :meth:`on_start`
+        creates."""
         fd = self.sock.fileno()
-        cmd = [self.python, "-m", "neuroloop.monitor.server", "--shm", self.channel.name,
-               "--fd", str(fd), "--parent", str(os.getpid()), "--layout", *layout.to_args()]
+        cmd = [self.python, "-m", "neuroloop.monitor.server", "--fd", str(fd),
+               "--parent", str(os.getpid())]
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self.process = subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen(cmd, pass_fds=(fd,), stdin=subprocess.PIPE,
                                         stdout=subprocess.DEVNULL, env=env,
                                         start_new_session=True)
-        self.channel.ctl[C.CTL_SERVER_PID] = self.process.pid
 
     # -- inside the cycle: copies only ---------------------------------------------------------
     def on_samples(self, data: np.ndarray, first_index: int) -> None:

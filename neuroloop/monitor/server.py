@@ -402,13 +402,20 @@ async def _serve(state: MonitorState, sock: socket.socket, parent: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="neuroloop.monitor.server")
-    p.add_argument("--shm", required=True)
     p.add_argument("--fd", type=int, required=True)
     p.add_argument("--parent", type=int, required=True)
-    p.add_argument("--layout", nargs=4, required=True)
     args = p.parse_args(argv)
     _leave_realtime()
-    channel = MonitorChannel(ChannelLayout.from_args(args.layout), name=args.shm)
+    # import the web stack now, while the loop is still calibrating, then wait for the
+    # channel: one line "<shared memory name> <layout numbers>" on stdin (EOF: no run)
+    import scipy.signal  # noqa: F401
+    import starlette.applications  # noqa: F401
+    import uvicorn  # noqa: F401
+
+    line = sys.stdin.readline().split()
+    if len(line) != 5:
+        return 0
+    channel = MonitorChannel(ChannelLayout.from_args(line[1:]), name=line[0])
     state = MonitorState(channel, channel.read_meta())
     sock = socket.socket(fileno=args.fd)
     try:

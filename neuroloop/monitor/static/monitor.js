@@ -46,7 +46,7 @@
     if (f.cycle === null || f.cycle === undefined) return;
     $("cycle").textContent = f.cycle;
     $("decoded-state").textContent = name(f.state);
-    $("decoded-state").style.color = colour(f.state);
+    $("decoded-state").style.color = f.state > 0 ? colour(f.state) : "#555";
     $("true-state").textContent = name(f.true_state);
     $("confidence").textContent = f.confidence === null ? "-" : f.confidence.toFixed(3);
     $("e2e-p50").textContent = fmt(f.latency.e2e_p50_us);
