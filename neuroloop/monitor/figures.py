@@ -73,7 +73,7 @@ def intention_figure(d: SessionData) -> Any:
     ax = fig.add_subplot()
     cmap = _state_colours(n_states)
     extent_t = (float(d.t_s[0]), float(d.t_s[-1]) if d.n_cycles > 1 else float(d.t_s[0]) + 1)
-    for row, (values, label) in enumerate(((true_row, "true"), (dec_row, "decoded"))):
+    for row, values in enumerate((true_row, dec_row)):
         ax.imshow(values[np.newaxis, :], aspect="auto", cmap=cmap, vmin=-0.5,
                   vmax=n_states - 0.5, interpolation="nearest",
                   extent=(extent_t[0], extent_t[1], row + 0.9, row + 0.1))
@@ -238,7 +238,7 @@ def envelope_figure(d: SessionData, programs: ProgramSet | None) -> Any:
     amp = d.program_amplitude_ma
     edges = bucket_edges(d.n_cycles, MAX_POINTS)
     t = d.t_s[_pick(edges)]
-    axes = []
+    axes: list[Any] = []
     for k, p in enumerate(progs):
         ax = fig.add_subplot(rows, cols, k + 1, sharex=axes[0] if axes else None)
         axes.append(ax)
@@ -274,7 +274,7 @@ def _thresholds(meta: dict[str, Any], output_names: tuple[str, ...]
     prefix; keys that apply to no output are drawn on the confidence (``"confidence"``).
     """
     out: dict[str, list[tuple[str, float]]] = {}
-    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    cfg: dict[str, Any] = meta["config"] if isinstance(meta.get("config"), dict) else {}
     for table_name in ("control", "decoder"):
         table = cfg.get(table_name)
         if not isinstance(table, dict):
@@ -476,14 +476,15 @@ def device_figure(d: SessionData) -> Any:
     ax.set_title("Link safety inputs over time" + ("" if kinds else ": none"), fontsize=9)
     ax.set_xlabel("time (s)")
     ax = axes[0, 1]
-    imp = [(t, ev.get("payload")) for t, ev in inputs if ev.get("input") == "impedance"
-           and isinstance(ev.get("payload"), list)]
+    imp: list[tuple[float, list[Any]]] = [
+        (t, ev["payload"]) for t, ev in inputs
+        if ev.get("input") == "impedance" and isinstance(ev.get("payload"), list)]
     if imp:
-        ts = np.array([t for t, _ in imp])
+        times = np.array([t for t, _ in imp])
         z = np.array([[float(x) if isinstance(x, int | float) else np.nan for x in p]
                       for _, p in imp])
         for c in range(z.shape[1]):
-            ax.step(ts, z[:, c], where="post", lw=0.8, label=f"#{c}")
+            ax.step(times, z[:, c], where="post", lw=0.8, label=f"#{c}")
         ax.set_yscale("log")
         ax.set_ylabel("ohm")
         ax.set_title(f"Impedance per contact ({len(imp)} reports)", fontsize=9)
@@ -497,7 +498,7 @@ def device_figure(d: SessionData) -> Any:
         counters = {k: link.get(k) for k in _LINK_COUNTERS}
         counters["naks"] = naks.get("total") if isinstance(naks, dict) else None
         names = [k for k, v in counters.items() if isinstance(v, int | float)]
-        ax.barh(range(len(names)), [float(counters[k] or 0) for k in names])  # type: ignore[arg-type]
+        ax.barh(range(len(names)), [float(counters[k] or 0) for k in names])
         ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.invert_yaxis()
         ax.set_title(f"Link counters at the end (frames received "

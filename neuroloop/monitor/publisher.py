@@ -364,7 +364,7 @@ def _page_meta(meta: dict[str, Any], selected: list[int], fs: float) -> dict[str
 
     channels = meta.get("channels") or {}
     names = list(channels.get("names") or [])
-    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    cfg: dict[str, Any] = meta["config"] if isinstance(meta.get("config"), dict) else {}
     layout = None
     programs: dict[str, str] = {}
     envelopes: dict[str, list[float]] = {}
@@ -380,7 +380,7 @@ def _page_meta(meta: dict[str, Any], selected: list[int], fs: float) -> dict[str
             envelopes[str(p.program_id)] = [p.amplitude_min_ma, p.amplitude_max_ma]
     except Exception:  # noqa: BLE001 - the page then draws contacts in a row
         log.debug("monitor: no electrode layout for this run", exc_info=True)
-    dsp = cfg.get("dsp") if isinstance(cfg.get("dsp"), dict) else {}
+    dsp: dict[str, Any] = cfg["dsp"] if isinstance(cfg.get("dsp"), dict) else {}
     bands = [b for b in (dsp.get("bands_hz") or []) if isinstance(b, list) and len(b) == 2]
     lo = min((float(b[0]) for b in bands), default=1.0)
     hi = max((float(b[1]) for b in bands), default=200.0)

@@ -161,7 +161,7 @@ def _page(d: SessionData, programs: Any, sections: list[str]) -> str:
     rec = d.recording
     meta = d.meta
     options = meta.get("options") or {}
-    summary = meta.get("summary") if isinstance(meta.get("summary"), dict) else {}
+    summary: dict[str, Any] = meta["summary"] if isinstance(meta.get("summary"), dict) else {}
     decoder = meta.get("decoder") or {}
     misses = int(d.deadline_missed.sum())
     labelled = d.true_state >= 0

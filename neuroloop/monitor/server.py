@@ -67,8 +67,8 @@ class MonitorState:
         self.next_sample = 0
         self.next_event = 0
         self.lapped = 0
-        self.e2e = deque(maxlen=_LATENCY_WINDOW)
-        self.compute = deque(maxlen=_LATENCY_WINDOW)
+        self.e2e: deque[int] = deque(maxlen=_LATENCY_WINDOW)
+        self.compute: deque[int] = deque(maxlen=_LATENCY_WINDOW)
         self.frame_seq = 0
         self.frame: str = json.dumps({"type": "frame", "seq": 0, "cycle": None})
         self.latest: dict[str, Any] = {}

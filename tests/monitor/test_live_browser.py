@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from live_helpers import LiveRun, train_decoder
 
 from neuroloop.io import open_recording
 from neuroloop.safety.events import SupervisorState
-
-from live_helpers import LiveRun, train_decoder
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
