@@ -1,0 +1,240 @@
+"""`neuroloop report`: every figure for any recording, self-contained, and bad input in one line."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from live_helpers import train_decoder
+
+from neuroloop.cli import main
+from neuroloop.io import open_recording
+from neuroloop.monitor.figures import _thresholds
+from neuroloop.monitor.layout import contact_shapes
+from neuroloop.monitor.report import build_report
+from neuroloop.monitor.session_data import bucket_edges, envelope, load_session
+from neuroloop.stimulation.electrodes import ELECTRODE_CATALOGUE
+
+ALL = {"intention", "confusion", "stimulation", "programs", "envelope", "outputs",
+       "supervisor", "latency"}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "neuroloop.cli", *args], capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, NEUROLOOP_PROGRESS="0"))
+
+
+@pytest.fixture(scope="module")
+def decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_decoder(tmp_path_factory.mktemp("dec") / "bsi.npz")
+
+
+@pytest.fixture(scope="module")
+def bsi_rec(tmp_path_factory: pytest.TempPathFactory, decoder: Path) -> Path:
+    """20 s of bsi with a decoder NaN burst and an E-STOP, so interlocks are there to draw."""
+    d = tmp_path_factory.mktemp("rec") / "bsi"
+    r = _run("run", "--scenario", "bsi", "--fast", "--duration", "20", "--decoder",
+             str(decoder), "--record", str(d), "--inject", "decoder-nan@6:1",
+             "--inject", "estop@16", "--json")
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def _pngs(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+def test_report_is_one_self_contained_file_with_every_figure(bsi_rec: Path,
+                                                             tmp_path: Path) -> None:
+    out, png = tmp_path / "r.html", tmp_path / "png"
+    r = _run("report", str(bsi_rec), "--out", str(out), "--png", str(png), "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert ALL <= set(result["figures"])
+    assert "device" not in result["figures"]  # no device in this run
+    html = out.read_text()
+    images = _pngs(html)
+    assert len(images) == len(result["figures"])
+    assert all(i.startswith(b"\x89PNG") and len(i) > 5000 for i in images)
+    # nothing to fetch: no external script, style or image
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    for name in result["figures"]:
+        assert (png / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    # header, summary, the interlocks listed (the E-STOP and the NaN fallback)
+    for text in ("bsi", "closed cleanly", "sha256", "numba", "Run summary", "estop",
+                 "nonfinite", "paddle-5-6-5", "left_hip_flexion"):
+        assert text in html, text
+
+
+@pytest.mark.slow
+def test_report_draws_another_array_and_a_replayed_run(decoder: Path, bsi_rec: Path,
+                                                       tmp_path: Path) -> None:
+    raw = (Path(__file__).parents[2] / "neuroloop/scenarios/bsi.toml").read_text()
+    cfg = tmp_path / "dbs.toml"
+    cfg.write_text(raw.split("[stimulation]")[0] + """[stimulation]
+array = "dbs-3389"
+[[stimulation.programs]]
+intention = "left_hip_flexion"
+cathodes = { C1 = 1.0 }
+anodes = { C2 = 1.0 }
+frequency_hz = 130.0
+pulse_width_us = 60.0
+amplitude_ma = [0.5, 2.0]
+""")
+    dbs = tmp_path / "dbs"
+    r = _run("run", "--config", str(cfg), "--fast", "--duration", "8", "--decoder",
+             str(decoder), "--record", str(dbs), "--json")
+    assert r.returncode == 0, r.stderr
+    result = build_report(dbs, tmp_path / "dbs.html")
+    assert {"programs", "envelope", "stimulation"} <= set(result["figures"])
+    html = (tmp_path / "dbs.html").read_text()
+    assert "dbs-3389" in html
+    # a recording of a replayed run (replay:// source) reports like any other
+    rep = tmp_path / "replayed"
+    r = _run("run", "--scenario", "bsi", "--fast", "--source", f"replay://{bsi_rec}",
+             "--decoder", str(decoder), "--record", str(rep), "--json")
+    assert r.returncode == 0, r.stderr
+    result = build_report(rep, tmp_path / "rep.html")
+    assert ALL <= set(result["figures"])
+    assert "replay://" in (tmp_path / "rep.html").read_text()
+
+
+def test_report_on_a_recording_cut_short(bsi_rec: Path, tmp_path: Path) -> None:
+    """As the writer leaves it when killed: meta.json from the start (no summary, no counts,
+    not closed cleanly), a partial last record and a partial last events line."""
+    d = tmp_path / "cut"
+    shutil.copytree(bsi_rec, d)
+    meta = json.loads((d / "meta.json").read_text())
+    for key in ("summary", "counts", "recorder", "stopped_utc"):
+        meta.pop(key, None)
+    meta["closed_cleanly"] = False
+    (d / "meta.json").write_text(json.dumps(meta))
+    row = open_recording(bsi_rec).cycle_dtype.itemsize
+    with open(d / "cycles.rec", "r+b") as f:
+        f.truncate(120 * row + row // 3)
+    with open(d / "events.jsonl", "ab") as f:
+        f.write(b'{"cycle": 119, "kind": "interl')
+    out = tmp_path / "cut.html"
+    assert main(["report", str(d), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "not close this recording cleanly" in html and "120 cycles" in html
+    assert len(_pngs(html)) >= 7
+
+
+@pytest.mark.slow
+def test_report_on_a_recording_killed_mid_run(decoder: Path, tmp_path: Path) -> None:
+    d = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "neuroloop.cli", "run", "--scenario", "bsi",
+                             "--fast", "--duration", "3000", "--decoder", str(decoder),
+                             "--record", str(d), "--json"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            f = d / "cycles.rec"
+            if f.exists() and f.stat().st_size > 300 * 4541:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the run never recorded 300 cycles")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    rec = open_recording(d)
+    assert not rec.closed_cleanly and rec.n_cycles >= 300
+    rec.close()
+    out = tmp_path / "k.html"
+    assert main(["report", str(d), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "not close this recording cleanly" in html
+    assert len(_pngs(html)) >= 7  # every record-based figure; the per-stage bars need a summary
+
+
+def test_report_bad_input_is_one_line_exit_2(bsi_rec: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def err(argv: list[str]) -> str:
+        assert main(argv) == 2
+        text = capsys.readouterr().err
+        assert text.count("\n") == 1 and "Traceback" not in text, text
+        return text
+
+    assert "does not exist" in err(["report", str(tmp_path / "nope")])
+    (tmp_path / "empty").mkdir()
+    assert "not a neuroloop recording" in err(["report", str(tmp_path / "empty")])
+    (tmp_path / "file").write_bytes(b"\x00\xff" * 100)
+    assert "not a recording directory" in err(["report", str(tmp_path / "file")])
+    newer = tmp_path / "newer"
+    shutil.copytree(bsi_rec, newer)
+    meta = json.loads((newer / "meta.json").read_text())
+    meta["format_version"] = 99
+    (newer / "meta.json").write_text(json.dumps(meta))
+    assert "upgrade neuroloop" in err(["report", str(newer)])
+    assert "--out" in err(["report", str(bsi_rec), "--out", str(tmp_path / "no/dir/r.html")])
+    assert "--png" in err(["report", str(bsi_rec), "--png", str(tmp_path / "file")])
+
+
+# -- pieces ----------------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(float("nan"))), min_size=1,
+                max_size=300), st.integers(1, 50))
+def test_envelope_keeps_every_bucket_min_max_mean(values: list[float], points: int) -> None:
+    v = np.asarray(values)
+    edges = bucket_edges(v.size, points)
+    assert edges[0] == 0 and edges[-1] == v.size and np.all(np.diff(edges) > 0)
+    assert edges.size - 1 <= max(points, 1) or v.size <= points
+    lo, hi, mean = envelope(v, edges)
+    for k in range(edges.size - 1):  # reference: plain NumPy per bucket
+        chunk = v[edges[k]:edges[k + 1]]
+        finite = chunk[np.isfinite(chunk)]
+        if finite.size == 0:
+            assert np.isnan(lo[k]) and np.isnan(hi[k])
+        else:
+            assert lo[k] == finite.min() and hi[k] == finite.max()
+            assert mean[k] == pytest.approx(finite.mean(), rel=1e-9, abs=1e-6)
+
+
+def test_every_catalogue_array_has_its_contacts_drawn() -> None:
+    for entry in ELECTRODE_CATALOGUE.values():
+        array = entry.build()
+        shapes = contact_shapes(array)
+        assert [s["name"] for s in shapes] == list(array.contact_names)
+        assert all(s["w"] > 0 and s["h"] > 0 for s in shapes)
+        # no two contacts overlap
+        for i, a in enumerate(shapes):
+            for b in shapes[i + 1:]:
+                assert (abs(a["x"] - b["x"]) >= (a["w"] + b["w"]) / 2
+                        or abs(a["y"] - b["y"]) >= (a["h"] + b["h"]) / 2), (a, b)
+
+
+def test_thresholds_are_drawn_on_the_output_they_apply_to() -> None:
+    meta = {"config": {"control": {"policy": "dual-threshold", "output": "beta_power_db",
+                                   "threshold_db": [3.0, 6.0]},
+                       "decoder": {"gate_threshold": 0.6}}}
+    t = _thresholds(meta, ("beta_power_db",))
+    assert t["beta_power_db"] == [("control.threshold_db[0]", 3.0),
+                                  ("control.threshold_db[1]", 6.0)]
+    assert t["confidence"] == [("decoder.gate_threshold", 0.6)]
+
+
+def test_session_data_reads_the_records_exactly(bsi_rec: Path) -> None:
+    rec = open_recording(bsi_rec)
+    d = load_session(rec)
+    cyc = np.asarray(rec.cycles)
+    assert d.n_cycles == cyc.shape[0]
+    assert np.array_equal(d.state, cyc["state"])
+    assert np.array_equal(d.amplitude_ma, cyc["amplitude_ma"])
+    assert np.array_equal(d.outputs, cyc["outputs"], equal_nan=True)
+    assert np.array_equal(d.e2e_us, cyc["e2e_ns"] / 1000.0)
+    rec.close()
