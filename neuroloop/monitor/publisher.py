@@ -78,7 +78,7 @@ class OperatorControl:
         self._terminal_input = (("estop", "operator terminal"),)
         self._rearm_input = (("rearm", "operator terminal"),)
 
-    def attach(self, ctl: np.ndarray) -> None:
+    def attach(self, ctl: np.ndarray | None) -> None:
         """Read the page's requests from the channel's control words."""
         self._ctl = ctl
 
@@ -155,9 +155,10 @@ class MonitorPublisher(LoopListener):
         The page's address (for messages).
     """
 
-    def __init__(self, sock: socket.socket, operator: OperatorControl, url: str,
-                 *, python: str | None = None) -> None:
+    def __init__(self, sock: socket.socket | None, operator: OperatorControl, url: str,
+                 *, python: str | None = None, spawn: bool = True) -> None:
         self.sock = sock
+        self.spawn = spawn  #: False: no server process (tests read the channel directly)
         self.operator = operator
         self.url = url
         self.python = python or sys.executable
@@ -200,10 +201,11 @@ class MonitorPublisher(LoopListener):
         self._event_rows = ch.events
         self._slots = [ch.records[i] for i in range(N_SLOTS)]
         self.operator.attach(ch.ctl)
-        if self.process is None:
+        if self.process is None and self.spawn:
             self.start_server()
         proc = self.process
-        assert proc is not None and proc.stdin is not None
+        if proc is None or proc.stdin is None:
+            return
         ch.ctl[C.CTL_SERVER_PID] = proc.pid
         try:  # the server has been waiting for this line since start_server
             proc.stdin.write(" ".join([ch.name, *layout.to_args()]).encode() + b"\n")
@@ -215,6 +217,7 @@ class MonitorPublisher(LoopListener):
         """Start the server process now (before calibration, so that its imports are done
         long before the loop runs); it waits on its stdin for the channel :meth:`on_start`
         creates."""
+        assert self.sock is not None, "start_server needs the bound socket"
         fd = self.sock.fileno()
         cmd = [self.python, "-m", "neuroloop.monitor.server", "--fd", str(fd),
                "--parent", str(os.getpid())]
@@ -346,14 +349,15 @@ class MonitorPublisher(LoopListener):
                     if proc.poll() is None:
                         proc.kill()
                         proc.wait(timeout=3.0)
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
         if self.channel is not None:
             self._ctl = self._ring = self._event_rows = None
             self._slots = []
-            self.operator.attach(None)  # type: ignore[arg-type]
+            self.operator.attach(None)
             self.channel.close()
             self.channel = None
 
