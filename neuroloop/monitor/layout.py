@@ -110,7 +110,9 @@ def draw_array(ax: Any, array: ElectrodeArray, current_ma: np.ndarray, *, vmax: 
     ax.set_xlim(min(xs) - pad, max(xs) + pad + 2.0)
     ax.set_ylim(max(ys) + pad, min(ys) - pad)  # rostral (small y) at the top
     ax.set_aspect("equal")
-    ax.set_xlabel("x (mm)", fontsize=7)
-    ax.tick_params(labelsize=6)
+    ax.set_axis_off()  # a scale bar instead of ticks (ticks cost more to draw than the array)
+    x0, y_bar = min(xs) - pad + 0.5, max(ys) + pad - 0.8
+    ax.plot([x0, x0 + 5.0], [y_bar, y_bar], color="black", lw=1.5)
+    ax.text(x0 + 2.5, y_bar - 0.5, "5 mm", fontsize=6, ha="center", va="bottom")
     if title:
         ax.set_title(title, fontsize=8)
