@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -25,7 +25,7 @@ __all__ = ["FIGURES", "intention_figure", "confusion_figure", "stimulation_figur
            "latency_figure", "device_figure", "interlock_rows", "recorded_programs"]
 
 _WIDTH_IN = 10.0
-_LAYOUT = "constrained"
+_LAYOUT: Final = "constrained"
 
 
 def _figure(height_in: float, **kw: Any) -> Any:

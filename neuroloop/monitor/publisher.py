@@ -165,6 +165,9 @@ class MonitorPublisher(LoopListener):
         self.channel: MonitorChannel | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._sel: list[int] = []
+        self._sel_idx = np.zeros(0, dtype=np.intp)
+        self._sel_max = -1
+        self._flags: np.ndarray | None = None
         self._slots: list[np.ndarray] = []
         self._rec_src: np.ndarray | None = None
         self._rec_u8: np.ndarray | None = None
@@ -187,6 +190,8 @@ class MonitorPublisher(LoopListener):
         names = list(channels.get("names") or [])
         fs = float(channels.get("sampling_rate_hz") or 1.0)
         self._sel = selected_channels(len(names))
+        self._sel_idx = np.asarray(self._sel, dtype=np.intp)
+        self._sel_max = max(self._sel, default=-1)
         rows = 1
         while rows < min(_SAMPLE_RING_S * fs, _MAX_SAMPLE_ROWS):
             rows <<= 1
@@ -230,7 +235,7 @@ class MonitorPublisher(LoopListener):
     # -- inside the cycle: copies only ---------------------------------------------------------
     def on_samples(self, data: np.ndarray, first_index: int) -> None:
         ring = self._ring
-        if ring is None or data.ndim != 2:
+        if ring is None or data.ndim != 2 or data.shape[1] <= self._sel_max:
             return
         n = data.shape[0]
         rows = ring.shape[0]
@@ -238,13 +243,12 @@ class MonitorPublisher(LoopListener):
             data = data[n - rows:]
             n = rows
         i = self._samples_written % rows
-        room = rows - i
-        for j, ch in enumerate(self._sel):
-            if n <= room:
-                ring[i:i + n, j] = data[:, ch]
-            else:
-                ring[i:, j] = data[:room, ch]
-                ring[:n - room, j] = data[room:, ch]
+        if n <= rows - i:  # the usual hop: gather the shown channels straight into the ring
+            np.take(data, self._sel_idx, axis=1, out=ring[i:i + n], mode="clip")
+        else:
+            room = rows - i
+            np.take(data[:room], self._sel_idx, axis=1, out=ring[i:], mode="clip")
+            np.take(data[room:], self._sel_idx, axis=1, out=ring[:n - room], mode="clip")
         self._samples_written += n
         self._ctl[C.CTL_SAMPLES] = self._samples_written  # type: ignore[index]
 
@@ -253,9 +257,10 @@ class MonitorPublisher(LoopListener):
         if ctl is None:
             return
         t0 = time.perf_counter_ns()
-        if record is not self._rec_src:  # the loop reuses one record: one view, made once
+        if record is not self._rec_src:  # the loop reuses one record: views made once
             self._rec_src = record
             self._rec_u8 = record.reshape(-1).view(np.uint8)
+            self._flags = record["flags"].reshape(-1)
         seq = self._seq
         slot = seq % N_SLOTS
         seqs = self.channel.slot_seq  # type: ignore[union-attr]
@@ -264,7 +269,7 @@ class MonitorPublisher(LoopListener):
         seqs[slot] = seq
         self._seq = seq + 1
         ctl[C.CTL_CYCLES] = self._seq
-        if record["flags"][0] & FLAG_DEADLINE_MISSED:
+        if self._flags[0] & FLAG_DEADLINE_MISSED:  # type: ignore[index]
             self._misses += 1
             ctl[C.CTL_MISSES] = self._misses
         if self.operator.pending_ns:  # the cycle that applied an E-STOP: how long it took

@@ -200,3 +200,13 @@ def test_a_page_stop_latches_zero_output_until_the_terminal_rearms(actions: list
             assert np.all(command.amplitude_ma == 0.0) and command.is_off
         else:
             assert sup.state != SupervisorState.ESTOP
+
+
+def test_bench_monitor_workload_runs_with_a_server_reading() -> None:
+    from neuroloop.bench import run_bench, workload_names
+
+    assert "monitor" in workload_names()
+    res = run_bench(["monitor"], n_hops=100, warmup_hops=10)["workloads"]["monitor"]
+    assert res["workload"] == "monitor" and res["n_hops"] == 100
+    assert res["neuroloop_us"]["p50"] > 0 and res["reference_us"]["p50"] > 0
+    assert isinstance(res["server_cycles_skipped"], int)
