@@ -232,6 +232,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         source_url = args.device
         stimulator = link.stimulator
         extra_meta["device"] = args.device
+        if args.record:  # the link's counters over time, next to the recording (report)
+            from ..monitor.link_log import LinkLogger
+
+            listeners.append(LinkLogger(link, args.record))
     options = RunOptions(duration_s=args.duration, fast=args.fast, seed=args.seed,
                          source_url=source_url, decoder_path=args.decoder,
                          limits_path=args.limits,

@@ -464,8 +464,12 @@ def device_figure(d: SessionData) -> Any:
     summary = d.meta.get("summary") or {}
     link = summary.get("link") if isinstance(summary.get("link"), dict) else None
     options = d.meta.get("options") or {}
-    inputs = [(t, ev) for _, t, ev in interlock_rows(d) if ev.get("kind") == "link_input"]
-    if link is None and not options.get("device") and not inputs:
+    inputs = [(t, ev) for _, t, ev in interlock_rows(d) if ev.get("kind") == "link_input"
+              and ev.get("input") not in ("estop", "rearm")]  # operator inputs: supervisor
+    from .link_log import read_link_log
+
+    rows = read_link_log(d.recording.path)
+    if link is None and not options.get("device") and not inputs and not rows:
         return None
     fig = _figure(5.2)
     axes = fig.subplots(2, 2)
@@ -475,7 +479,10 @@ def device_figure(d: SessionData) -> Any:
         ts = [t for t, ev in inputs if ev.get("input") == kind]
         ax.scatter(ts, [i] * len(ts), marker="|", s=80)
     ax.set_yticks(range(len(kinds)), kinds, fontsize=7)
-    ax.set_title("Link safety inputs over time" + ("" if kinds else ": none"), fontsize=9)
+    if not kinds:
+        ax.text(0.5, 0.5, "no heartbeat loss, stall, NAK storm or device fault", ha="center",
+                transform=ax.transAxes)
+    ax.set_title("Link safety inputs over time", fontsize=9)
     ax.set_xlabel("time (s)")
     ax = axes[0, 1]
     imp: list[tuple[float, list[Any]]] = [
@@ -495,7 +502,23 @@ def device_figure(d: SessionData) -> Any:
                 transform=ax.transAxes)
         ax.set_title("Impedance per contact", fontsize=9)
     ax = axes[1, 0]
-    if link:
+    if rows:  # link.jsonl: the counters over time
+        t = np.array([float(r.get("t_s", 0.0)) for r in rows])
+        for key in ("frames_lost", "samples_lost", "crc_errors", "malformed_frames", "naks",
+                    "acks_missing", "reconnects", "heartbeats_missed", "auth_failures"):
+            v = np.array([float(r.get(key) or 0) for r in rows])
+            if v.any():
+                ax.step(t, v, where="post", label=key)
+        ax.set_xlabel("time since start (s)")
+        ax.set_ylabel("count (cumulative)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+        else:
+            ax.text(0.5, 0.5, "no frame lost, no CRC error, no NAK", ha="center",
+                    transform=ax.transAxes)
+        ax.set_title(f"Link counters over time (frames received "
+                     f"{rows[-1].get('frames_received')})", fontsize=9)
+    elif link:
         naks = link.get("naks") or {}
         counters = {k: link.get(k) for k in _LINK_COUNTERS}
         counters["naks"] = naks.get("total") if isinstance(naks, dict) else None
@@ -510,6 +533,22 @@ def device_figure(d: SessionData) -> Any:
         ax.text(0.5, 0.5, "no link summary (recording not closed cleanly)", ha="center",
                 transform=ax.transAxes)
     ax = axes[1, 1]
+    if rows:
+        t = np.array([float(r.get("t_s", 0.0)) for r in rows])
+        rtt_t = np.array([np.nan if r.get("rtt_us") is None else float(r["rtt_us"])
+                          for r in rows])
+        ax.plot(t, rtt_t, marker=".", lw=0.8, label="RTT (median per interval)")
+        ax.set_ylabel("RTT (µs)")
+        ax.set_xlabel("time since start (s)")
+        battery = np.array([np.nan if r.get("battery_pct") is None else float(r["battery_pct"])
+                            for r in rows])
+        if np.isfinite(battery).any():
+            ax2 = ax.twinx()
+            ax2.plot(t, battery, color="green", lw=1.0)
+            ax2.set_ylabel("battery (%)", color="green")
+        ax.set_title("Link round trip and battery over time", fontsize=9)
+        fig.suptitle("Device link", fontsize=10)
+        return fig
     rtt = (link or {}).get("link_rtt_us")
     dev = (link or {}).get("device_latency_us")
     bars = [(f"rtt {k}", v) for k, v in (rtt or {}).items() if isinstance(v, int | float)]

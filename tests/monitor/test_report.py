@@ -238,3 +238,62 @@ def test_session_data_reads_the_records_exactly(bsi_rec: Path) -> None:
     assert np.array_equal(d.outputs, cyc["outputs"], equal_nan=True)
     assert np.array_equal(d.e2e_us, cyc["e2e_ns"] / 1000.0)
     rec.close()
+
+
+def test_device_run_report_draws_the_link_over_time(bsi_rec: Path, tmp_path: Path) -> None:
+    """A device run's recording: link safety inputs and impedance in events.jsonl, the
+    counters over time in link.jsonl (written by LinkLogger, tested below)."""
+    d = tmp_path / "dev"
+    shutil.copytree(bsi_rec, d)
+    meta = json.loads((d / "meta.json").read_text())
+    meta["options"]["device"] = "/dev/pts/9"
+    meta["summary"]["link"] = {"frames_received": 200, "frames_lost": 2, "battery_pct": 80.0,
+                               "naks": {"total": 1}, "link_rtt_us": {"p50": 800.0}}
+    meta["counts"]["events"] += 4  # the four lines appended below
+    (d / "meta.json").write_text(json.dumps(meta))
+    with open(d / "events.jsonl", "a") as f:
+        for c in (10, 20, 30):
+            f.write(json.dumps({"cycle": c, "time_ns": c, "kind": "link_input",
+                                "input": "impedance", "payload": [1000.0] * 15 + [1e6]}) + "\n")
+        f.write(json.dumps({"cycle": 25, "time_ns": 25, "kind": "link_input",
+                            "input": "heartbeat_lost", "payload": "no heartbeat"}) + "\n")
+    with open(d / "link.jsonl", "w") as f:
+        for i in range(5):
+            f.write(json.dumps({"t_s": i + 1.0, "cycle": 10 * i, "frames_received": 60 * i,
+                                "frames_lost": i // 2, "crc_errors": i // 3, "naks": 0,
+                                "rtt_us": 800.0 + i, "battery_pct": 80.0 - i / 10}) + "\n")
+        f.write('{"t_s": 6.0, "cyc')  # a partial last line (killed writer): skipped
+    png = tmp_path / "png"
+    result = build_report(d, tmp_path / "dev.html", png_dir=png)
+    assert "device" in result["figures"]
+    assert (png / "device.png").read_bytes().startswith(b"\x89PNG")
+    assert "input:heartbeat_lost" in (tmp_path / "dev.html").read_text()
+
+
+def test_link_logger_writes_counters_over_time(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from neuroloop.monitor.link_log import LinkLogger, read_link_log
+    from neuroloop.stats import LatencyLog
+
+    rtt = LatencyLog(64)
+    counters = {"data_frames": 0, "frames_lost": 0, "samples_lost": 0, "naks": 0,
+                "acks_missing": 0, "reconnects": 0, "heartbeats_missed": 0}
+    proto = SimpleNamespace(parser=SimpleNamespace(crc_errors=0, malformed=0, auth_failures=0),
+                            rtt=rtt, status=SimpleNamespace(battery_pct=77.5))
+    link = SimpleNamespace(protocol=proto, counters=counters)
+    logger = LinkLogger(link, tmp_path, interval_s=0.05)
+    logger.on_start({})
+    for k in range(5):
+        counters["data_frames"] += 10
+        counters["frames_lost"] += k % 2
+        rtt.add(700_000 + 1000 * k)
+        logger.on_cycle(np.zeros(1))
+        time.sleep(0.06)
+    logger.on_stop({})
+    rows = read_link_log(tmp_path)
+    assert len(rows) >= 3
+    assert rows[-1]["frames_received"] == 50 and rows[-1]["frames_lost"] == 2
+    assert rows[-1]["cycle"] == 5 and rows[-1]["battery_pct"] == 77.5
+    assert all(r["rtt_us"] is None or 700.0 <= r["rtt_us"] <= 704.0 for r in rows)
+    assert [r["frames_received"] for r in rows] == sorted(r["frames_received"] for r in rows)
