@@ -7,7 +7,10 @@ ESTOP and the command of the cycle that took the STOP was already zero.
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -98,6 +101,8 @@ def test_page_shows_the_loop_and_estop_latches_zero_output(decoder: Path, tmp_pa
     # page request -> zero command handed to the stimulator: under 2 cycles (the request
     # waits for the next cycle at most one period, and that cycle's command is already zero)
     assert 0 < op["latency_ms"] < 2 * hop_ms, op
+    print(f"\nE-STOP: page request -> zero command in {op['latency_ms']} ms "
+          f"({op['latency_ms'] / hop_ms:.2f} cycles of {hop_ms:.1f} ms), cycle {k_applied(op)}")
     assert summary["monitor"]["clients_accepted"] >= 1
 
     rec = open_recording(record)
@@ -111,3 +116,12 @@ def test_page_shows_the_loop_and_estop_latches_zero_output(decoder: Path, tmp_pa
     events = [e for e in rec.events() if e.get("kind") == "link_input"]
     assert [(e["cycle"], e["input"]) for e in events] == [(k, "estop")]
     rec.close()
+    # the STOP is part of the record: a replay takes it at the same cycle, bit for bit
+    r = subprocess.run([sys.executable, "-m", "neuroloop.cli", "replay", str(record), "--check",
+                        "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["check"]["identical"] is True
+
+
+def k_applied(op: dict) -> int:
+    return int(op["applied_cycle"])
