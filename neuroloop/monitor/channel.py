@@ -126,6 +126,9 @@ class MonitorChannel:
         self.events = np.ndarray((N_EVENT_SLOTS, EVENT_BYTES), np.uint8, buf, off["events"])
         self.meta_buf = np.ndarray((layout.meta_bytes,), np.uint8, buf, off["meta"])
         if self.owner:
+            # touch every page now, not in the loop's first cycles (tmpfs faults pages in
+            # lazily: a few microseconds each, and the sample ring alone can be megabytes)
+            np.ndarray((off["total"],), np.uint8, buf)[:] = 0
             self.ctl[:] = 0
             self.slot_seq[:] = -1
             self.ctl[CTL_MAGIC] = MAGIC
