@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_helpers import LiveRun, train_decoder
+from live_helpers import LiveRun
 
 from neuroloop.io import open_recording
 from neuroloop.safety.events import SupervisorState
@@ -28,11 +28,6 @@ pytestmark = pytest.mark.skipif(
     not (Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()),
     reason="Debian chromium + chromium-driver are not installed (make test-deps / .ci/run "
            "installs them); the browser test needs a real headless Chromium")
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_decoder(tmp_path_factory.mktemp("dec") / "bsi.npz")
 
 
 def _browser():  # noqa: ANN202

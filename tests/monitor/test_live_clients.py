@@ -13,13 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-from live_helpers import LiveRun, train_decoder
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_decoder(tmp_path_factory.mktemp("dec") / "bsi.npz")
+from live_helpers import LiveRun
 
 
 class FullRateReader(threading.Thread):
@@ -53,7 +47,7 @@ class FullRateReader(threading.Thread):
 def test_a_stalled_page_is_dropped_and_the_full_rate_page_keeps_up(decoder: Path) -> None:
     from websockets.sync.client import connect
 
-    run = LiveRun(decoder, duration_s=10)
+    run = LiveRun(decoder, duration_s=7)
     try:
         run.wait_cycles(3)
         ws_url = run.url.replace("http://", "ws://") + "ws"

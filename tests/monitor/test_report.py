@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from live_helpers import train_decoder
 
 from neuroloop.cli import main
 from neuroloop.io import open_recording
@@ -34,11 +33,6 @@ ALL = {"intention", "confusion", "stimulation", "programs", "envelope", "outputs
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "neuroloop.cli", *args], capture_output=True,
                           text=True, timeout=300, env=dict(os.environ, NEUROLOOP_PROGRESS="0"))
-
-
-@pytest.fixture(scope="module")
-def decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_decoder(tmp_path_factory.mktemp("dec") / "bsi.npz")
 
 
 @pytest.fixture(scope="module")
