@@ -163,7 +163,7 @@ class MonitorState:
                       "output_zero": bool(ctl[C.CTL_ESTOP_AMPLITUDE])},
             "server": self.stats(),
         }
-        self.frame = json.dumps(frame, allow_nan=False, default=_nan_safe)
+        self.frame = json.dumps(_finite(frame), allow_nan=False, default=_nan_safe)
         return True
 
     def stats(self) -> dict[str, int]:
@@ -188,6 +188,17 @@ class MonitorState:
 
 def _nan_safe(o: Any) -> Any:
     return None
+
+
+def _finite(o: Any) -> Any:
+    """``o`` with every non-finite float replaced by None (strict JSON for the page)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _rounded(a: np.ndarray) -> list[list[float | None]]:

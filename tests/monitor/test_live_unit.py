@@ -210,3 +210,28 @@ def test_bench_monitor_workload_runs_with_a_server_reading() -> None:
     assert res["workload"] == "monitor" and res["n_hops"] == 100
     assert res["neuroloop_us"]["p50"] > 0 and res["reference_us"]["p50"] > 0
     assert isinstance(res["server_cycles_skipped"], int)
+
+
+def test_frames_are_strict_json_before_the_first_cycle_and_with_nan_outputs() -> None:
+    import json
+
+    pub = MonitorPublisher(None, OperatorControl(), "http://x/", spawn=False)
+    pub.on_start(_meta())
+    try:
+        ch = pub.channel
+        assert ch is not None
+        state = MonitorState(C.MonitorChannel(ch.layout, name=ch.name), ch.read_meta())
+        pub.on_events([{"cycle": 0, "kind": "interlock", "reason": "arm"}])  # before cycle 0
+        assert state.step()
+        frame = json.loads(state.frame)  # no cycle yet: latency percentiles are null
+        assert frame["latency"]["e2e_p50_us"] is None and frame["events"]
+        rec = np.zeros(1, dtype=cycle_dtype(12, 3, 16, 2))
+        rec["outputs"] = np.nan
+        rec["confidence"] = np.inf
+        pub.on_cycle(rec)
+        assert state.step()
+        frame = json.loads(state.frame)
+        assert frame["outputs"] == [None, None] and frame["confidence"] is None
+        state.ch.close()
+    finally:
+        pub.close()
