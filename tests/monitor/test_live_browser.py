@@ -77,6 +77,9 @@ def test_page_shows_the_loop_and_estop_latches_zero_output(decoder: Path, tmp_pa
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
 
+        # press it while a program is stimulating, so "zero" means something
+        _wait(lambda: text("program") not in ("off", "-", ""), timeout_s=40,
+              what="a program stimulating")
         driver.find_element(By.ID, "estop").click()
         _wait(lambda: text("supervisor-state") == "ESTOP", what="ESTOP on the page")
         _wait(lambda: "latched" in text("estop-status"), what="the E-STOP banner")
@@ -104,6 +107,7 @@ def test_page_shows_the_loop_and_estop_latches_zero_output(decoder: Path, tmp_pa
     k = op["applied_cycle"]
     cycles = np.asarray(rec.cycles)
     assert cycles["cycle"][k] == k
+    assert np.any(cycles["amplitude_ma"][max(0, k - 10):k] != 0.0)  # it was stimulating
     after = cycles[k:]
     assert np.all(after["amplitude_ma"] == 0.0)  # zero from the STOP's own cycle on
     assert np.all(after["supervisor_state"] == SupervisorState.ESTOP)

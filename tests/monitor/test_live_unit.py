@@ -235,3 +235,20 @@ def test_frames_are_strict_json_before_the_first_cycle_and_with_nan_outputs() ->
         state.ch.close()
     finally:
         pub.close()
+
+
+def test_the_terminal_console_stops_and_rearms() -> None:
+    import io
+
+    from neuroloop.monitor.publisher import OperatorConsole
+
+    op = OperatorControl()
+    said: list[str] = []
+    console = OperatorConsole(op, stream=io.StringIO("stop\nbogus\nrearm\n"), say=said.append)
+    console.start()
+    console.join(timeout=5)
+    assert [k for k, _ in op.poll(0, 0)] == ["estop"]
+    assert [k for k, _ in op.poll(1, 0)] == ["rearm"]
+    assert op.poll(2, 0) == ()
+    assert [e.get("action", "estop") for e in op.log] == ["estop", "rearm"]
+    assert any("operator commands" in m for m in said)
