@@ -133,20 +133,44 @@ def confusion_figure(d: SessionData) -> Any:
 
 # -- stimulation -------------------------------------------------------------------------------
 def recorded_programs(d: SessionData) -> ProgramSet | None:
-    """The recording's programs (from its configuration), or None when it cannot be rebuilt."""
+    """The recording's programs, from its configuration; None when they cannot be rebuilt.
+
+    A configuration this version cannot parse as a whole (written by a newer neuroloop with
+    keys this one does not know) still gives its programs when its ``[stimulation]`` table
+    alone does: the report draws programs, it does not run them.
+    """
+    cfg = d.meta.get("config")
+    if not isinstance(cfg, dict):
+        return None
+    programs: ProgramSet | None = None
     try:
         from ..config import scenario_from_dict
         from ..stimulation.programs import build_program_set
 
-        cfg = d.meta.get("config")
-        if not isinstance(cfg, dict):
-            return None
         scenario = scenario_from_dict(cfg, label="recording config")
         programs = build_program_set(scenario.stimulation, scenario.intention_names)
-        if programs.array.n_contacts != d.recording.n_contacts:
-            return None
-        return programs
-    except Exception:  # noqa: BLE001 - a config of another version: draw without programs
+    except Exception:  # noqa: BLE001 - another version's config: the stimulation table alone
+        programs = _programs_from_table(cfg.get("stimulation"), d.recording.intention_names)
+    if programs is None or programs.array.n_contacts != d.recording.n_contacts:
+        return None
+    return programs
+
+
+def _programs_from_table(table: Any, intentions: tuple[str, ...]) -> ProgramSet | None:
+    from ..stimulation.electrodes import electrode_array
+    from ..stimulation.programs import StimProgram
+
+    try:
+        array = electrode_array(str(table.get("array", "paddle-5-6-5")))
+        progs = []
+        for p in table.get("programs", []):
+            progs.append(StimProgram.from_contacts(
+                array, intentions.index(p["intention"]), p["intention"], p["cathodes"],
+                p.get("anodes", {}), float(p["frequency_hz"]), float(p["pulse_width_us"]),
+                (float(p["amplitude_ma"][0]), float(p["amplitude_ma"][1])),
+                float(p.get("interphase_gap_us", 0.0))))  # not drawn: any valid gap will do
+        return ProgramSet(array, intentions, tuple(progs))
+    except Exception:  # noqa: BLE001 - draw without programs
         return None
 
 

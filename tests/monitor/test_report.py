@@ -291,3 +291,23 @@ def test_link_logger_writes_counters_over_time(tmp_path: Path) -> None:
     assert rows[-1]["cycle"] == 5 and rows[-1]["battery_pct"] == 77.5
     assert all(r["rtt_us"] is None or 700.0 <= r["rtt_us"] <= 704.0 for r in rows)
     assert [r["frames_received"] for r in rows] == sorted(r["frames_received"] for r in rows)
+
+
+def test_programs_rebuilt_from_the_stimulation_table_alone_match_the_full_parse() -> None:
+    """A recording from a newer neuroloop (config keys this one does not know) still shows
+    its programs: the [stimulation] table alone gives the same programs."""
+    from neuroloop.config import load_scenario
+    from neuroloop.monitor.figures import _programs_from_table
+    from neuroloop.stimulation.programs import build_program_set
+
+    scenario = load_scenario("bsi")
+    full = build_program_set(scenario.stimulation, scenario.intention_names)
+    alone = _programs_from_table(scenario.raw["stimulation"], scenario.intention_names)
+    assert alone is not None and alone.array.name == full.array.name
+    for a, b in zip(alone, full, strict=True):
+        assert a.program_id == b.program_id and a.name == b.name
+        assert np.array_equal(a.cathode_fraction, b.cathode_fraction)
+        assert np.array_equal(a.anode_fraction, b.anode_fraction)
+        assert (a.amplitude_min_ma, a.amplitude_max_ma) == (b.amplitude_min_ma,
+                                                            b.amplitude_max_ma)
+    assert _programs_from_table({"array": "no-such-array"}, scenario.intention_names) is None
