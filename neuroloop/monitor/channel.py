@@ -114,6 +114,7 @@ class MonitorChannel:
         self.owner = name is None
         if name is None:
             self.shm = shared_memory.SharedMemory(create=True, size=off["total"])
+            _OWNED.add(self.shm.name)
         else:
             # track=False: the server must not unlink the loop's block when it exits
             self.shm = _attach(name)
@@ -172,10 +173,16 @@ class MonitorChannel:
         except BufferError:  # pragma: no cover - a view still alive somewhere
             return
         if self.owner:
+            _OWNED.discard(self.shm.name)
             try:
                 self.shm.unlink()
             except FileNotFoundError:
                 pass
+
+
+#: blocks this process created (and will unlink); attaching to one of them in the same
+#: process (tests) must leave its resource-tracker registration alone
+_OWNED: set[str] = set()
 
 
 def _attach(name: str) -> shared_memory.SharedMemory:
@@ -185,6 +192,8 @@ def _attach(name: str) -> shared_memory.SharedMemory:
         from multiprocessing import resource_tracker
 
         shm = shared_memory.SharedMemory(name=name)
+        if name in _OWNED or "/" + name.lstrip("/") in _OWNED:
+            return shm
         try:
             resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
         except Exception:  # noqa: BLE001
