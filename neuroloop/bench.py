@@ -464,6 +464,7 @@ register_workload("adbs", bench_adbs, takes_progress=True)
 # recorder (p99 <= 50 us) add to the loop; imported only when they run
 register_workload("supervisor", "neuroloop.safety.bench:bench_supervisor")
 register_workload("recorder", "neuroloop.io.recorder:bench_recorder")
+register_workload("monitor", "neuroloop.monitor.bench:bench_monitor")
 
 
 # ------------------------------------------------------------------------------------ driver

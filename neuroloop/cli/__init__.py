@@ -117,6 +117,11 @@ def _build_parser() -> _Parser:
     run.add_argument("--compare-unstimulated", action="store_true",
                      help="also run the same patient without stimulation (an unstimulated "
                      "control) and report both runs' figures and their ratios")
+    run.add_argument("--monitor", metavar="[HOST:]PORT", help="serve a live view of the loop "
+                     "with an E-STOP in the browser (default host 127.0.0.1; port 0: any free "
+                     "port; the URL is printed on stderr)")
+    run.add_argument("--monitor-public", action="store_true", help="allow --monitor on a host "
+                     "other than loopback (anyone who reaches the page can press E-STOP)")
 
     train = sub.add_parser("train", help="calibrate a decoder and save it")
     _scenario_args(train)
@@ -222,6 +227,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         lsl_out = LslOutlets(B.check_stream_prefix("--lsl-out", args.lsl_out))
         listeners.append(lsl_out)
+    monitor = None
+    if args.monitor is not None or args.monitor_public:  # bound now: a bad port fails early
+        from ..monitor.live import LiveMonitor, check_monitor_options
+
+        check_monitor_options(args.monitor, args.monitor_public)
+        monitor = LiveMonitor.open(args.monitor, public=args.monitor_public, say=_eprint)
+        listeners.append(monitor.publisher)
     source_url = args.source
     if args.device:
         from ..link.device import open_device_link
@@ -230,6 +242,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         source_url = args.device
         stimulator = link.stimulator
         extra_meta["device"] = args.device
+        if args.record:  # the link's counters over time, next to the recording (report)
+            from ..monitor.link_log import LinkLogger
+
+            listeners.append(LinkLogger(link, args.record))
     options = RunOptions(duration_s=args.duration, fast=args.fast, seed=args.seed,
                          source_url=source_url, decoder_path=args.decoder,
                          limits_path=args.limits,
@@ -237,6 +253,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          stimulator=stimulator, extra_meta=extra_meta,
                          realtime_priority=None if args.no_rt else 50)
     options.as_json = bool(args.json)
+    if monitor is not None:  # the page's E-STOP and the terminal's stop/rearm, every cycle
+        options.safety_inputs = [monitor.operator]
     try:
         session = Session(scenario, options, progress=progress)
         if lsl_out is not None:
@@ -256,10 +274,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
                  f"{'on a simulated clock' if args.fast else 'in real time'} "
                  f"for {options.duration_s or scenario.runtime.duration_s:g} s")
         _install_sigint(loop)
+        if monitor is not None:
+            monitor.start_console()
         summary = session.run()
     finally:
         if link is not None:
             link.close()
+        if monitor is not None:
+            monitor.close()
+    if monitor is not None:
+        summary.update(monitor.summary())
     if link is not None:
         summary["link"] = link.stats()
     from ..runtime.counterfactual import BY_OPTION, add_counterfactuals
@@ -516,7 +540,7 @@ def _cmd_limits(args: argparse.Namespace) -> int:
 #: ``register(sub)``, which adds its sub-parser(s) (``parser_class`` is the one-line-error
 #: parser), and ``COMMANDS``, a dict of command name -> ``fn(args) -> exit code``. Heavy imports
 #: stay inside the command functions, so ``neuroloop --help`` stays fast.
-_COMMAND_MODULES: tuple[str, ...] = ("replay", "evaluate", "compare", "sweep")
+_COMMAND_MODULES: tuple[str, ...] = ("replay", "evaluate", "compare", "sweep", "report")
 
 
 def _command_modules() -> list[Any]:

@@ -17,6 +17,9 @@ kind                               supervisor input
 ``stream_stalled``                 cycle while it lasts)
 ``nak_storm``, ``device_fault``    :meth:`report_device_fault` (FAULT, latched)
 ``impedance``                      :meth:`report_impedance` (ohm per contact)
+``estop``                          :meth:`estop` (the operator's STOP from the live monitor's
+                                   page or terminal: ESTOP latched, zero output this cycle)
+``rearm``                          :meth:`rearm` (the operator's terminal only)
 =================================  ==========================================================
 """
 
@@ -71,6 +74,10 @@ def forward_safety_input(supervisor: Any, kind: str, payload: Any, now_ns: int) 
         return list(supervisor.report_device_fault(now_ns, f"{kind}: {payload}"))
     if kind == "impedance":
         return list(supervisor.report_impedance(np.asarray(payload, dtype=np.float64), now_ns))
+    if kind == "estop":
+        return list(supervisor.estop(now_ns))
+    if kind == "rearm":
+        return list(supervisor.rearm(now_ns))
     return []
 
 
