@@ -26,6 +26,8 @@ __all__ = [
     "HMMGateRef",
     "lda_outputs_ref",
     "StimMapperRef",
+    "SpikeBandRef",
+    "IntracorticalSynthRef",
 ]
 
 
@@ -280,3 +282,42 @@ class StimMapperRef:
         req.interphase_gap_us = float(self._ipg[state])
         req.program_id = state if amp > 0 else PROGRAM_OFF
         return req
+
+
+# ------------------------------------------------------------------- intracortical spike band
+class SpikeBandRef:
+    """Threshold crossings and spike-band power per bin, from the definition.
+
+    ``x - x.mean(axis=1)`` (CAR), ``sosfilt`` with ``zi`` for the spike band and the
+    spike-band-power band, RMS over the first ``calibration_bins`` bins, thresholds
+    ``multiplier * RMS``, crossings ``y[t] < thr <= y[t-1]`` counted once thresholds exist,
+    spike-band power ``mean(|y_sbp|)``. Output: crossings of every channel, then SBP.
+    """
+
+    def __init__(self, spike_sos: np.ndarray, sbp_sos: np.ndarray, n_channels: int, *,
+                 car: bool, multiplier: float, calibration_bins: int) -> None:
+        self.spk = SosfiltStream(spike_sos, n_channels)
+        self.sbp = SosfiltStream(sbp_sos, n_channels)
+        self.car = car
+        self.multiplier = multiplier
+        self.cal_left = calibration_bins
+        self.cal_samples: list[np.ndarray] = []
+        self.thr = np.full(n_channels, -np.inf)
+        self.prev = np.zeros(n_channels)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.car:
+            x = x - x.mean(axis=1, keepdims=True)
+        ys = self.spk.step(x)
+        yb = self.sbp.step(x)
+        both = np.vstack([self.prev[None, :], ys])
+        tx = np.sum((both[1:] < self.thr) & (both[:-1] >= self.thr), axis=0).astype(float)
+        self.prev = ys[-1].copy()
+        if self.cal_left > 0:
+            self.cal_samples.append(ys)
+            self.cal_left -= 1
+            if self.cal_left == 0:
+                rms = np.sqrt(np.mean(np.vstack(self.cal_samples) ** 2, axis=0))
+                self.thr = self.multiplier * rms
+        return np.concatenate([tx, np.mean(np.abs(yb), axis=0)])
