@@ -26,6 +26,29 @@ def jit(func: F) -> F:
     return compiled
 
 
+def jit_uncached(func: F) -> F:
+    """:func:`jit` without the on-disk cache, for kernels that call LAPACK through a ctypes
+    function pointer (:func:`lapack_function`): Numba cannot cache code that embeds a
+    pointer, which changes from process to process. Such kernels compile at warm-up."""
+    opts = dict(_OPTIONS, cache=False)
+    compiled: F = numba.njit(**opts)(func)
+    return compiled
+
+
+def lapack_function(name: str, n_args: int) -> Any:
+    """A LAPACK routine of SciPy's ``cython_lapack`` as a ctypes function taking ``n_args``
+    pointers (Fortran calling convention: every argument by reference), callable from
+    :func:`jit_uncached` kernels with ``array.ctypes`` arguments and preallocated workspace,
+    so that compiled code can call e.g. ``dsyev`` without allocating."""
+    import ctypes
+
+    from numba.extending import get_cython_function_address
+
+    addr = get_cython_function_address("scipy.linalg.cython_lapack", name)
+    proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_args))
+    return proto(addr)
+
+
 def is_compiled(func: Any) -> bool:
     """True when ``func`` is a Numba dispatcher with at least one compiled signature."""
     sigs = getattr(func, "signatures", None)

@@ -28,6 +28,11 @@ __all__ = [
     "StimMapperRef",
     "SpikeBandRef",
     "IntracorticalSynthRef",
+    "kalman_ref",
+    "GatedDecisionRef",
+    "window_covariances_ref",
+    "tangent_vector_ref",
+    "csp_log_variance_ref",
 ]
 
 
@@ -321,3 +326,116 @@ class SpikeBandRef:
                 rms = np.sqrt(np.mean(np.vstack(self.cal_samples) ** 2, axis=0))
                 self.thr = self.multiplier * rms
         return np.concatenate([tx, np.mean(np.abs(yb), axis=0)])
+# ---------------------------------------------------------------------- decoder families (#10)
+def kalman_ref(Z: np.ndarray, mu_z: np.ndarray, mu_x: np.ndarray, A: np.ndarray,
+               W: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray,
+               K_steady: np.ndarray | None = None) -> np.ndarray:
+    """Textbook Kalman filter (covariance form, ``K = Pp H' (H Pp H' + Q)^-1``) over ``Z``
+    (n_hops, p), in centred coordinates; a hop with a non-finite feature gives a NaN row and
+    restarts from ``(0, P0)``. With ``K_steady`` the gain is that constant matrix."""
+    d = mu_x.shape[0]
+    out = np.full((Z.shape[0], d), np.nan)
+    s = np.zeros(d)
+    P = P0.copy()
+    for h, z in enumerate(Z):
+        if not np.all(np.isfinite(z)):
+            s, P = np.zeros(d), P0.copy()
+            continue
+        sp = A @ s
+        if K_steady is None:
+            Pp = A @ P @ A.T + W
+            S = H @ Pp @ H.T + Q
+            K = np.linalg.solve(S, H @ Pp).T
+            P = (np.eye(d) - K @ H) @ Pp
+        else:
+            K = K_steady
+        s = sp + K @ (z - mu_z - H @ sp)
+        out[h] = mu_x + s
+    return out
+
+
+class GatedDecisionRef:
+    """Per-state log-likelihoods -> (HMM forward smoothing + dwell/hysteresis gate) or the
+    plain posterior ``softmax(loglik + log prior)``; an invalid hop restarts at state 0
+    (the decision stage of :mod:`neuroloop.decoders._gate_kernels`)."""
+
+    def __init__(self, priors: np.ndarray, use_gate: bool, stay: float, gate_hops: int,
+                 threshold: float) -> None:
+        self.priors = np.asarray(priors, dtype=float)
+        n = self.priors.size
+        self.T = np.full((n, n), (1 - stay) / (n - 1))
+        np.fill_diagonal(self.T, stay)
+        self.use_gate, self.gate_hops, self.threshold = use_gate, gate_hops, threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self.p = self.priors.copy()
+        self.state, self.candidate, self.count = 0, None, 0
+
+    def step(self, loglik: np.ndarray | None) -> tuple[int, int, np.ndarray, bool]:
+        """``loglik`` None or non-finite = invalid. Returns (state, raw, probs, valid)."""
+        if loglik is None or not np.all(np.isfinite(loglik)):
+            self.reset()
+            return 0, 0, self.priors.copy(), False
+        if self.use_gate:
+            a = loglik + np.log(self.T.T @ self.p)
+        else:
+            a = loglik + np.log(self.priors)
+        p = np.exp(a - a.max())
+        p = p / p.sum()
+        self.p = p
+        raw = int(np.argmax(p))
+        if not self.use_gate:
+            self.state = raw
+        elif raw != self.state and p[raw] > self.threshold:
+            if raw == self.candidate:
+                self.count += 1
+            else:
+                self.candidate, self.count = raw, 1
+            if self.count >= self.gate_hops:
+                self.state, self.candidate, self.count = raw, None, 0
+        else:
+            self.candidate, self.count = None, 0
+        return self.state, raw, p.copy(), True
+
+
+def window_covariances_ref(X: np.ndarray, n_channels: int, n_bands: int, window_hops: int,
+                           shrinkage: float) -> list[np.ndarray | None]:
+    """Per hop: the shrunk mean of the last ``window_hops`` valid packed hop covariances as
+    (n_bands, n, n) matrices, or None for a hop with a non-finite feature (left out)."""
+    iu = np.triu_indices(n_channels)
+    p = iu[0].size
+    kept: list[np.ndarray] = []
+    out: list[np.ndarray | None] = []
+    for x in X:
+        if not np.all(np.isfinite(x)):
+            out.append(None)
+            continue
+        kept.append(x)
+        m = np.mean(np.array(kept[-window_hops:]), axis=0)
+        covs = []
+        for b in range(n_bands):
+            C = np.zeros((n_channels, n_channels))
+            C[iu] = m[b * p:(b + 1) * p]
+            C = C + np.triu(C, 1).T
+            mu = np.trace(C) / n_channels
+            covs.append((1 - shrinkage) * C + shrinkage * mu * np.eye(n_channels))
+        out.append(np.array(covs))
+    return out
+
+
+def tangent_vector_ref(C: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``upper(logm(ref^-1/2 C ref^-1/2))`` with sqrt(2) off-diagonal weights, by SciPy."""
+    import scipy.linalg
+
+    r = scipy.linalg.fractional_matrix_power(ref, -0.5).real
+    S = scipy.linalg.logm(r @ C @ r).real
+    n = C.shape[0]
+    iu = np.triu_indices(n)
+    w = np.where(iu[0] == iu[1], 1.0, np.sqrt(2.0))
+    return w * S[iu]
+
+
+def csp_log_variance_ref(C: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """``log(diag(W C W'))`` of CSP filters ``W`` (n_filters, n)."""
+    return np.log(np.diag(filters @ C @ filters.T))

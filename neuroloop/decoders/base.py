@@ -228,7 +228,7 @@ def make_decoder(name: str, **params: Any) -> BaseDecoder:
 
 
 def _import_builtin() -> None:
-    from . import lda  # noqa: F401  (registers itself)
+    from . import csp, kalman, lda, riemann  # noqa: F401  (each registers itself)
 
 
 class BaseDecoder:
@@ -244,6 +244,31 @@ class BaseDecoder:
     name: ClassVar[str] = ""
     #: ``(name, unit)`` of each continuous output, in the order of ``DecoderOutput.values``.
     outputs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: True when ``fit`` takes the whole hop sequence in time order (the decoder uses context
+    #: across hops: a sliding window, a dynamical model), with label -1 (or a NaN target) for
+    #: hops that are context but not examples. False: ``fit`` takes labelled hops only.
+    sequential: ClassVar[bool] = False
+    #: True when ``fit``'s ``y`` is continuous targets, shape (n_hops, n_outputs), float
+    #: (e.g. velocities), rather than integer state labels.
+    continuous_targets: ClassVar[bool] = False
+
+    @classmethod
+    def example_data(cls, n_hops: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Synthetic calibration data this kind can be fitted on (for the contract tests,
+        the docs and benchmarks): three Gaussian classes in 6 features, in blocks of 20
+        hops. Kinds whose features have structure (covariances) or whose targets are
+        continuous override this.
+
+        Returns
+        -------
+        X : ndarray, shape (n_hops, n_features)
+        y : ndarray, shape (n_hops,) int labels, or (n_hops, n_outputs) float targets
+        """
+        rng = np.random.default_rng(seed)
+        means = rng.normal(0.0, 2.0, (3, 6))
+        y = np.repeat(np.arange(n_hops // 20 + 1) % 3, 20)[:n_hops]
+        X = means[y] + rng.normal(0.0, 1.0, (y.size, 6))
+        return X, y
 
     output_schema_: OutputSchema
 

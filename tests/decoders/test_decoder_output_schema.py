@@ -31,10 +31,15 @@ NAMES = ("rest", "left", "right")
 LDA_OUTPUTS = ("confidence", "state_margin", "movement_probability")
 
 
+def _names(dec: BaseDecoder) -> tuple[str, ...]:
+    return ("rest", "move") if dec.continuous_targets else NAMES
+
+
 @pytest.fixture(params=decoder_names())
 def fitted(request: pytest.FixtureRequest) -> BaseDecoder:
-    X, y = gaussian_data()
-    return make_decoder(request.param).fit(X, y, state_names=NAMES)
+    dec = make_decoder(request.param)
+    X, y = dec.example_data()
+    return dec.fit(X, y, state_names=_names(dec))
 
 
 def test_intention_is_the_old_name_of_decoder_output() -> None:
@@ -45,10 +50,10 @@ def test_intention_is_the_old_name_of_decoder_output() -> None:
 
 def test_fit_declares_the_schema(fitted: BaseDecoder) -> None:
     schema = fitted.output_schema_
-    assert schema.state_names == NAMES and schema.states_named
-    assert schema.output_names == tuple(n for n, _ in fitted.outputs)
+    assert schema.state_names == _names(fitted) and schema.states_named
+    assert schema == fitted.schema_for(_names(fitted))
     assert len(schema.output_units) == schema.n_outputs
-    out = fitted.step(gaussian_data(seed=1)[0][0])
+    out = fitted.step(fitted.example_data(seed=1)[0][0])
     assert out.schema is schema
     assert out.values.shape == (schema.n_outputs,) and out.values.dtype == np.float64
 
@@ -106,7 +111,7 @@ def test_format_2_records_the_schema(fitted: BaseDecoder, tmp_path: Path) -> Non
     assert header["schema"] == fitted.output_schema_.to_dict()
     loaded = load_decoder(path)
     assert loaded.output_schema_ == fitted.output_schema_
-    assert loaded.step(gaussian_data()[0][0]).schema == fitted.output_schema_
+    assert loaded.step(fitted.example_data()[0][0]).schema == fitted.output_schema_
 
 
 def _rewrite(src: Path, dst: Path, drop: tuple[str, ...] = (), **changes: object) -> Path:
@@ -144,7 +149,8 @@ def test_format_1_and_2_decode_identically(tmp_path: Path) -> None:
 def test_a_format_1_file_written_now_still_loads(fitted: BaseDecoder, tmp_path: Path) -> None:
     v1 = _rewrite(fitted.save(tmp_path / "d.npz"), tmp_path / "v1.npz", drop=("schema",),
                   format=1)
-    assert load_decoder(v1).output_schema_.state_names == ("state0", "state1", "state2")
+    assert load_decoder(v1).output_schema_.state_names == \
+        OutputSchema.unnamed_states(fitted.n_states)
 
 
 @pytest.mark.parametrize(("schema", "pattern"), [
