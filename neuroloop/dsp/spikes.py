@@ -16,7 +16,8 @@ it bit for bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from . import _spike_kernels as K
 from .filters import _check_channels, check_sampling_rate, design_bandpass_sos, pad_sections
 
 __all__ = ["SpikeBandFeatures", "BinnedFeatures", "bin_samples_for", "check_multiplier",
+           "spike_pipeline", "source_options_for",
            "SPIKE_BAND_HZ", "SBP_BAND_HZ"]
 
 #: Default spike band for threshold crossings (Hz); BrainGate filters 250-5000 Hz.
@@ -276,3 +278,50 @@ class BinnedFeatures:
     def warmup(self) -> None:
         self.step(np.zeros((1, self.n_features)))
         self.reset()
+
+
+def spike_pipeline(params: Mapping[str, Any]) -> SpikeBandFeatures | BinnedFeatures:
+    """The host pipeline of a ``[dsp] kind = "spike-band"`` scenario (``params`` as
+    :func:`neuroloop.config` validated them): :class:`SpikeBandFeatures` on raw samples, or
+    :class:`BinnedFeatures` on the implant's bins."""
+    n = int(params["electrodes"])
+    if params.get("acquisition") == "binned":
+        return BinnedFeatures(2 * n)
+    return SpikeBandFeatures(
+        n, float(params["sampling_rate_hz"]), int(params["bin_samples"]),
+        car=bool(params.get("car", True)),
+        spike_band_hz=_band(params, "spike_band_hz", SPIKE_BAND_HZ),
+        sbp_band_hz=_band(params, "sbp_band_hz", SBP_BAND_HZ),
+        filter_order=int(params.get("filter_order", 2)),
+        threshold_multiplier=float(params["threshold_multiplier"]),
+        threshold_calibration_s=_calibration_s(params))
+
+
+def source_options_for(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Options an ``intracortical://`` source needs to deliver what the pipeline expects:
+    the mode, and in binned mode what the chip computes (bin, thresholds)."""
+    return {"mode": params.get("acquisition", "raw"), "bin_ms": params["bin_ms"],
+            "threshold_multiplier": params["threshold_multiplier"],
+            "threshold_calibration_s": _calibration_s(params),
+            "n_channels": int(params["electrodes"]),
+            "sampling_rate_hz": float(params["sampling_rate_hz"])}
+
+
+def _calibration_s(params: Mapping[str, Any]) -> float:
+    v = params.get("threshold_calibration_s", 1.0)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 600:
+        raise ConfigError(f"dsp.threshold_calibration_s = {v!r} must be in (0, 600] seconds; "
+                          "use e.g. 1.0")
+    return float(v)
+
+
+def _band(params: Mapping[str, Any], key: str, default: tuple[float, float]
+          ) -> tuple[float, float]:
+    v = params.get(key, list(default))
+    fs = float(params["sampling_rate_hz"])
+    from .filters import check_band
+
+    if not isinstance(v, list | tuple) or len(v) != 2:
+        raise ConfigError(f"dsp.{key} = {v!r} must be a [low, high] pair in Hz, e.g. "
+                          f"{list(default)}")
+    return check_band(v, fs)
