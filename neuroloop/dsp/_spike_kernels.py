@@ -97,7 +97,7 @@ def spike_bin(x, use_car, mean, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev, sumsq
     n_samples, n_channels = x.shape
     for c in range(2 * n_channels):
         out[c] = 0.0
-    calf = 1.0 if cal[0] > 0 else 0.0
+    calibrating = cal[0] > 0
     p00 = spk_sos[0, 0]
     p01 = spk_sos[0, 1]
     p02 = spk_sos[0, 2]
@@ -144,6 +144,32 @@ def spike_bin(x, use_car, mean, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev, sumsq
             tx_t = out[c0:c1]
             sbp_t = out[n_channels + c0:n_channels + c1]
             ss_t = sumsq[c0:c1]
+            if calibrating:  # the same loop, also summing the spike band's squares
+                for t in range(r0, r1):
+                    m = mean[t]
+                    xr = x[t, c0:c1]
+                    for i in range(w):
+                        v = xr[i] - m
+                        # spike band, two sections
+                        y = p00 * v + a0[i]
+                        a0[i] = p01 * v - q01 * y + a1[i]
+                        a1[i] = p02 * v - q02 * y
+                        z = p10 * y + b0[i]
+                        b0[i] = p11 * y - q11 * z + b1[i]
+                        b1[i] = p12 * y - q12 * z
+                        th = thr_t[i]
+                        tx_t[i] += 1.0 if (z < th) & (prev_t[i] >= th) else 0.0
+                        prev_t[i] = z
+                        ss_t[i] += z * z
+                        # spike-band power band, two sections
+                        y = r00 * v + d0[i]
+                        d0[i] = r01 * v - u01 * y + d1[i]
+                        d1[i] = r02 * v - u02 * y
+                        z = r10 * y + e0[i]
+                        e0[i] = r11 * y - u11 * z + e1[i]
+                        e1[i] = r12 * y - u12 * z
+                        sbp_t[i] += abs(z)
+                continue
             for t in range(r0, r1):
                 m = mean[t]
                 xr = x[t, c0:c1]
@@ -159,7 +185,6 @@ def spike_bin(x, use_car, mean, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev, sumsq
                     th = thr_t[i]
                     tx_t[i] += 1.0 if (z < th) & (prev_t[i] >= th) else 0.0
                     prev_t[i] = z
-                    ss_t[i] += calf * (z * z)
                     # spike-band power band, two sections
                     y = r00 * v + d0[i]
                     d0[i] = r01 * v - u01 * y + d1[i]
