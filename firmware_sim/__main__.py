@@ -72,7 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", metavar="FILE",
                    help="link keys; created (mode 0600) if missing. Default: environment "
                         "NEUROLOOP_KEY_H2D/NEUROLOOP_KEY_D2H")
-    p.add_argument("--preset", choices=("bsi", "eeg-bci"), default="bsi")
+    p.add_argument("--preset", choices=("bsi", "eeg-bci", "intracortical"), default="bsi")
+    p.add_argument("--mode", choices=("binned", "raw"), default="binned",
+                   help="intracortical: send bins computed on the chip (default) or raw samples")
+    p.add_argument("--electrodes", type=int, default=1024,
+                   help="intracortical: electrode count (default 1024)")
+    p.add_argument("--bin-ms", type=float, default=20.0,
+                   help="intracortical binned: bin length in ms (default 20)")
+    p.add_argument("--threshold-multiplier", type=float, default=-4.5,
+                   help="intracortical binned: threshold in RMS units (default -4.5)")
     p.add_argument("--array", metavar="NAME", default="paddle-5-6-5",
                    help="electrode array the output stage drives, from the catalogue "
                         "(default paddle-5-6-5; also dbs-3389, rns-strip-depth); reported to "
@@ -163,11 +171,15 @@ def _run(args: argparse.Namespace) -> int:
     limits = load_limits_file(args.limits) if args.limits else SafetyLimits()
     stuck, stuck_at = args.stuck_channel or (None, 0.0)
     open_c, open_at = args.open_contact or (None, 0.0)
+    ic = None
+    if args.preset == "intracortical":
+        ic = {"mode": args.mode, "n_channels": args.electrodes, "bin_ms": args.bin_ms,
+              "threshold_multiplier": args.threshold_multiplier}
     try:
         streamer = Streamer(args.preset, args.seed, samples_per_frame=args.samples_per_frame,
                             stuck_channel=stuck, stuck_after_s=stuck_at,
                             noise_bursts_per_s=args.noise_bursts, fault_seed=args.seed,
-                            snr=args.snr)
+                            snr=args.snr, intracortical=ic)
         faults = FaultConfig(drop_frames=args.drop_frames, corrupt_bytes=args.corrupt_bytes,
                              latency_ms=args.latency_ms, stuck_channel=stuck,
                              stuck_after_s=stuck_at, noise_bursts_per_s=args.noise_bursts,
@@ -185,6 +197,16 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     listen = _parse_listen(args.listen) if args.listen else None
+    # the link must carry the stream (with headroom), or the device would fall behind
+    from neuroloop.link.capacity import check_link, transport_for
+
+    info = streamer.info
+    check_link(len(info.channel_names), info.sampling_rate_hz, info.samples_per_frame,
+               transport_for(args.listen or "pty", args.baud), key=f"--preset {args.preset}",
+               what=(f"the {args.mode} stream" if args.preset == "intracortical" else
+                     "the stream"),
+               binned_hint=("use --mode binned (bins on the chip)"
+                            if args.preset == "intracortical" and args.mode == "raw" else ""))
     keys = _keys(args.key_file)  # after every other check: bad input creates no file
     if listen is not None:
         host, port = listen

@@ -11,7 +11,7 @@ last value) and noise bursts (broadband interference on every channel).
 
 from __future__ import annotations
 
-from typing import TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -26,7 +26,12 @@ __all__ = ["Streamer", "PRESET_FRAMING", "quantise"]
 #: reaches the host as soon as it is acquired; 25 samples (100 ms) at 250 Hz for EEG.
 #: 0.25 uV/LSB covers +/-8192 uV (the ECoG rail is 3000 uV); 0.05 uV/LSB covers +/-1638 uV
 #: (the EEG rail is 1000 uV).
-PRESET_FRAMING: dict[str, tuple[int, float]] = {"bsi": (59, 0.25), "eeg-bci": (25, 0.05)}
+PRESET_FRAMING: dict[str, tuple[int, float]] = {"bsi": (59, 0.25), "eeg-bci": (25, 0.05),
+                                                 "intracortical": (1, 1.0)}
+#: The intracortical implant in binned mode streams one bin per frame, its values already
+#: integers (crossings, spike-band power in ADC counts): one count per LSB. In raw mode it
+#: streams int16 counts at the headstage gain, 30 samples (1 ms at 30 kHz) per frame.
+INTRACORTICAL_RAW_FRAMING = (30, 0.195)
 
 
 class SourceOptions(TypedDict, total=False):
@@ -77,12 +82,25 @@ class Streamer:
     def __init__(self, preset: str = "bsi", seed: int = 1, *, samples_per_frame: int | None = None,
                  uv_per_lsb: float | None = None, stuck_channel: int | None = None,
                  stuck_after_s: float = 0.0, noise_bursts_per_s: float = 0.0,
-                 fault_seed: int = 0, **source_options: Unpack[SourceOptions]) -> None:
-        self.source = SyntheticSource(preset, seed=seed, **source_options)
+                 fault_seed: int = 0, intracortical: dict | None = None,
+                 **source_options: Unpack[SourceOptions]) -> None:
+        self.source: Any
+        if preset == "intracortical":  # the N1-scale implant: bins on the chip, or raw
+            from neuroloop.acquisition.intracortical import IntracorticalSource
+
+            ic = dict(intracortical or {})
+            self.source = IntracorticalSource(ic.pop("mode", "binned"), seed=seed,
+                                              snr=source_options.get("snr", 1.0), **ic)
+        else:
+            self.source = SyntheticSource(preset, seed=seed, **source_options)
         self.source.open()
         info = self.source.info
         spf_default, scale_default = PRESET_FRAMING.get(preset, (max(1, round(info.sampling_rate_hz
                                                                                / 10)), 0.25))
+        if preset == "intracortical" and self.source.mode == "raw":
+            # a DATA payload holds at most 16 KB: fewer samples per frame for many electrodes
+            spf_default = max(1, min(INTRACORTICAL_RAW_FRAMING[0], 8000 // info.n_channels))
+            scale_default = self.source.gain_uv
         self.spf = int(samples_per_frame or spf_default)
         if not 1 <= self.spf <= 120:
             raise ValueError(f"samples_per_frame must be 1..120, got {self.spf}")

@@ -35,7 +35,7 @@ Modes
 threshold crossings and the spike-band power computed *on the chip*, on the int16 counts, by
 :class:`~neuroloop.dsp.spikes.SpikeBandFeatures` (thresholds at ``threshold_multiplier``
 x RMS over the first ``threshold_calibration_s``). Each bin is one "sample" of
-``2 * n_channels`` values (crossings, then spike-band power in ADC counts), at
+``2 * n_channels`` values (crossings, then spike-band power rounded to whole ADC counts), at
 ``1000 / bin_ms`` Hz. The firmware simulator streams exactly these bins over its link.
 
 Streaming and speed
@@ -285,7 +285,9 @@ class IntracorticalSource(BaseSource):
                 n_ch, fs, self.bin_samples, car=True,
                 threshold_multiplier=self.threshold_multiplier,
                 threshold_calibration_s=self.threshold_calibration_s, input_dtype="int16")
-            fnames = tuple(f"{c}:tx" for c in names) + tuple(f"{c}:sbp" for c in names)
+            # short names: the device's INFO message lists them all in one 16 KB frame
+            fnames = tuple(f"tx{c + 1}" for c in range(n_ch)) + \
+                tuple(f"sbp{c + 1}" for c in range(n_ch))
             self.info = SourceInfo(fnames, ("misc",) * (2 * n_ch), fs / self.bin_samples,
                                    "count", INTENTION_NAMES)
             self._row_samples = self.bin_samples
@@ -420,7 +422,8 @@ class IntracorticalSource(BaseSource):
         chip = self._chip
         for r in range(rows):
             self._gen_raw(self.bin_samples)
-            out[r] = chip.step(self._counts)
+            # the chip's arithmetic ends in integers: counts, and power in whole ADC counts
+            np.rint(chip.step(self._counts), out=out[r])
             # a bin is labelled by its last sample (what the intention was when it ended)
             labels[r] = self._raw_labels[self.bin_samples - 1]
         return rows

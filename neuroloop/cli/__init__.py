@@ -214,8 +214,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         listeners.append(SessionRecorder(args.record))
     source_url = args.source
     if args.device:
+        from ..link.capacity import check_link, transport_for
         from ..link.device import open_device_link
 
+        # the device's stream must fit the link (the message names a transport that would)
+        n_ch, rate = scenario.stream_channels, scenario.stream_rate_hz
+        check_link(n_ch, rate, max(1, min(scenario.dsp.hop_samples, 8000 // n_ch)),
+                   transport_for(args.device, args.baud), key=f"--device {args.device}",
+                   what=f"scenario {scenario.name}'s stream",
+                   binned_hint=('set [dsp] acquisition = "binned" (features computed on the '
+                                "implant)" if scenario.dsp.params.get("acquisition") == "raw"
+                                else ""))
         link = open_device_link(args.device, key_file=args.key_file, baudrate=args.baud)
         source_url = args.device
         stimulator = link.stimulator
@@ -398,8 +407,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(out) + "\n")
     else:
+        fit = (f"training accuracy {cal['train_accuracy']}" if "train_accuracy" in cal else
+               ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in cal.items() if k != "hops"))
         sys.stdout.write(f"wrote {path} ({decoder.name}, {cal['hops']} calibration hops, "
-                         f"training accuracy {cal['train_accuracy']})\n")
+                         f"{fit})\n")
     return EXIT_OK
 
 
