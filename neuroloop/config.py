@@ -527,6 +527,16 @@ def _spike_band_dsp(ds: _Section, rate: float, n_channels: int, label: str) -> D
     if mult > 0:
         raise ds.fail("threshold_multiplier", mult, "has the wrong sign: spikes are "
                       f"negative-going, so thresholds sit below zero; use {-mult:g}")
+    sub = ds.get("record_raw_channels", None)
+    if sub is not None and (not isinstance(sub, list) or not sub or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_channels for c in sub)
+            or len(set(sub)) != len(sub)):
+        bad = next((c for c in sub if not (isinstance(c, int) and not isinstance(c, bool)
+                                           and 0 <= c < n_channels)), None) \
+            if isinstance(sub, list) else sub
+        raise ds.fail("record_raw_channels", sub if bad is None else bad,
+                      f"is not a subset of the {n_channels} electrodes; list distinct indices "
+                      f"0..{n_channels - 1}, e.g. [0, 1, 2, 3]")
     car = ds.boolean("car", True)
     order = ds.integer("filter_order", 2, rng=Range(1, 2, integer=True), hint="1 or 2")
     params: dict[str, Any] = {k: ds.t[k] for k in SPIKE_BAND_KEYS if k in ds.t and k != "kind"}

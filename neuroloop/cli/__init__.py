@@ -211,7 +211,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         check_new_recording_dir(args.record)
         _check_writable_dir(args.record)  # before calibrating, not after
-        listeners.append(SessionRecorder(args.record))
+        recorder: Any = SessionRecorder(args.record)
+        subset = scenario.dsp.params.get("record_raw_channels")
+        if subset is not None and scenario.dsp.params.get("acquisition") == "raw":
+            from ..io.raw_subset import RawChannelSubset, check_raw_subset
+
+            recorder = RawChannelSubset(recorder, check_raw_subset(
+                subset, scenario.source.n_channels), max_block=scenario.dsp.hop_samples)
+        listeners.append(recorder)
     source_url = args.source
     if args.device:
         from ..link.capacity import check_link, transport_for
