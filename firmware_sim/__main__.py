@@ -171,10 +171,22 @@ def _run(args: argparse.Namespace) -> int:
     limits = load_limits_file(args.limits) if args.limits else SafetyLimits()
     stuck, stuck_at = args.stuck_channel or (None, 0.0)
     open_c, open_at = args.open_contact or (None, 0.0)
+    from neuroloop.link.capacity import check_link, transport_for
+
     ic = None
     if args.preset == "intracortical":
         ic = {"mode": args.mode, "n_channels": args.electrodes, "bin_ms": args.bin_ms,
               "threshold_multiplier": args.threshold_multiplier}
+        if args.electrodes >= 1 and args.bin_ms > 0:  # the source names other bad values
+            # the link must carry the stream (with headroom), or the device falls behind:
+            # checked before the 30 kHz model is built
+            binned = args.mode == "binned"
+            check_link(2 * args.electrodes if binned else args.electrodes,
+                       1000.0 / args.bin_ms if binned else 30000.0,
+                       1 if binned else max(1, min(30, 8000 // args.electrodes)),
+                       transport_for(args.listen or "pty", args.baud),
+                       key="--preset intracortical", what=f"the {args.mode} stream",
+                       binned_hint="" if binned else "use --mode binned (bins on the chip)")
     try:
         streamer = Streamer(args.preset, args.seed, samples_per_frame=args.samples_per_frame,
                             stuck_channel=stuck, stuck_after_s=stuck_at,
@@ -197,16 +209,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     listen = _parse_listen(args.listen) if args.listen else None
-    # the link must carry the stream (with headroom), or the device would fall behind
-    from neuroloop.link.capacity import check_link, transport_for
-
-    info = streamer.info
+    info = streamer.info  # every preset's stream must fit the link
     check_link(len(info.channel_names), info.sampling_rate_hz, info.samples_per_frame,
-               transport_for(args.listen or "pty", args.baud), key=f"--preset {args.preset}",
-               what=(f"the {args.mode} stream" if args.preset == "intracortical" else
-                     "the stream"),
-               binned_hint=("use --mode binned (bins on the chip)"
-                            if args.preset == "intracortical" and args.mode == "raw" else ""))
+               transport_for(args.listen or "pty", args.baud), key=f"--preset {args.preset}")
     keys = _keys(args.key_file)  # after every other check: bad input creates no file
     if listen is not None:
         host, port = listen

@@ -97,6 +97,7 @@ class Streamer:
         info = self.source.info
         spf_default, scale_default = PRESET_FRAMING.get(preset, (max(1, round(info.sampling_rate_hz
                                                                                / 10)), 0.25))
+        self._prefetch = preset == "intracortical"
         if preset == "intracortical" and self.source.mode == "raw":
             # a DATA payload holds at most 16 KB: fewer samples per frame for many electrodes
             spf_default = max(1, min(INTRACORTICAL_RAW_FRAMING[0], 8000 // info.n_channels))
@@ -139,6 +140,11 @@ class Streamer:
         if self._ready:  # the prepared frame is part of the time that passed
             self._ready = False
             n_samples -= self.spf
+        if self._prefetch:  # the model runs in its thread: let whole frames pass
+            for _ in range(-(-max(n_samples, 0) // self.spf)):
+                self._read_frame()
+            self.position += max(n_samples, 0)
+            return
         buf = np.empty((min(max(n_samples, 1), 4096), len(self.info.channel_names)))
         left = n_samples
         while left > 0:
@@ -147,10 +153,25 @@ class Streamer:
             left -= k
         self.position += max(n_samples, 0)
 
+    def _read_frame(self) -> None:
+        """The next frame's samples into ``_x``/``_labels``. The intracortical implant's
+        model (30.7 M samples/s and the binning) runs in a producer thread of its own, so
+        the simulator's thread stays free to answer the host."""
+        if not self._prefetch:
+            self.source.read_into(self._x, self._labels)
+            return
+        if self.source._producer is None:
+            self.source.start_prefetch(self.spf, depth=16)
+        block = self.source.read(self.spf)
+        if block is None:
+            raise RuntimeError("the intracortical model ended")
+        self._x[...] = block.data
+        self._labels[...] = block.labels
+
     def prepare(self) -> None:
         """Generate the next frame ahead of its due time (so sending it costs no compute)."""
         if not self._ready:
-            self.source.read_into(self._x, self._labels)
+            self._read_frame()
             self._inject(self._x)
             self.position += self.spf
             quantise(self._x, self.uv_per_lsb, self._q)

@@ -506,7 +506,7 @@ class IntracorticalSynthRef:
             off = _hash64_ref(key, first + i, 0x5EED) % span
             v = s._noise[off:off + C].astype(np.float64) * s._noise_sd + s._cm_gain * cm[i]
             for k in range(comp.shape[1]):
-                v = v + s._lfp_w[:, k] * comp[i, k]
+                v = v + s._lfp_w[k] * comp[i, k]
             out[i] = v
         if s.spikes:
             w = s._template.shape[0]

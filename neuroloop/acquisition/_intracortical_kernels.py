@@ -121,7 +121,7 @@ def synth_raw_block(first, out, counts, key, fs, tick, starts, lengths, x0, y0, 
         Standard-normal table; row ``t`` reads ``L - n_channels`` x hash-chosen offset.
     noise_sd : ndarray, shape (n_channels,)
         Background noise per electrode, uV rms.
-    lfp_w : ndarray, shape (n_channels, K); lfp_f, lfp_ph, lfp_mf, lfp_mph : (K,)
+    lfp_w : ndarray, shape (K, n_channels); lfp_f, lfp_ph, lfp_mf, lfp_mph : (K,)
         LFP: K amplitude-modulated oscillations mixed per electrode.
     cm_gain : ndarray, shape (n_channels,)
         How strongly each electrode picks up the common-mode artifact.
@@ -171,10 +171,12 @@ def synth_raw_block(first, out, counts, key, fs, tick, starts, lengths, x0, y0, 
         ci = comp[i]
         cm = ci[n_comp]
         for c in range(n_ch):
-            v = nz[c] * noise_sd[c] + cm_gain[c] * cm
-            for k in range(n_comp):
-                v += lfp_w[c, k] * ci[k]
-            row[c] = v
+            row[c] = nz[c] * noise_sd[c] + cm_gain[c] * cm
+        for k in range(n_comp):  # component-major weights: each pass vectorises
+            wk = lfp_w[k]
+            ck = ci[k]
+            for c in range(n_ch):
+                row[c] += wk[c] * ck
     # spikes: Bernoulli per unit and tick at the cosine-tuned rate, anywhere in the tick
     if spikes_on:
         w = template.shape[0]

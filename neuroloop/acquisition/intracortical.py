@@ -326,8 +326,8 @@ class IntracorticalSource(BaseSource):
         self._lfp_ph = rng.uniform(0.0, 2.0 * math.pi, 4)
         self._lfp_mf = np.array([0.11, 0.23, 0.37, 0.53])
         self._lfp_mph = rng.uniform(0.0, 2.0 * math.pi, 4)
-        self._lfp_w = np.ascontiguousarray(rng.normal(0.0, 1.0, (n, 4)) * [40.0, 25.0, 15.0,
-                                                                           10.0])
+        self._lfp_w = np.ascontiguousarray((rng.normal(0.0, 1.0, (n, 4))
+                                            * [40.0, 25.0, 15.0, 10.0]).T)  # (K, n)
         self._cm_gain = rng.uniform(0.9, 1.1, n)
         self._template = _template(fs)
         noise_rng = np.random.default_rng([self.patient, self.seed, self.segment, 0x401CE])
