@@ -53,6 +53,10 @@ class SourceConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: Feature kinds of ``[dsp] features``.
+DSP_FEATURES = ("log_power", "covariance")
+
+
 @dataclass(frozen=True)
 class DspConfig:
     """Streaming feature extraction: CAR, notch, band-pass bank, log power per hop.
@@ -69,6 +73,9 @@ class DspConfig:
     car: bool = True
     notch_hz: tuple[float, ...] = ()
     notch_q: float = 30.0
+    #: ``"log_power"`` (per band and channel) or ``"covariance"`` (per band, the packed
+    #: spatial covariance of the hop: the input of the riemann and csp-lda decoders)
+    features: str = "log_power"
     kind: str = "band-power"
     params: Mapping[str, Any] = field(default_factory=dict)
 
@@ -351,8 +358,10 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
             or len(set(intentions)) != len(intentions)):
         raise sc.fail("intentions", intentions,
                       f"must list 2 to {B.MAX_INTENTIONS} distinct state names, rest first")
-    if intentions[0] != "rest":
-        raise sc.fail("intentions", intentions, "must start with \"rest\"")
+    if "rest" in intentions and intentions[0] != "rest":
+        raise sc.fail("intentions", intentions, "must list \"rest\" first (or have no rest "
+                      "state at all, e.g. [\"left\", \"right\"])")
+    movements = [s for s in intentions if s != "rest"]  # the states that may have a program
     sc.check_unknown()
 
     so = _Section(table.get("source", {}), "source", label)
@@ -404,9 +413,9 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
     for i, p in enumerate(progs_raw):
         ps = _Section(p, f"stimulation.programs[{i}]", label)
         intention = ps.string("intention")
-        if intention not in intentions[1:]:
+        if intention not in movements:
             raise ps.fail("intention", intention,
-                          f"is not a movement intention; use one of {', '.join(intentions[1:])}")
+                          f"is not a movement intention; use one of {', '.join(movements)}")
         cath, an = ps.get("cathodes"), ps.get("anodes", {})
         for key, m in (("cathodes", cath), ("anodes", an)):
             if not isinstance(m, Mapping) or not all(
@@ -491,9 +500,12 @@ def _band_power_dsp(ds: _Section, rate: float, n_channels: int) -> DspConfig:
             raise ds.fail("notch_hz", notch_raw, f"has {f} Hz at or above Nyquist ({nyquist:g} "
                           "Hz); drop that harmonic")
     notch_q = ds.number("notch_q", 30.0, rng=B.NOTCH_Q, hint="e.g. 30")
+    features = ds.get("features", "log_power")
+    if features not in DSP_FEATURES:
+        raise ds.fail("features", features, f"must be one of {', '.join(DSP_FEATURES)}")
     ds.check_unknown()
-    return DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw),
-                     notch_q)
+    return DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q,
+                     features)
 
 
 #: Keys of ``[dsp]`` with ``kind = "spike-band"`` (validated by :mod:`neuroloop.dsp.spikes`).

@@ -33,6 +33,7 @@ __all__ = [
     "window_covariances_ref",
     "tangent_vector_ref",
     "csp_log_variance_ref",
+    "AdaptiveRef",
 ]
 
 
@@ -275,7 +276,7 @@ class StimMapperRef:
         req = self.request
         req.cycle = cycle
         state = int(intention.state)
-        if (not intention.valid or state <= 0 or state >= self._has.shape[0]
+        if (not intention.valid or state < 0 or state >= self._has.shape[0]
                 or not self._has[state]):
             req.set_off()
             return req
@@ -425,11 +426,12 @@ def window_covariances_ref(X: np.ndarray, n_channels: int, n_bands: int, window_
 
 
 def tangent_vector_ref(C: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``upper(logm(ref^-1/2 C ref^-1/2))`` with sqrt(2) off-diagonal weights, by SciPy."""
-    import scipy.linalg
-
-    r = scipy.linalg.fractional_matrix_power(ref, -0.5).real
-    S = scipy.linalg.logm(r @ C @ r).real
+    """``upper(logm(ref^-1/2 C ref^-1/2))`` with sqrt(2) off-diagonal weights (NumPy: the
+    inverse square root and the log through ``numpy.linalg.eigh``)."""
+    w, V = np.linalg.eigh(ref)
+    r = (V / np.sqrt(w)) @ V.T
+    w, V = np.linalg.eigh(r @ C @ r)
+    S = (V * np.log(w)) @ V.T
     n = C.shape[0]
     iu = np.triu_indices(n)
     w = np.where(iu[0] == iu[1], 1.0, np.sqrt(2.0))
@@ -524,3 +526,37 @@ class IntracorticalSynthRef:
                         out[q - first, c] += s._amp[c] * s._template[q - s0]
         counts = np.clip(np.rint(out / s.gain_uv), -32768, 32767)
         return counts * s.gain_uv, counts.astype(np.int16)
+class AdaptiveRef:
+    """The ``adaptive`` decoder in NumPy: standardise, ``softmax(beta W'[z, 1])`` scores,
+    :class:`GatedDecisionRef`, then an RLS update with forgetting towards the raw state when
+    its probability reaches ``adapt_confidence``; a violated bound makes every later hop
+    invalid."""
+
+    def __init__(self, W0: np.ndarray, mean: np.ndarray, scale: np.ndarray, beta: float,
+                 priors: np.ndarray, P0: np.ndarray, forgetting: float, adapt_confidence: float,
+                 max_drift: float, max_trace: float, gate: GatedDecisionRef) -> None:
+        self.W0, self.mean, self.scale, self.beta = W0, mean, scale, beta
+        self.priors, self.gate = np.asarray(priors), gate
+        self.lam, self.conf = forgetting, adapt_confidence
+        self.max_drift, self.max_trace = max_drift * np.linalg.norm(W0), max_trace
+        self.W = W0.copy()
+        self.P = P0.copy()
+        self.diverged = False
+
+    def step(self, x: np.ndarray) -> tuple[int, int, np.ndarray, bool]:
+        if self.diverged or not np.all(np.isfinite(x)):
+            return self.gate.step(None)
+        phi = np.append((x - self.mean) / self.scale, 1.0)
+        scores = self.W.T @ phi
+        state, raw, p, valid = self.gate.step(self.beta * scores - np.log(self.priors))
+        if valid and p[state] >= self.conf and self.conf < 1:
+            Pphi = self.P @ phi
+            k = Pphi / (self.lam + phi @ Pphi)
+            t = np.eye(self.W.shape[1])[raw]
+            self.W = self.W + np.outer(k, t - scores)
+            self.P = (self.P - np.outer(k, Pphi)) / self.lam
+            if (not np.all(np.isfinite(self.W)) or not np.all(np.isfinite(np.diag(self.P)))
+                    or np.linalg.norm(self.W - self.W0) > self.max_drift
+                    or np.trace(self.P) > self.max_trace):
+                self.diverged = True
+        return state, raw, p, valid

@@ -49,7 +49,7 @@ def test_unknown_scenario_names_the_choices() -> None:
         (lambda t: t["stimulation"]["programs"][0].__setitem__("intention", "fly"),
          r"intention = 'fly' is not a movement intention"),
         (lambda t: t["scenario"].__setitem__("intentions", ["walk", "rest"]),
-         r"must start with \"rest\""),
+         r"must list \"rest\" first"),
         (lambda t: t["runtime"].__setitem__("deadline_ms", 0), r"runtime.deadline_ms = 0 is too small; use a value in \[0.05, 10000\] ms"),
         (lambda t: t["dsp"].__setitem__("notch_hz", [50.0, 300.0]), r"at or above Nyquist"),
     ],

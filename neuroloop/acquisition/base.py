@@ -156,10 +156,13 @@ class BaseSource:
         buffers have grown to the largest block). Nothing changes when the source has no
         intention names or has exactly ``names``.
 
+        A scenario without a rest state (e.g. left/right only) gets the source's rest samples
+        unlabelled.
+
         Raises
         ------
         ConfigError
-            When the source labels a state that is not in ``names``.
+            When the source labels a state that is not in ``names`` (other than rest).
         """
         names = tuple(names)
         own = tuple(self.info.intention_names)
@@ -167,14 +170,14 @@ class BaseSource:
         if not own or own == names:
             return
         for name in own:
-            if name not in names:
+            if name not in names and not (name == "rest" and "rest" not in names):
                 raise ConfigError(
                     f"{self.scheme or type(self).__name__} source labels intention {name!r}, "
                     f"which is not a state of scenario {scenario or '?'} ({', '.join(names)}); "
                     "use a source whose intention names are the scenario's")
         lut = np.full(256, NO_LABEL, dtype=np.int8)
-        for i, name in enumerate(own):
-            lut[i] = names.index(name)
+        for i, name in enumerate(own):  # rest of a scenario without rest: unlabelled
+            lut[i] = names.index(name) if name in names else NO_LABEL
         self._label_lut = lut
         self._map_idx = np.zeros(0, dtype=np.intp)
         self._map_out = np.zeros(0, dtype=np.int8)

@@ -510,7 +510,7 @@ def _cmd_limits(args: argparse.Namespace) -> int:
 #: ``register(sub)``, which adds its sub-parser(s) (``parser_class`` is the one-line-error
 #: parser), and ``COMMANDS``, a dict of command name -> ``fn(args) -> exit code``. Heavy imports
 #: stay inside the command functions, so ``neuroloop --help`` stays fast.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("evaluate", "compare")
 
 
 def _command_modules() -> list[Any]:

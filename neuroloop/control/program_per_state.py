@@ -1,6 +1,7 @@
 """``program-per-state``: each decoded intention drives its own program (BSI, EEG BCI).
 
-Rest (state 0), an invalid decoder output, or a state without a program give an "off"
+Rest (state 0 when a scenario has one; rest has no program), an invalid decoder output, or a
+state without a program give an "off"
 request. A movement state gives its program's contact currents with the program amplitude
 scaled by decoder confidence: the program's ``amplitude_min_ma`` at ``confidence_threshold``
 (and below), its ``amplitude_max_ma`` at confidence 1; a non-finite confidence gives zero.
@@ -69,7 +70,7 @@ class ProgramPerStatePolicy(ControlPolicy):
 
     def step(self, output: DecoderOutput, now_ns: int, cycle: int) -> StimCommand:
         state = int(output.state)
-        if not output.valid or state <= 0 or state >= self._n or not self._has[state]:
+        if not output.valid or state < 0 or state >= self._n or not self._has[state]:
             return self._set_off(cycle)
         amp = self.program_amplitude_ma(state, float(output.confidence))
         return self._set_program(state, amp, cycle)

@@ -96,6 +96,7 @@ class CovarianceClassifier(ClassifierDecoder):
     """
 
     sequential = True
+    features = "covariance"
 
     def __init__(self, n_bands: int = 1, window_hops: int = 10, shrinkage: float = 0.05,
                  **gate: Any) -> None:

@@ -228,7 +228,7 @@ def make_decoder(name: str, **params: Any) -> BaseDecoder:
 
 
 def _import_builtin() -> None:
-    from . import csp, kalman, lda, riemann  # noqa: F401  (each registers itself)
+    from . import adaptive, csp, kalman, lda, riemann  # noqa: F401  (each registers itself)
 
 
 class BaseDecoder:
@@ -251,6 +251,9 @@ class BaseDecoder:
     #: True when ``fit``'s ``y`` is continuous targets, shape (n_hops, n_outputs), float
     #: (e.g. velocities), rather than integer state labels.
     continuous_targets: ClassVar[bool] = False
+    #: The feature kind the decoder reads (``[dsp] features``): ``"log_power"`` or
+    #: ``"covariance"``; offline evaluation computes it for the decoder.
+    features: ClassVar[str] = "log_power"
 
     @classmethod
     def example_data(cls, n_hops: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

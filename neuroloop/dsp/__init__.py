@@ -7,6 +7,7 @@ preallocated arrays. Signals are laid out samples x channels, C-contiguous float
 
 from __future__ import annotations
 
+from .covariance import CovariancePipeline
 from .features import LOG_POWER_EPS, FeaturePipeline
 from .filters import (
     CommonAverageReference,
@@ -20,6 +21,7 @@ from .filters import (
 )
 
 __all__ = [
+    "CovariancePipeline",
     "FeaturePipeline",
     "LOG_POWER_EPS",
     "CommonAverageReference",

@@ -125,7 +125,8 @@ class CycleCollector(LoopListener):
 
 def _replay(directory: str | Path, *, decoder_path: str | None, config_path: str | None,
             listeners: list[LoopListener],
-            progress: Callable[[str], None] | None) -> tuple[Any, dict[str, Any]]:
+            progress: Callable[[str], None] | None,
+            scenario: Any = None) -> tuple[Any, dict[str, Any]]:
     """Run the current pipeline over a recording; returns ``(recording, summary)``.
 
     Memory does not grow with the recording: samples and recorded cycles are read through
@@ -141,7 +142,9 @@ def _replay(directory: str | Path, *, decoder_path: str | None, config_path: str
     meta_file = f"{Path(directory) / 'meta.json'}"
     recorded = _recorded_options(meta, meta_file)
     _check_armed(recording, recorded["armed_ns"], meta_file)
-    if config_path:
+    if scenario is not None:  # a scenario object (compare: another decoder / features)
+        pass
+    elif config_path:
         scenario = load_scenario(Path(config_path))
     else:
         if not isinstance(meta.get("config"), dict):
@@ -177,10 +180,11 @@ def _replay(directory: str | Path, *, decoder_path: str | None, config_path: str
 
 def replay_cycles(directory: str | Path, *, decoder_path: str | None = None,
                   config_path: str | None = None,
-                  progress: Callable[[str], None] | None = None
-                  ) -> tuple[Any, np.ndarray, dict[str, Any]]:
-    """Replay ``directory`` keeping every replayed cycle in memory (for tests and
-    notebooks; the command line uses a constant-memory checker instead).
+                  progress: Callable[[str], None] | None = None,
+                  scenario: Any = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """Replay ``directory`` keeping every replayed cycle in memory (for tests, notebooks and
+    ``neuroloop compare``; the replay command uses a constant-memory checker instead).
+    ``scenario`` (a :class:`~neuroloop.config.Scenario`) replaces the recorded one.
 
     Returns ``(recording, replayed cycles, summary)``.
     """
@@ -190,7 +194,7 @@ def replay_cycles(directory: str | Path, *, decoder_path: str | None = None,
     collector = CycleCollector(recording.cycle_dtype, max(1, recording.n_cycles))
     recording, summary = _replay(directory, decoder_path=decoder_path,
                                  config_path=config_path, listeners=[collector],
-                                 progress=progress)
+                                 progress=progress, scenario=scenario)
     return recording, collector.collected, summary
 
 

@@ -62,16 +62,19 @@ class RunOptions:
 
 
 def build_pipeline(scenario: Scenario) -> Any:
-    """The scenario's :class:`~neuroloop.dsp.FeaturePipeline` (or, for ``[dsp] kind =
+    """The scenario's :class:`~neuroloop.dsp.FeaturePipeline` (or, with ``dsp.features =
+    "covariance"``, its :class:`~neuroloop.dsp.CovariancePipeline`; for ``[dsp] kind =
     "spike-band"``, :func:`neuroloop.dsp.spikes.spike_pipeline`)."""
-    from ..dsp import FeaturePipeline
+    from ..dsp import CovariancePipeline, FeaturePipeline
 
     d = scenario.dsp
     if d.kind == "spike-band":
         from ..dsp.spikes import spike_pipeline
 
         return spike_pipeline(d.params)
-    return FeaturePipeline(
+    kind = CovariancePipeline if d.features == "covariance" \
+        else FeaturePipeline
+    return kind(
         n_channels=scenario.source.n_channels,
         sampling_rate_hz=scenario.source.sampling_rate_hz,
         hop_samples=d.hop_samples,
@@ -127,12 +130,15 @@ def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
 
 def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = None,
                      duration_s: float | None = None, seed: int | None = None,
-                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     progress: Progress | None = None,
+                     keep_all: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Features and per-hop labels of a calibration segment.
 
     The segment comes from ``url`` (default: the scenario's source with the decoder's
     ``calibration_seed``, so calibration data and closed-loop data differ). Hops whose
-    labels are not constant (a transition inside the hop) or unknown are left out.
+    labels are not constant (a transition inside the hop) or unknown are left out, or, with
+    ``keep_all`` (for sequential decoders, which need every hop in time order), kept with
+    label -1.
 
     Returns
     -------
@@ -179,6 +185,8 @@ def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = Non
     if not keep.any():
         raise ConfigError(f"calibration source {url} has no labelled samples; a decoder "
                           "needs labelled calibration data (synthetic, or EDF with labels=)")
+    if keep_all:
+        return X, np.where(keep, lab[:, 0], -1).astype(np.int64)
     return X[keep], lab[keep, 0].astype(np.int64)
 
 
@@ -189,10 +197,14 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
     if _continuous_targets(scenario):
         return _train_on_kinematics(scenario, pipeline, url=url, duration_s=duration_s,
                                     seed=seed, progress=progress)
+    from ..decoders.base import _decoder_class
+
+    cls = _decoder_class(scenario.decoder.kind)
+    sequential = bool(getattr(cls, "sequential", False))
     X, y = calibration_data(scenario, pipeline, url=url, duration_s=duration_s, seed=seed,
-                            progress=progress)
+                            progress=progress, keep_all=sequential)
     n_states = len(scenario.intention_names)
-    missing = sorted(set(range(n_states)) - set(np.unique(y).tolist()))
+    missing = sorted(set(range(n_states)) - set(np.unique(y[y >= 0]).tolist()))
     if missing:
         names = ", ".join(scenario.intention_names[i] for i in missing)
         raise ConfigError(f"calibration data has no hops of {names}; lengthen "
@@ -205,7 +217,8 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
         raise ConfigError(f"decoder {scenario.decoder.kind!r}: bad parameter ({exc}); "
                           "check the [decoder] section") from None
     decoder.fit(X, y, state_names=scenario.intention_names)
-    train_acc = float(np.mean(np.argmax(decoder.predict_proba(X), axis=1) == y))
+    lab = y >= 0
+    train_acc = float(np.mean(np.argmax(decoder.predict_proba(X), axis=1)[lab] == y[lab]))
     return decoder, {"hops": int(X.shape[0]), "train_accuracy": round(train_acc, 4)}
 
 

@@ -112,7 +112,8 @@ class ProgramSet:
     ----------
     array : ElectrodeArray
     intention_names : tuple of str
-        Intention states; index 0 is rest and never has a program.
+        Intention states; index 0 is rest and never has a program (a scenario without a
+        rest state, e.g. left/right only, has programs for every state).
     programs : tuple of StimProgram
     """
 
@@ -124,8 +125,9 @@ class ProgramSet:
         ids = [p.program_id for p in self.programs]
         if len(set(ids)) != len(ids):
             raise ValueError("two programs serve the same intention")
+        first = 1 if self.intention_names[0] == "rest" else 0  # rest never has a program
         for p in self.programs:
-            if not 0 < p.program_id < len(self.intention_names):
+            if not first <= p.program_id < len(self.intention_names):
                 raise ValueError(f"program {p.name!r} has no intention (id {p.program_id})")
 
     def __iter__(self) -> Iterator[StimProgram]:
