@@ -145,7 +145,9 @@ class TaskTable:
     def end(self) -> int:
         return self._end
 
-    def arrays(self) -> tuple[np.ndarray, ...]:
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                              np.ndarray]:
+        """``starts, lengths, x0, y0, x1, y1`` (the kernels' segment table)."""
         return self.starts, self.lengths, self.x0, self.y0, self.x1, self.y1
 
 

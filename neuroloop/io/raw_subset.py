@@ -60,8 +60,8 @@ class RawChannelSubset(LoopListener):
         Largest block expected (buffer size; a larger one is taken in pieces).
     """
 
-    def __init__(self, inner: LoopListener, channels: Sequence[int], max_block: int = 4096
-                 ) -> None:
+    def __init__(self, inner: LoopListener, channels: Sequence[int] | np.ndarray,
+                 max_block: int = 4096) -> None:
         self.inner = inner
         self.index = np.asarray(channels, dtype=np.intp)
         self._buf = np.zeros((max_block, self.index.shape[0]))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reference import FilterBankLogPowerRef, SosfiltStream, SpikeBandRef, car_ref
 
 from neuroloop.dsp import FeaturePipeline
 from neuroloop.dsp import _kernels as bp_kernels
 from neuroloop.dsp.spikes import BinnedFeatures, SpikeBandFeatures, bin_samples_for
 from neuroloop.errors import ConfigError
-from reference import FilterBankLogPowerRef, SosfiltStream, SpikeBandRef, car_ref
 
 
 def _spiky(rng: np.random.Generator, n: int, c: int) -> np.ndarray:
