@@ -565,8 +565,11 @@ class IntracorticalSource(BaseSource):
 
     @property
     def exhausted(self) -> bool:
+        """True when a finite stream (``duration_s``) has been read to its end."""
+        if self._producer is not None:
+            return self._producer.ended
         return self._total_raw is not None and \
-            self._next_raw + self._row_samples > self._total_raw and self._producer is None
+            self._next_raw + self._row_samples > self._total_raw
 
     def _close(self) -> None:
         if self._producer is not None:

@@ -98,6 +98,9 @@ class SpikeBandFeatures:
     """
 
     SHADOW_STATE: tuple[str, ...] = ("_spk_z", "_sbp_z", "_thr", "_prev", "_sumsq", "_cal")
+    #: No shadow cycle (:mod:`neuroloop.runtime.shadow`) before each bin: a 1024 x 600 bin is
+    #: 4.9 MB, more than the caches it would warm, and the shadow would double the work.
+    SHADOW_CYCLE = False
 
     def __init__(self, n_channels: int, sampling_rate_hz: float, bin_samples: int, *,
                  car: bool = True, spike_band_hz: Sequence[float] = SPIKE_BAND_HZ,

@@ -116,3 +116,18 @@ def test_bad_options_are_one_line(url: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match) as err:
         open_source(url)
     assert "\n" not in str(err.value)
+
+
+def test_finite_stream_ends_with_and_without_prefetch() -> None:
+    for prefetch in (False, True):
+        src = _src(duration_s=0.05)  # 1500 samples
+        if prefetch:
+            src.start_prefetch(600)
+        got = 0
+        while True:
+            block = src.read(600)
+            if block is None:
+                break
+            got += block.n_samples
+        assert got == 1500 and src.exhausted
+        src.close()
