@@ -177,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.preset == "intracortical":
         ic = {"mode": args.mode, "n_channels": args.electrodes, "bin_ms": args.bin_ms,
               "threshold_multiplier": args.threshold_multiplier}
-        if args.electrodes >= 1 and args.bin_ms > 0:  # the source names other bad values
+        if args.electrodes >= 1 and args.bin_ms >= 1000.0 / 30000.0:  # else the source says
             # the link must carry the stream (with headroom), or the device falls behind:
             # checked before the 30 kHz model is built
             binned = args.mode == "binned"
