@@ -353,6 +353,11 @@ def _format_summary(s: dict[str, Any]) -> str:
     ]
     if s.get("calibration"):
         lines.append(f"calibration         {s['calibration']}")
+    vel = s.get("velocity")
+    if vel:  # a continuous decoder scored against the true velocity (intracortical)
+        lines.append(f"decoded velocity    corr x {vel.get('corr_x')}  y {vel.get('corr_y')}  "
+                     f"rmse x {vel.get('rmse_x_m_per_s')}  y {vel.get('rmse_y_m_per_s')} m/s "
+                     f"over {vel.get('cycles_scored')} cycles")
     if s.get("stall_cycles") or s.get("samples_lost"):
         lines.append(f"source              stalls {s['stall_cycles']}  samples lost "
                      f"{s['samples_lost']}")
