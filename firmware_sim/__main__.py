@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .streamer import patient_presets
 
     p.add_argument("--preset", choices=patient_presets(), default="bsi")
+    p.add_argument("--mode", choices=("binned", "raw"), default="binned",
+                   help="intracortical: send bins computed on the chip (default) or raw samples")
+    p.add_argument("--electrodes", type=int, default=1024,
+                   help="intracortical: electrode count (default 1024)")
+    p.add_argument("--bin-ms", type=float, default=20.0,
+                   help="intracortical binned: bin length in ms (default 20)")
+    p.add_argument("--threshold-multiplier", type=float, default=-4.5,
+                   help="intracortical binned: threshold in RMS units (default -4.5)")
     p.add_argument("--array", metavar="NAME", default=None,
                    help="electrode array the output stage drives, from the catalogue "
                         "(default: the preset's, paddle-5-6-5 for bsi and eeg-bci, dbs-3389 "
@@ -187,11 +195,27 @@ def _run(args: argparse.Namespace) -> int:
     limits = load_limits_file(args.limits) if args.limits else _preset_limits(args.preset)
     stuck, stuck_at = args.stuck_channel or (None, 0.0)
     open_c, open_at = args.open_contact or (None, 0.0)
+    from neuroloop.link.capacity import check_link, transport_for
+
+    ic = None
+    if args.preset == "intracortical":
+        ic = {"mode": args.mode, "n_channels": args.electrodes, "bin_ms": args.bin_ms,
+              "threshold_multiplier": args.threshold_multiplier}
+        if args.electrodes >= 1 and args.bin_ms >= 1000.0 / 30000.0:  # else the source says
+            # the link must carry the stream (with headroom), or the device falls behind:
+            # checked before the 30 kHz model is built
+            binned = args.mode == "binned"
+            check_link(2 * args.electrodes if binned else args.electrodes,
+                       1000.0 / args.bin_ms if binned else 30000.0,
+                       1 if binned else max(1, min(30, 8000 // args.electrodes)),
+                       transport_for(args.listen or "pty", args.baud),
+                       key="--preset intracortical", what=f"the {args.mode} stream",
+                       binned_hint="" if binned else "use --mode binned (bins on the chip)")
     try:
         streamer = Streamer(args.preset, args.seed, samples_per_frame=args.samples_per_frame,
                             stuck_channel=stuck, stuck_after_s=stuck_at,
                             noise_bursts_per_s=args.noise_bursts, fault_seed=args.seed,
-                            snr=args.snr)
+                            snr=args.snr, intracortical=ic)
         faults = FaultConfig(drop_frames=args.drop_frames, corrupt_bytes=args.corrupt_bytes,
                              latency_ms=args.latency_ms, stuck_channel=stuck,
                              stuck_after_s=stuck_at, noise_bursts_per_s=args.noise_bursts,
@@ -209,6 +233,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     listen = _parse_listen(args.listen) if args.listen else None
+    info = streamer.info  # every preset's stream must fit the link
+    check_link(len(info.channel_names), info.sampling_rate_hz, info.samples_per_frame,
+               transport_for(args.listen or "pty", args.baud), key=f"--preset {args.preset}")
     keys = _keys(args.key_file)  # after every other check: bad input creates no file
     if listen is not None:
         host, port = listen

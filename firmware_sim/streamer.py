@@ -29,7 +29,11 @@ __all__ = ["Streamer", "PRESET_FRAMING", "PATIENTS", "patient_presets", "quantis
 #: (the EEG rail is 1000 uV); 0.01 uV/LSB covers +/-327 uV for the STN LFP (adbs: beta of a
 #: few uV and a stimulation artifact of tens of uV).
 PRESET_FRAMING: dict[str, tuple[int, float]] = {"bsi": (59, 0.25), "eeg-bci": (25, 0.05),
-                                                 "adbs": (25, 0.01)}
+                                                 "adbs": (25, 0.01), "intracortical": (1, 1.0)}
+#: The intracortical implant in binned mode streams one bin per frame, its values already
+#: integers (crossings, spike-band power in ADC counts): one count per LSB. In raw mode it
+#: streams int16 counts at the headstage gain, 30 samples (1 ms at 30 kHz) per frame.
+INTRACORTICAL_RAW_FRAMING = (30, 0.195)
 
 #: Patient models other than the :class:`SyntheticSource` presets: preset -> ``module:Class``
 #: of a :class:`~neuroloop.acquisition.base.BaseSource` built as ``Class(seed=..., **opts)``
@@ -40,7 +44,7 @@ PATIENTS: dict[str, str] = {"adbs": "neuroloop.acquisition.lfp_patient:LfpPatien
 
 def patient_presets() -> tuple[str, ...]:
     """Every preset the simulator can stream."""
-    return ("bsi", "eeg-bci", *PATIENTS)
+    return ("bsi", "eeg-bci", "intracortical", *PATIENTS)
 
 
 def _patient(preset: str, seed: int, options: dict[str, Any]) -> Any:
@@ -99,13 +103,27 @@ class Streamer:
     def __init__(self, preset: str = "bsi", seed: int = 1, *, samples_per_frame: int | None = None,
                  uv_per_lsb: float | None = None, stuck_channel: int | None = None,
                  stuck_after_s: float = 0.0, noise_bursts_per_s: float = 0.0,
-                 fault_seed: int = 0, **source_options: Unpack[SourceOptions]) -> None:
-        self.source = _patient(preset, seed, dict(source_options))
+                 fault_seed: int = 0, intracortical: dict | None = None,
+                 **source_options: Unpack[SourceOptions]) -> None:
+        self.source: Any
+        if preset == "intracortical":  # the N1-scale implant: bins on the chip, or raw
+            from neuroloop.acquisition.intracortical import IntracorticalSource
+
+            ic = dict(intracortical or {})
+            self.source = IntracorticalSource(ic.pop("mode", "binned"), seed=seed,
+                                              snr=source_options.get("snr", 1.0), **ic)
+        else:
+            self.source = _patient(preset, seed, dict(source_options))
         self.source.open()
         self.reacts = bool(getattr(self.source, "reacts_to_stimulation", False))
         info = self.source.info
         spf_default, scale_default = PRESET_FRAMING.get(preset, (max(1, round(info.sampling_rate_hz
                                                                                / 10)), 0.25))
+        self._prefetch = preset == "intracortical"
+        if preset == "intracortical" and self.source.mode == "raw":
+            # a DATA payload holds at most 16 KB: fewer samples per frame for many electrodes
+            spf_default = max(1, min(INTRACORTICAL_RAW_FRAMING[0], 8000 // info.n_channels))
+            scale_default = self.source.gain_uv
         self.spf = int(samples_per_frame or spf_default)
         if not 1 <= self.spf <= 120:
             raise ValueError(f"samples_per_frame must be 1..120, got {self.spf}")
@@ -144,6 +162,11 @@ class Streamer:
         if self._ready:  # the prepared frame is part of the time that passed
             self._ready = False
             n_samples -= self.spf
+        if self._prefetch:  # the model runs in its thread: let whole frames pass
+            for _ in range(-(-max(n_samples, 0) // self.spf)):
+                self._read_frame()
+            self.position += max(n_samples, 0)
+            return
         buf = np.empty((min(max(n_samples, 1), 4096), len(self.info.channel_names)))
         left = n_samples
         while left > 0:
@@ -161,10 +184,25 @@ class Streamer:
             self.source.stimulation_applied(output.amplitude_ma, float(output.frequency_hz),
                                             float(output.pulse_width_us), self.position)
 
+    def _read_frame(self) -> None:
+        """The next frame's samples into ``_x``/``_labels``. The intracortical implant's
+        model (30.7 M samples/s and the binning) runs in a producer thread of its own, so
+        the simulator's thread stays free to answer the host."""
+        if not self._prefetch:
+            self.source.read_into(self._x, self._labels)
+            return
+        if self.source._producer is None:
+            self.source.start_prefetch(self.spf, depth=16)
+        block = self.source.read(self.spf)
+        if block is None:
+            raise RuntimeError("the intracortical model ended")
+        self._x[...] = block.data
+        self._labels[...] = block.labels
+
     def prepare(self) -> None:
         """Generate the next frame ahead of its due time (so sending it costs no compute)."""
         if not self._ready:
-            self.source.read_into(self._x, self._labels)
+            self._read_frame()
             self._inject(self._x)
             self.position += self.spf
             quantise(self._x, self.uv_per_lsb, self._q)

@@ -457,9 +457,230 @@ def bench_adbs(n_hops: int = 5000, warmup_hops: int = 200,
     return res
 
 
+# ------------------------------------------------------------------------- intracortical
+class _ScipySpikeBand:
+    """CAR, ``sosfilt`` (``zi`` carried) of the spike band and of the spike-band-power band,
+    thresholds at ``multiplier x RMS`` over the first bins, crossings by NumPy comparison."""
+
+    def __init__(self, spike_sos: np.ndarray, sbp_sos: np.ndarray, n_channels: int, car: bool,
+                 multiplier: float, calibration_bins: int) -> None:
+        self.spk, self.sbp = spike_sos, sbp_sos
+        self.zs = np.zeros((spike_sos.shape[0], 2, n_channels))
+        self.zb = np.zeros((sbp_sos.shape[0], 2, n_channels))
+        self.car, self.mult, self.cal_left = car, multiplier, calibration_bins
+        self.sumsq, self.n_cal = np.zeros(n_channels), 0
+        self.thr = np.full(n_channels, -np.inf)
+        self.prev = np.zeros(n_channels)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.car:
+            x = x - x.mean(axis=1, keepdims=True)
+        ys, self.zs = scipy.signal.sosfilt(self.spk, x, axis=0, zi=self.zs)
+        yb, self.zb = scipy.signal.sosfilt(self.sbp, x, axis=0, zi=self.zb)
+        prev = np.vstack([self.prev[None, :], ys[:-1]])
+        tx = np.count_nonzero((ys < self.thr) & (prev >= self.thr), axis=0).astype(float)
+        self.prev = ys[-1].copy()
+        if self.cal_left > 0:
+            self.sumsq += np.sum(ys * ys, axis=0)
+            self.n_cal += ys.shape[0]
+            self.cal_left -= 1
+            if self.cal_left == 0:
+                self.thr = self.mult * np.sqrt(self.sumsq / self.n_cal)
+        return np.concatenate([tx, np.mean(np.abs(yb), axis=0)])
+
+
+def _fit_kalman(n_features: int, seed: int = 5) -> Any:
+    """A steady-state ``kalman`` decoder fitted on random cosine-tuned features."""
+    from .decoders.kalman import KalmanDecoder
+
+    rng = np.random.default_rng(seed)
+    n = 600
+    v = np.zeros((n, 2))
+    for t in range(1, n):
+        v[t] = 0.95 * v[t - 1] + rng.normal(0.0, 0.02, 2)
+    X = 5.0 + v @ rng.normal(0.0, 20.0, (2, n_features)) + rng.normal(0.0, 1.0, (n, n_features))
+    return KalmanDecoder(steady_state=True).fit(X, v, state_names=("rest", "reach"))
+
+
+class _KalmanRef:
+    """The steady-state Kalman step in NumPy: ``s = A s; s += K (z - mu_z - H s)``."""
+
+    def __init__(self, dec: Any) -> None:
+        self.A, self.K, self.H = dec.A_, dec.K_, dec.H_
+        self.mu_z, self.mu_x = dec.mu_z_, dec.mu_x_
+        self.s = np.zeros(self.mu_x.shape[0])
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        sp = self.A @ self.s
+        self.s = sp + self.K @ (z - self.mu_z - self.H @ sp)
+        return self.mu_x + self.s
+
+
+class _IcFast(_Path):
+    def __init__(self, pipe: Any, dec: Any) -> None:
+        self.pipe, self.dec = pipe, dec
+        pipe.warmup()
+        dec.warmup()
+        self.output = np.zeros(pipe.n_features + 2)
+        self._feats = self.output[:0]
+        self._last: Any = None
+
+    def step(self, hop: np.ndarray) -> None:
+        self._feats = self.pipe.step(hop)
+        self._last = self.dec.step(self._feats)
+
+    def collect(self) -> np.ndarray:
+        n = self.pipe.n_features
+        self.output[:n] = self._feats
+        self.output[n:] = self._last.values[:2]
+        return self.output
+
+
+class _IcRef(_Path):
+    def __init__(self, features: Callable[[np.ndarray], np.ndarray], dec: Any) -> None:
+        self.features, self.kalman = features, _KalmanRef(dec)
+        self.output = np.zeros(0)
+
+    def step(self, hop: np.ndarray) -> None:
+        feats = self.features(hop)
+        self.output = np.concatenate([feats, self.kalman(feats)])
+
+
+def _spike_pair(n_channels: int) -> tuple[Any, Callable[[np.ndarray], np.ndarray]]:
+    from .dsp.spikes import SpikeBandFeatures
+
+    pipe = SpikeBandFeatures(n_channels, 30000.0, 600)
+    ref = _ScipySpikeBand(pipe.spike_sos, pipe.sbp_sos, n_channels, True, pipe.multiplier,
+                          pipe.calibration_bins)
+    return pipe, ref
+
+
+def bench_intracortical_raw(n_hops: int = 300, warmup_hops: int = 60,
+                            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """1024 ch x 30 kHz, 20 ms bins: CAR, spike band, crossings, spike-band power, steady-state
+    Kalman velocity (2048 -> 2), against SciPy ``sosfilt`` + NumPy. At most 500 bins (the
+    reference costs tens of ms a bin); warm-up covers the 1 s threshold calibration."""
+    n_hops, warmup_hops = min(n_hops, 500), max(warmup_hops, 55)
+    pipe, ref_feats = _spike_pair(1024)
+    dec = _fit_kalman(pipe.n_features)
+    res = compare_paths("intracortical-raw", _IcFast(pipe, dec), _IcRef(ref_feats, dec),
+                        hop_shape=(600, 1024), n_hops=n_hops, warmup_hops=warmup_hops,
+                        progress=progress)
+    res.update({"description": "1024 ch x 30 kHz, 20 ms bins: CAR, 250-5000 Hz crossings at "
+                               "-4.5 RMS, 300-1000 Hz spike-band power, steady-state Kalman "
+                               "2048 -> 2",
+                "n_channels": 1024, "sampling_rate_hz": 30000.0, "hop_samples": 600,
+                "n_features": pipe.n_features})
+    res["targets"] = {
+        "p99<=10000us": bool(res["neuroloop_us"]["p99"] <= 10000.0),
+        "speedup_median>=14": bool(res["speedup_median"] >= 14.0),
+        "max_rel_diff<=1e-6": bool(res["max_rel_diff"] <= 1e-6),
+    }
+    return res
+
+
+def bench_intracortical_binned(n_hops: int = 5000, warmup_hops: int = 200,
+                               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The host's share in binned mode: one bin of 2 x 1024 on-chip features in, steady-state
+    Kalman velocity out, against NumPy."""
+    from .dsp.spikes import BinnedFeatures
+
+    pipe = BinnedFeatures(2048)
+    dec = _fit_kalman(2048)
+    res = compare_paths("intracortical-binned", _IcFast(pipe, dec),
+                        _IcRef(lambda h: np.array(h[0]), dec), hop_shape=(1, 2048),
+                        n_hops=n_hops, warmup_hops=warmup_hops, scale=3.0, progress=progress)
+    res.update({"description": "binned: 2 x 1024 features per 20 ms bin from the implant, "
+                               "steady-state Kalman 2048 -> 2",
+                "n_channels": 2048, "sampling_rate_hz": 50.0, "hop_samples": 1,
+                "n_features": 2048})
+    res["targets"] = {"p99<=1000us": bool(res["neuroloop_us"]["p99"] <= 1000.0),
+                      "max_rel_diff<=1e-6": bool(res["max_rel_diff"] <= 1e-6)}
+    return res
+
+
+class _BandPowerFast(_Path):
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        pipe.warmup()
+        self.output = np.zeros(pipe.n_features)
+
+    def step(self, hop: np.ndarray) -> None:
+        self.output = self.pipe.step(hop)
+
+
+class _FnRef(_Path):
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.fn = fn
+        self.output = np.zeros(0)
+
+    def step(self, hop: np.ndarray) -> None:
+        self.output = self.fn(hop)
+
+
+#: Channel counts of ``neuroloop bench channel-sweep``.
+SWEEP_CHANNELS = (64, 256, 1024, 2048)
+
+
+def bench_channel_sweep(n_hops: int = 200, warmup_hops: int = 60,
+                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Per-hop cost against channel count for the spike-band kernel (600-sample bins at
+    30 kHz) and the bsi band-power kernel (59-sample hops at 586 Hz, 8 bands), each with its
+    SciPy reference: ``per_channel_ns`` and its ratio to 64 channels (linear scaling: 1.0),
+    and the speed-up over SciPy at each count. At most 300 measured hops per point."""
+    from .dsp import FeaturePipeline
+    from .dsp.features import LOG_POWER_EPS
+
+    n_hops, warmup_hops = min(n_hops, 300), max(warmup_hops, 55)
+    rows: list[dict[str, Any]] = []
+    for kernel in ("spike-band", "band-power"):
+        base = None
+        for n_ch in SWEEP_CHANNELS:
+            if kernel == "spike-band":
+                pipe, ref = _spike_pair(n_ch)
+                shape = (600, n_ch)
+                fast: _Path = _BandPowerFast(pipe)
+            else:
+                bp = FeaturePipeline(n_ch, 586.0, 59, BSI_BANDS_HZ, filter_order=4, car=False)
+                ref = _ScipyBandPower(bp.bank_sos, n_ch, LOG_POWER_EPS)
+                shape, fast = (59, n_ch), _BandPowerFast(bp)
+            r = compare_paths(f"{kernel}@{n_ch}", fast, _FnRef(ref), hop_shape=shape,
+                              n_hops=n_hops, warmup_hops=warmup_hops, progress=progress)
+            # the median of the fast path is the cost; per channel it should not grow
+            per_ch = r["neuroloop_us"]["p50"] * 1000.0 / n_ch
+            base = base or per_ch
+            rows.append({"kernel": kernel, "n_channels": n_ch,
+                         "p50_us": r["neuroloop_us"]["p50"], "p99_us": r["neuroloop_us"]["p99"],
+                         "per_channel_ns": per_ch, "per_channel_vs_64": per_ch / base,
+                         "reference_p50_us": r["reference_us"]["p50"],
+                         "speedup_median": r["speedup_median"],
+                         "max_rel_diff": r["max_rel_diff"]})
+    def at(kernel: str, n: int) -> dict[str, Any]:
+        return next(r for r in rows if r["kernel"] == kernel and r["n_channels"] == n)
+
+    targets = {}
+    if 1024 in SWEEP_CHANNELS:
+        targets = {
+            "spike-band per-ch 1024/64<=1.3": at("spike-band", 1024)["per_channel_vs_64"] <= 1.3,
+            "band-power per-ch 1024/64<=1.3": at("band-power", 1024)["per_channel_vs_64"] <= 1.3,
+            "spike-band speedup@1024>=14": at("spike-band", 1024)["speedup_median"] >= 14.0,
+            "band-power speedup@1024>=14": at("band-power", 1024)["speedup_median"] >= 14.0,
+        }
+    return {
+        "workload": "channel-sweep", "n_hops": n_hops, "warmup_hops": warmup_hops,
+        "description": "per-hop cost vs channels (64, 256, 1024, 2048): spike-band kernel "
+                       "(600-sample bins) and bsi band-power kernel (59-sample hops, 8 bands)",
+        "sweep": rows,
+        "targets": targets,
+    }
+
+
 register_workload("bsi-ecog", bench_bsi_ecog, takes_progress=True)
 register_workload("eeg", bench_eeg, takes_progress=True)
 register_workload("adbs", bench_adbs, takes_progress=True)
+register_workload("intracortical-raw", bench_intracortical_raw, takes_progress=True)
+register_workload("intracortical-binned", bench_intracortical_binned, takes_progress=True)
+register_workload("channel-sweep", bench_channel_sweep, takes_progress=True)
 # per-cycle cost the safety supervisor (issue target: p99 <= 20 us) and the session
 # recorder (p99 <= 50 us) add to the loop; imported only when they run
 register_workload("supervisor", "neuroloop.safety.bench:bench_supervisor")
@@ -582,6 +803,12 @@ def format_bench(result: dict[str, Any]) -> str:
             lines.append(f"{name:<12} (no latency figures)")
         if extras:
             lines.append(f"{'':<12} " + ", ".join(extras))
+        for row in r.get("sweep") or ():
+            lines.append(f"{'':<12} {row['kernel']:<10} {row['n_channels']:>5} ch  p50 "
+                         f"{_fmt(row['p50_us']):>8} us  {_fmt(row['per_channel_ns']):>7} ns/ch  "
+                         f"x{_fmt(row['per_channel_vs_64'], '.2f')} of 64-ch per channel  "
+                         f"SciPy {_fmt(row['reference_p50_us']):>9} us  "
+                         f"speed-up {_fmt(row['speedup_median'])}x")
         targets = r.get("targets") or {}
         if targets:
             lines.append(f"{'':<12} targets: " + ", ".join(

@@ -59,7 +59,13 @@ DSP_FEATURES = ("log_power", "covariance", "biomarker")
 
 @dataclass(frozen=True)
 class DspConfig:
-    """Streaming feature extraction: CAR, notch, band-pass bank, log power per hop."""
+    """Streaming feature extraction: CAR, notch, band-pass bank, log power per hop.
+
+    ``kind = "spike-band"`` (the intracortical scenario) instead bins threshold crossings and
+    spike-band power (:mod:`neuroloop.dsp.spikes`); its keys are in ``params`` (checked when
+    the pipeline is built) and ``hop_samples`` is one bin (``bin_ms``), or 1 when the implant
+    sends bins (``acquisition = "binned"``).
+    """
 
     hop_samples: int
     bands_hz: tuple[tuple[float, float], ...]
@@ -76,6 +82,8 @@ class DspConfig:
     biomarker_smoothing_s: float = 1.0
     #: Channels the biomarker averages (None: all).
     biomarker_channels: tuple[int, ...] | None = None
+    kind: str = "band-power"
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,18 @@ class Scenario:
 
     @property
     def hop_s(self) -> float:
-        return self.dsp.hop_samples / self.source.sampling_rate_hz
+        return self.dsp.hop_samples / self.stream_rate_hz
+
+    @property
+    def stream_rate_hz(self) -> float:
+        """Rate of the stream the loop reads: the source's, or the bin rate when the implant
+        sends bins (``[dsp] kind = "spike-band"``, ``acquisition = "binned"``)."""
+        return float(self.dsp.params.get("stream_rate_hz", self.source.sampling_rate_hz))
+
+    @property
+    def stream_channels(self) -> int:
+        """Channels of the stream the loop reads (2 per electrode for binned intracortical)."""
+        return int(self.dsp.params.get("stream_channels", self.source.n_channels))
 
 
 def scenario_names() -> list[str]:
@@ -366,66 +385,16 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
     source = SourceConfig(url, rate, n_channels, options)
 
     ds = _Section(table.get("dsp", {}), "dsp", label)
-    hop = ds.integer("hop_samples", rng=B.HOP_SAMPLES, hint="e.g. 100 ms of signal")
-    if hop / rate > B.HOP_MAX_S:
-        raise ds.fail("hop_samples", hop, f"is {hop / rate:g} s at {rate:g} Hz, longer than "
-                      f"the {B.HOP_MAX_S:g} s a control cycle may last; use at most "
-                      f"{int(B.HOP_MAX_S * rate)} (about 0.1 s of signal is usual)")
-    if hop * n_channels > B.HOP_MAX_VALUES:
-        raise ds.fail("hop_samples", hop, f"x source.n_channels = {n_channels} is {hop * n_channels} "
-                      f"values per cycle, more than {B.HOP_MAX_VALUES}; use at most "
-                      f"{B.HOP_MAX_VALUES // n_channels}")
-    nyquist = rate / 2.0
-    bands_raw = ds.get("bands_hz")
-    if not isinstance(bands_raw, list) or not 1 <= len(bands_raw) <= B.MAX_BANDS:
-        raise ds.fail("bands_hz", bands_raw, f"must be a list of 1 to {B.MAX_BANDS} [low, high] "
-                      "pairs in Hz, e.g. [[8, 12], [13, 30]]")
-    bands: list[tuple[float, float]] = []
-    for b in bands_raw:
-        if (not isinstance(b, list) or len(b) != 2
-                or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in b)):
-            raise ds.fail("bands_hz", b, "must be a [low, high] pair of numbers in Hz")
-        lo, hi = float(b[0]), float(b[1])
-        if not 0 < lo < hi:
-            raise ds.fail("bands_hz", b, "must satisfy 0 < low < high")
-        if hi >= nyquist:
-            raise ds.fail("bands_hz", b, f"reaches the Nyquist frequency ({nyquist:g} Hz of a "
-                          f"{rate:g} Hz signal); keep the upper edge below {nyquist:g} Hz")
-        bands.append((lo, hi))
-    order = ds.integer("filter_order", 4, rng=B.FILTER_ORDER, hint="e.g. 4")
-    car = ds.boolean("car", True)
-    notch_raw = ds.get("notch_hz", [])
-    if not isinstance(notch_raw, list) or len(notch_raw) > B.MAX_NOTCHES or not all(
-            isinstance(x, int | float) and not isinstance(x, bool) and 0 < x for x in notch_raw):
-        raise ds.fail("notch_hz", notch_raw, f"must be a list of at most {B.MAX_NOTCHES} "
-                      "positive frequencies in Hz, e.g. [50.0, 100.0]")
-    for f in notch_raw:
-        if f >= nyquist:
-            raise ds.fail("notch_hz", notch_raw, f"has {f} Hz at or above Nyquist ({nyquist:g} "
-                          "Hz); drop that harmonic")
-    notch_q = ds.number("notch_q", 30.0, rng=B.NOTCH_Q, hint="e.g. 30")
-    features = ds.get("features", "log_power")
-    if features not in DSP_FEATURES:
-        raise ds.fail("features", features, f"must be one of {', '.join(DSP_FEATURES)}")
-    smoothing = 1.0
-    bio_channels: tuple[int, ...] | None = None
-    if features == "biomarker":
-        if len(bands) != 1:
-            raise ds.fail("bands_hz", bands_raw, "must hold exactly one [low, high] band (the "
-                          "biomarker's, e.g. [[13, 30]]) with features = \"biomarker\"")
-        smoothing = ds.number("biomarker_smoothing_s", 1.0, lo=0.0, hi=600.0,
-                              hint="the biomarker's smoothing time constant, e.g. 0.5")
-        raw_ch = ds.get("biomarker_channels", None)
-        if raw_ch is not None:
-            if (not isinstance(raw_ch, list) or not raw_ch
-                    or not all(isinstance(c, int) and not isinstance(c, bool)
-                               and 0 <= c < n_channels for c in raw_ch)):
-                raise ds.fail("biomarker_channels", raw_ch, f"must list channel indices "
-                              f"0..{n_channels - 1}, e.g. [0, 1]")
-            bio_channels = tuple(raw_ch)
-    ds.check_unknown()
-    dsp = DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q,
-                    features, smoothing, bio_channels)
+    dsp_kind = ds.get("kind", "band-power")
+    if dsp_kind == "spike-band":
+        dsp = _spike_band_dsp(ds, rate, n_channels, label)
+        # the decoder is calibrated on features (2 per electrode per bin), not raw samples
+        rate, n_channels = rate / dsp.params["bin_samples"], 2 * n_channels
+    elif dsp_kind == "band-power":
+        dsp = _band_power_dsp(ds, rate, n_channels)
+    else:
+        raise ds.fail("kind", dsp_kind, "must be \"band-power\" (ECoG/EEG) or \"spike-band\" "
+                      "(intracortical)")
 
     de = _Section(table.get("decoder", {}), "decoder", label)
     kind = de.string("kind")
@@ -494,3 +463,127 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
     rt.check_unknown()
     return Scenario(name, description, tuple(intentions), source, dsp, decoder, stim,
                     dict(safety), runtime, path=label, raw=dict(table), control=control)
+
+
+def _band_power_dsp(ds: _Section, rate: float, n_channels: int) -> DspConfig:
+    """``[dsp]`` of the band-power pipeline (CAR, notch, filter bank, log power)."""
+    ds.get("kind", "band-power")
+    hop = ds.integer("hop_samples", rng=B.HOP_SAMPLES, hint="e.g. 100 ms of signal")
+    if hop / rate > B.HOP_MAX_S:
+        raise ds.fail("hop_samples", hop, f"is {hop / rate:g} s at {rate:g} Hz, longer than "
+                      f"the {B.HOP_MAX_S:g} s a control cycle may last; use at most "
+                      f"{int(B.HOP_MAX_S * rate)} (about 0.1 s of signal is usual)")
+    if hop * n_channels > B.HOP_MAX_VALUES:
+        raise ds.fail("hop_samples", hop, f"x source.n_channels = {n_channels} is {hop * n_channels} "
+                      f"values per cycle, more than {B.HOP_MAX_VALUES}; use at most "
+                      f"{B.HOP_MAX_VALUES // n_channels}")
+    nyquist = rate / 2.0
+    bands_raw = ds.get("bands_hz")
+    if not isinstance(bands_raw, list) or not 1 <= len(bands_raw) <= B.MAX_BANDS:
+        raise ds.fail("bands_hz", bands_raw, f"must be a list of 1 to {B.MAX_BANDS} [low, high] "
+                      "pairs in Hz, e.g. [[8, 12], [13, 30]]")
+    bands: list[tuple[float, float]] = []
+    for b in bands_raw:
+        if (not isinstance(b, list) or len(b) != 2
+                or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in b)):
+            raise ds.fail("bands_hz", b, "must be a [low, high] pair of numbers in Hz")
+        lo, hi = float(b[0]), float(b[1])
+        if not 0 < lo < hi:
+            raise ds.fail("bands_hz", b, "must satisfy 0 < low < high")
+        if hi >= nyquist:
+            raise ds.fail("bands_hz", b, f"reaches the Nyquist frequency ({nyquist:g} Hz of a "
+                          f"{rate:g} Hz signal); keep the upper edge below {nyquist:g} Hz")
+        bands.append((lo, hi))
+    order = ds.integer("filter_order", 4, rng=B.FILTER_ORDER, hint="e.g. 4")
+    car = ds.boolean("car", True)
+    notch_raw = ds.get("notch_hz", [])
+    if not isinstance(notch_raw, list) or len(notch_raw) > B.MAX_NOTCHES or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and 0 < x for x in notch_raw):
+        raise ds.fail("notch_hz", notch_raw, f"must be a list of at most {B.MAX_NOTCHES} "
+                      "positive frequencies in Hz, e.g. [50.0, 100.0]")
+    for f in notch_raw:
+        if f >= nyquist:
+            raise ds.fail("notch_hz", notch_raw, f"has {f} Hz at or above Nyquist ({nyquist:g} "
+                          "Hz); drop that harmonic")
+    notch_q = ds.number("notch_q", 30.0, rng=B.NOTCH_Q, hint="e.g. 30")
+    features = ds.get("features", "log_power")
+    if features not in DSP_FEATURES:
+        raise ds.fail("features", features, f"must be one of {', '.join(DSP_FEATURES)}")
+    smoothing = 1.0
+    bio_channels: tuple[int, ...] | None = None
+    if features == "biomarker":
+        if len(bands) != 1:
+            raise ds.fail("bands_hz", bands_raw, "must hold exactly one [low, high] band (the "
+                          "biomarker's, e.g. [[13, 30]]) with features = \"biomarker\"")
+        smoothing = ds.number("biomarker_smoothing_s", 1.0, lo=0.0, hi=600.0,
+                              hint="the biomarker's smoothing time constant, e.g. 0.5")
+        raw_ch = ds.get("biomarker_channels", None)
+        if raw_ch is not None:
+            if (not isinstance(raw_ch, list) or not raw_ch
+                    or not all(isinstance(c, int) and not isinstance(c, bool)
+                               and 0 <= c < n_channels for c in raw_ch)):
+                raise ds.fail("biomarker_channels", raw_ch, f"must list channel indices "
+                              f"0..{n_channels - 1}, e.g. [0, 1]")
+            bio_channels = tuple(raw_ch)
+    ds.check_unknown()
+    return DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q,
+                     features, smoothing, bio_channels)
+
+
+#: Keys of ``[dsp]`` with ``kind = "spike-band"`` (validated by :mod:`neuroloop.dsp.spikes`).
+SPIKE_BAND_KEYS = ("kind", "acquisition", "bin_ms", "car", "threshold_multiplier",
+                   "threshold_calibration_s", "spike_band_hz", "sbp_band_hz", "filter_order",
+                   "record_raw_channels")
+
+
+def _spike_band_dsp(ds: _Section, rate: float, n_channels: int, label: str) -> DspConfig:
+    """``[dsp]`` of the intracortical spike-band pipeline: the bin, the acquisition mode and
+    the values the user may get wrong (a bin shorter than a sample period, a threshold
+    multiplier of the wrong sign) are checked here; the rest when the pipeline is built."""
+    acq = ds.string("acquisition", "raw")
+    if acq not in ("raw", "binned"):
+        raise ds.fail("acquisition", acq, "must be \"raw\" (the host extracts features) or "
+                      "\"binned\" (the implant sends bins)")
+    bin_ms = ds.get("bin_ms", 20.0)
+    period_ms = 1000.0 / rate
+    if isinstance(bin_ms, bool) or not isinstance(bin_ms, int | float) \
+            or not math.isfinite(bin_ms) or bin_ms < period_ms:
+        raise ds.fail("bin_ms", bin_ms, f"is shorter than one sample period ({period_ms:.4g} "
+                      f"ms at {rate:g} Hz); use at least {period_ms:.4g} ms, e.g. 20")
+    if bin_ms > 1000.0 * B.HOP_MAX_S:
+        raise ds.fail("bin_ms", bin_ms, f"is longer than {B.HOP_MAX_S:g} s; use e.g. 20")
+    bin_samples = int(round(bin_ms / period_ms))
+    mult = ds.get("threshold_multiplier", -4.5)
+    if isinstance(mult, bool) or not isinstance(mult, int | float) or not math.isfinite(mult) \
+            or mult == 0:
+        raise ds.fail("threshold_multiplier", mult, "must be a finite negative number, e.g. "
+                      "-4.5 (times the RMS)")
+    if mult > 0:
+        raise ds.fail("threshold_multiplier", mult, "has the wrong sign: spikes are "
+                      f"negative-going, so thresholds sit below zero; use {-mult:g}")
+    sub = ds.get("record_raw_channels", None)
+    if sub is not None and (not isinstance(sub, list) or not sub or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n_channels for c in sub)
+            or len(set(sub)) != len(sub)):
+        bad = next((c for c in sub if not (isinstance(c, int) and not isinstance(c, bool)
+                                           and 0 <= c < n_channels)), None) \
+            if isinstance(sub, list) else sub
+        raise ds.fail("record_raw_channels", sub if bad is None else bad,
+                      f"is not a subset of the {n_channels} electrodes; list distinct indices "
+                      f"0..{n_channels - 1}, e.g. [0, 1, 2, 3]")
+    car = ds.boolean("car", True)
+    order = ds.integer("filter_order", 2, rng=Range(1, 2, integer=True), hint="1 or 2")
+    params: dict[str, Any] = {k: ds.t[k] for k in SPIKE_BAND_KEYS if k in ds.t and k != "kind"}
+    params.update(acquisition=acq, bin_ms=float(bin_ms), bin_samples=bin_samples,
+                  threshold_multiplier=float(mult), car=car, filter_order=order,
+                  electrodes=n_channels, sampling_rate_hz=rate)
+    ds.used.update(SPIKE_BAND_KEYS)
+    ds.check_unknown()
+    if acq == "binned":
+        params.update(stream_channels=2 * n_channels, stream_rate_hz=rate / bin_samples)
+        hop = 1
+    else:
+        params.update(stream_channels=n_channels, stream_rate_hz=rate)
+        hop = bin_samples
+    return DspConfig(hop, (), 2, car, (), 30.0, kind="spike-band", params=params)
+

@@ -26,6 +26,8 @@ __all__ = [
     "HMMGateRef",
     "lda_outputs_ref",
     "StimMapperRef",
+    "SpikeBandRef",
+    "IntracorticalSynthRef",
     "kalman_ref",
     "GatedDecisionRef",
     "window_covariances_ref",
@@ -300,6 +302,43 @@ class StimMapperRef:
         return req
 
 
+# ------------------------------------------------------------------- intracortical spike band
+class SpikeBandRef:
+    """Threshold crossings and spike-band power per bin, from the definition.
+
+    ``x - x.mean(axis=1)`` (CAR), ``sosfilt`` with ``zi`` for the spike band and the
+    spike-band-power band, RMS over the first ``calibration_bins`` bins, thresholds
+    ``multiplier * RMS``, crossings ``y[t] < thr <= y[t-1]`` counted once thresholds exist,
+    spike-band power ``mean(|y_sbp|)``. Output: crossings of every channel, then SBP.
+    """
+
+    def __init__(self, spike_sos: np.ndarray, sbp_sos: np.ndarray, n_channels: int, *,
+                 car: bool, multiplier: float, calibration_bins: int) -> None:
+        self.spk = SosfiltStream(spike_sos, n_channels)
+        self.sbp = SosfiltStream(sbp_sos, n_channels)
+        self.car = car
+        self.multiplier = multiplier
+        self.cal_left = calibration_bins
+        self.cal_samples: list[np.ndarray] = []
+        self.thr = np.full(n_channels, -np.inf)
+        self.prev = np.zeros(n_channels)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.car:
+            x = x - x.mean(axis=1, keepdims=True)
+        ys = self.spk.step(x)
+        yb = self.sbp.step(x)
+        both = np.vstack([self.prev[None, :], ys])
+        tx = np.sum((both[1:] < self.thr) & (both[:-1] >= self.thr), axis=0).astype(float)
+        self.prev = ys[-1].copy()
+        if self.cal_left > 0:
+            self.cal_samples.append(ys)
+            self.cal_left -= 1
+            if self.cal_left == 0:
+                rms = np.sqrt(np.mean(np.vstack(self.cal_samples) ** 2, axis=0))
+                self.thr = self.multiplier * rms
+        return np.concatenate([tx, np.mean(np.abs(yb), axis=0)])
 # ---------------------------------------------------------------------- decoder families (#10)
 def kalman_ref(Z: np.ndarray, mu_z: np.ndarray, mu_x: np.ndarray, A: np.ndarray,
                W: np.ndarray, H: np.ndarray, Q: np.ndarray, P0: np.ndarray,
@@ -416,6 +455,89 @@ def csp_log_variance_ref(C: np.ndarray, filters: np.ndarray) -> np.ndarray:
     return np.log(np.diag(filters @ C @ filters.T))
 
 
+# ------------------------------------------------------------- intracortical synthetic source
+_M64 = (1 << 64) - 1
+_GOLD64 = 0x9E3779B97F4A7C15
+
+
+def _mix64_ref(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def _hash64_ref(key: int, a: int, b: int) -> int:
+    return _mix64_ref(key ^ _mix64_ref((a * _GOLD64 + b) & _M64))
+
+
+def min_jerk_velocity_ref(s: int, starts: np.ndarray, lengths: np.ndarray, p0: np.ndarray,
+                          p1: np.ndarray, fs: float) -> np.ndarray:
+    """Minimum-jerk velocity (Flash & Hogan 1985) at sample ``s`` of a segment table."""
+    k = int(np.searchsorted(starts, s, side="right")) - 1
+    if k < 0:
+        return np.zeros(2)
+    tau = (s - starts[k]) / lengths[k]
+    if tau >= 1.0:
+        return np.zeros(2)
+    duration_s = lengths[k] / fs
+    return (p1[k] - p0[k]) / duration_s * 30.0 * tau ** 2 * (1.0 - tau) ** 2
+
+
+class IntracorticalSynthRef:
+    """The intracortical population from its definition, in NumPy and plain Python (slow:
+    for a few channels and a few hundred samples). Reads the model parameters of an
+    :class:`~neuroloop.acquisition.intracortical.IntracorticalSource`."""
+
+    def __init__(self, src) -> None:  # noqa: ANN001 - any IntracorticalSource
+        self.s = src
+
+    def block(self, first: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self.s
+        t = s.tasks
+        key = int(s._key)
+        fs, tick, C = s.fs, s.tick, s.n_electrodes
+        p0 = np.stack([t.x0, t.y0], axis=1)
+        p1 = np.stack([t.x1, t.y1], axis=1)
+        tsec = (first + np.arange(n)) / fs
+        comp = (np.sin(2 * np.pi * np.outer(tsec, s._lfp_f) + s._lfp_ph)
+                * (1.0 + 0.5 * np.sin(2 * np.pi * np.outer(tsec, s._lfp_mf) + s._lfp_mph)))
+        cm = np.zeros(n)
+        u = lambda a, b: (_hash64_ref(key, a, b) >> 11) / 2.0 ** 53  # noqa: E731
+        if s._cm_rate > 0:
+            for k in range(max(0, first // tick - s._cm_max_ticks), (first + n - 1) // tick + 1):
+                if u(k, 0x7FFFFFFF) >= s._cm_rate:
+                    continue
+                tau = (0.002 + 0.008 * u(k, 0x7FFFFFFE)) * fs
+                amp = 300.0 + 1200.0 * u(k, 0x7FFFFFFD)
+                amp = -amp if u(k, 0x7FFFFFFC) < 0.5 else amp
+                onset, length = k * tick, min(int(8.0 * tau), s._cm_max_ticks * tick)
+                for q in range(max(onset, first), min(onset + length, first + n)):
+                    x = (q - onset) / tau
+                    cm[q - first] += amp * x * math.exp(1.0 - x)
+        span = s._noise.shape[0] - C
+        out = np.zeros((n, C))
+        for i in range(n):
+            off = _hash64_ref(key, first + i, 0x5EED) % span
+            v = s._noise[off:off + C].astype(np.float64) * s._noise_sd + s._cm_gain * cm[i]
+            for k in range(comp.shape[1]):
+                v = v + s._lfp_w[k] * comp[i, k]
+            out[i] = v
+        if s.spikes:
+            w = s._template.shape[0]
+            for k in range(max(0, (first - w) // tick), (first + n - 1) // tick + 1):
+                v = min_jerk_velocity_ref(k * tick, t.starts, t.lengths, p0, p1, fs) / 0.2
+                rate = np.minimum(s._base + s._depth * (v[0] * s._cos + v[1] * s._sin), 500.0)
+                for c in range(C):
+                    if rate[c] <= 0:
+                        continue
+                    h = _hash64_ref(key, k, c + 1)
+                    if (h >> 11) / 2.0 ** 53 >= rate[c] * tick / fs:
+                        continue
+                    s0 = k * tick + (h & 0x3FF) % tick
+                    for q in range(max(s0, first), min(s0 + w, first + n)):
+                        out[q - first, c] += s._amp[c] * s._template[q - s0]
+        counts = np.clip(np.rint(out / s.gain_uv), -32768, 32767)
+        return counts * s.gain_uv, counts.astype(np.int16)
 class AdaptiveRef:
     """The ``adaptive`` decoder in NumPy: standardise, ``softmax(beta W'[z, 1])`` scores,
     :class:`GatedDecisionRef`, then an RLS update with forgetting towards the raw state when

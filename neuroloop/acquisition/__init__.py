@@ -4,6 +4,7 @@
 URL                                       backend
 ========================================  ===============================================
 ``synthetic://bsi?seed=1&snr=1.0``        :class:`~neuroloop.acquisition.synthetic.SyntheticSource`
+``intracortical://raw?seed=1``            :class:`~neuroloop.acquisition.intracortical.IntracorticalSource`
 ``serial:///dev/ttyUSB0?baud=921600``     :class:`~neuroloop.link.serial_source.SerialSource`
 ``socket://127.0.0.1:7000``, a path       :class:`~neuroloop.link.serial_source.SerialSource`
 ``replay://session-dir``                  :class:`~neuroloop.io.replay_source.ReplaySource`
@@ -33,6 +34,7 @@ __all__ = ["Block", "BaseSource", "SourceInfo", "NO_LABEL", "open_source", "regi
 
 _BACKENDS: dict[str, str] = {
     "synthetic": "neuroloop.acquisition.synthetic:SyntheticSource",
+    "intracortical": "neuroloop.acquisition.intracortical:IntracorticalSource",
     "serial": "neuroloop.link.serial_source:SerialSource",
     "socket": "neuroloop.link.serial_source:SerialSource",
     "replay": "neuroloop.io.replay_source:ReplaySource",

@@ -220,7 +220,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         check_new_recording_dir(args.record)
         _check_writable_dir(args.record)  # before calibrating, not after
-        listeners.append(SessionRecorder(args.record))
+        recorder: Any = SessionRecorder(args.record)
+        subset = scenario.dsp.params.get("record_raw_channels")
+        if subset is not None and scenario.dsp.params.get("acquisition") == "raw":
+            from ..io.raw_subset import RawChannelSubset, check_raw_subset
+
+            recorder = RawChannelSubset(recorder, check_raw_subset(
+                subset, scenario.source.n_channels), max_block=scenario.dsp.hop_samples)
+        listeners.append(recorder)
     lsl_out = None
     if args.lsl_out is not None:
         from ..io.lsl_outlets import LslOutlets
@@ -236,8 +243,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         listeners.append(monitor.publisher)
     source_url = args.source
     if args.device:
+        from ..link.capacity import check_link, transport_for
         from ..link.device import open_device_link
 
+        # the device's stream must fit the link (the message names a transport that would)
+        n_ch, rate = scenario.stream_channels, scenario.stream_rate_hz
+        check_link(n_ch, rate, max(1, min(scenario.dsp.hop_samples, 8000 // n_ch)),
+                   transport_for(args.device, args.baud), key=f"--device {args.device}",
+                   what=f"scenario {scenario.name}'s stream",
+                   binned_hint=('set [dsp] acquisition = "binned" (features computed on the '
+                                "implant)" if scenario.dsp.params.get("acquisition") == "raw"
+                                else ""))
         link = open_device_link(args.device, key_file=args.key_file, baudrate=args.baud)
         source_url = args.device
         stimulator = link.stimulator
@@ -386,6 +402,11 @@ def _format_summary(s: dict[str, Any]) -> str:
         from ..runtime.counterfactual import format_comparison
 
         lines.extend(format_comparison(cf))
+    vel = s.get("velocity")
+    if vel:  # a continuous decoder scored against the true velocity (intracortical)
+        lines.append(f"decoded velocity    corr x {vel.get('corr_x')}  y {vel.get('corr_y')}  "
+                     f"rmse x {vel.get('rmse_x_m_per_s')}  y {vel.get('rmse_y_m_per_s')} m/s "
+                     f"over {vel.get('cycles_scored')} cycles")
     if s.get("stall_cycles") or s.get("samples_lost"):
         lines.append(f"source              stalls {s['stall_cycles']}  samples lost "
                      f"{s['samples_lost']}")
@@ -452,8 +473,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(out) + "\n")
     else:
+        fit = (f"training accuracy {cal['train_accuracy']}" if "train_accuracy" in cal else
+               ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in cal.items() if k != "hops"))
         sys.stdout.write(f"wrote {path} ({decoder.name}, {cal['hops']} calibration hops, "
-                         f"training accuracy {cal['train_accuracy']})\n")
+                         f"{fit})\n")
     return EXIT_OK
 
 

@@ -135,13 +135,13 @@ def blocked_folds(n_hops: int, n_folds: int, gap_hops: int) -> list[tuple[np.nda
     return out
 
 
-def _params_for(spec: DecoderSpec, scenario: Scenario) -> dict[str, Any]:
+def _params_for(spec: DecoderSpec, scenario: Scenario, n_states: int) -> dict[str, Any]:
     params = dict(spec.params)
     sig = inspect.signature(spec.cls.__init__).parameters
     if "n_bands" in sig and "n_bands" not in params:
         params["n_bands"] = len(scenario.dsp.bands_hz)
     if "n_states" in sig and "n_states" not in params and not spec.cls.continuous_targets:
-        params["n_states"] = len(scenario.intention_names)
+        params["n_states"] = n_states
     return params
 
 
@@ -156,7 +156,7 @@ def fit_decoder(spec: DecoderSpec, scenario: Scenario, train: Dataset) -> BaseDe
     if spec.path is not None:
         return load_decoder(spec.path)
     cls = spec.cls
-    dec = make_decoder(spec.kind, **_params_for(spec, scenario))
+    dec = make_decoder(spec.kind, **_params_for(spec, scenario, len(train.state_names)))
     if cls.continuous_targets:
         if train.targets is None:
             raise ConfigError(f"decoder {spec.label} decodes continuous targets, which "

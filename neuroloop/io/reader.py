@@ -365,6 +365,10 @@ class Recording:
         if not isinstance(config, dict):
             return
         source, dsp = config.get("source"), config.get("dsp")
+        if isinstance(dsp, dict) and dsp.get("kind") == "spike-band":
+            # intracortical: the recorded stream is the implant's bins (or a raw-channel
+            # subset), not the electrodes x ADC rate of [source]; replay checks the stream
+            source = None
         if isinstance(source, dict):
             rate = source.get("sampling_rate_hz")
             if (isinstance(rate, int | float) and not isinstance(rate, bool)

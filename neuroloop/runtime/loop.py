@@ -257,7 +257,10 @@ class ControlLoop:
         self.pipeline.reset()
         self.decoder.reset()
         self.policy.reset()
-        if self.reader.paced and self.replay_cycles is None:
+        # a pipeline may decline the shadow cycle: one whose hop is megabytes (intracortical
+        # raw) gains nothing from warming caches it cannot hold, and would run twice per hop
+        if self.reader.paced and self.replay_cycles is None \
+                and getattr(self.pipeline, "SHADOW_CYCLE", True):
             self._shadow = ShadowCycle(
                 pipeline=self.pipeline, decoder=self.decoder, policy=self.policy,
                 supervisor=self.supervisor, stimulator=self.stimulator, hop=self.reader.hop,

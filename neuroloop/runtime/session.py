@@ -66,10 +66,15 @@ class RunOptions:
 
 def build_pipeline(scenario: Scenario) -> Any:
     """The scenario's :class:`~neuroloop.dsp.FeaturePipeline` (or, with ``dsp.features =
-    "covariance"``, its :class:`~neuroloop.dsp.CovariancePipeline`)."""
+    "covariance"``, its :class:`~neuroloop.dsp.CovariancePipeline`; for ``[dsp] kind =
+    "spike-band"``, :func:`neuroloop.dsp.spikes.spike_pipeline`)."""
     from ..dsp import CovariancePipeline, FeaturePipeline
 
     d = scenario.dsp
+    if d.kind == "spike-band":
+        from ..dsp.spikes import spike_pipeline
+
+        return spike_pipeline(d.params)
     if d.features == "biomarker":
         from ..dsp.biomarker import BiomarkerPipeline
 
@@ -104,6 +109,11 @@ def _source_options(scenario: Scenario, seed: int | None,
     opts = dict(scenario.source.options)
     if seed is not None:
         opts["seed"] = seed
+    if scenario.dsp.kind == "spike-band" and parse_url(url or scenario.source.url)[0] \
+            == "intracortical":
+        from ..dsp.spikes import source_options_for
+
+        opts = {**source_options_for(scenario.dsp.params), **opts}
     return opts
 
 
@@ -111,15 +121,15 @@ def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
     """Refuse a source whose rate or channel count differs from the scenario's design, and
     have it label samples with the scenario's intention indices (matched by name)."""
     info = source.info
-    if abs(info.sampling_rate_hz - scenario.source.sampling_rate_hz) > 1e-6:
+    if abs(info.sampling_rate_hz - scenario.stream_rate_hz) > 1e-6:
         raise ConfigError(
             f"source {url} delivers {info.sampling_rate_hz:g} Hz but scenario "
-            f"{scenario.name} is designed for {scenario.source.sampling_rate_hz:g} Hz; "
+            f"{scenario.name} is designed for {scenario.stream_rate_hz:g} Hz; "
             "set source.sampling_rate_hz to match or use another scenario")
-    if info.n_channels != scenario.source.n_channels:
+    if info.n_channels != scenario.stream_channels:
         raise ConfigError(
             f"source {url} delivers {info.n_channels} channels but scenario {scenario.name} "
-            f"expects {scenario.source.n_channels}; set source.n_channels to match")
+            f"expects {scenario.stream_channels}; set source.n_channels to match")
     bind = getattr(source, "map_intentions", None)  # a duck-typed wrapper may lack it
     if bind is not None:
         bind(scenario.intention_names, scenario.name)
@@ -208,6 +218,9 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
                   progress: Progress | None = None,
                   as_json: bool = False) -> tuple[BaseDecoder, dict[str, Any]]:
     """Calibrate a decoder of the scenario's kind; returns it and calibration figures."""
+    if _continuous_targets(scenario):
+        return _train_on_kinematics(scenario, pipeline, url=url, duration_s=duration_s,
+                                    seed=seed, progress=progress)
     from ..decoders.base import decoder_class
 
     cls = decoder_class(scenario.decoder.kind)
@@ -234,6 +247,47 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
     train_acc = (float(np.mean(np.argmax(decoder.predict_proba(X), axis=1)[known] == y[known]))
                  if known.any() else float("nan"))
     return decoder, {"hops": int(X.shape[0]), "train_accuracy": round(train_acc, 4)}
+
+
+def _continuous_targets(scenario: Scenario) -> bool:
+    """True when the scenario's decoder kind is fitted on true kinematics (``kalman``)."""
+    from ..decoders.base import _decoder_class
+
+    try:
+        cls = _decoder_class(scenario.decoder.kind)
+    except Exception:  # noqa: BLE001 - an unknown kind is reported by make_decoder
+        return False
+    return bool(getattr(cls, "continuous_targets", False))
+
+
+def _train_on_kinematics(scenario: Scenario, pipeline: Any, *, url: str | None,
+                         duration_s: float | None, seed: int | None,
+                         progress: Progress | None) -> tuple[BaseDecoder, dict[str, Any]]:
+    """Fit a continuous decoder on features and the true velocity of a calibration segment."""
+    from .kinematics import calibration_kinematics
+
+    url = url or scenario.source.url
+    opts = _source_options(scenario, seed if seed is not None
+                           else scenario.decoder.calibration_seed, url)
+    X, Y = calibration_kinematics(scenario, pipeline, opts, url=url, duration_s=duration_s,
+                                  progress=progress)
+    params = dict(scenario.decoder.params)
+    params.setdefault("n_states", len(scenario.intention_names))
+    try:
+        decoder = make_decoder(scenario.decoder.kind, **params)
+    except TypeError as exc:
+        raise ConfigError(f"decoder {scenario.decoder.kind!r}: bad parameter ({exc}); "
+                          "check the [decoder] section") from None
+    decoder.fit(X, Y, state_names=scenario.intention_names)
+    ok = np.all(np.isfinite(X), axis=1)
+    predict = getattr(decoder, "predict_outputs", None)
+    fitted = predict(X[ok]) if predict is not None else None
+    info: dict[str, Any] = {"hops": int(ok.sum())}
+    if fitted is not None and np.ndim(fitted) == 2 and fitted.shape[1] >= 2:
+        for i, axis in enumerate("xy"):
+            info[f"train_corr_{axis}"] = round(float(np.corrcoef(fitted[:, i],
+                                                                 Y[ok][:, i])[0, 1]), 4)
+    return decoder, info
 
 
 def check_new_recording_dir(directory: str | Path) -> None:
@@ -304,6 +358,7 @@ class Session:
         self.clock: Clock = SimClock() if options.fast else WallClock()
         self.source: BaseSource | None = None
         self.loop: ControlLoop | None = None
+        self.velocity_score: Any = None
         #: What the loop polls every cycle (set by :meth:`open`).
         self.safety_inputs: list[SafetyInputProvider] = []
         #: Time to arm the supervisor at (replay sets the recorded one); None = now.
@@ -401,12 +456,16 @@ class Session:
         else:
             duration = self.options.duration_s or self.scenario.runtime.duration_s
             capacity = int(duration / hop_s) + 16
+        listeners = list(self.options.listeners)
+        self.velocity_score = self._velocity_score(capacity)
+        if self.velocity_score is not None:
+            listeners.append(self.velocity_score)
         self.loop = ControlLoop(
             source=self.source, pipeline=self.pipeline, decoder=self.decoder,
             policy=self.policy, supervisor=self.supervisor, stimulator=self.stimulator,
             clock=self.clock, hop_samples=self.scenario.dsp.hop_samples,
-            sampling_rate_hz=self.scenario.source.sampling_rate_hz,
-            deadline_ns=int(self.deadline_ms * 1e6), listeners=self.options.listeners,
+            sampling_rate_hz=self.scenario.stream_rate_hz,
+            deadline_ns=int(self.deadline_ms * 1e6), listeners=listeners,
             hooks=self.options.hooks, safety_inputs=self.safety_inputs,
             capacity=min(capacity, 1 << 22),
             replay_cycles=replay_cycles)
@@ -463,6 +522,9 @@ class Session:
             summary["stimulator"] = self.stimulator.status()
             summary["supervisor_state"] = self.supervisor.state.name
             summary.update(therapy_metrics(self.policy, self.source))
+            if self.velocity_score is not None:
+                summary["velocity"] = self.velocity_score.result(
+                    self.source, skip_s=2.0, hop_s=self.scenario.hop_s)
             if rt is not None:
                 summary["realtime"] = rt.describe()
             if loop.device_error is not None:
@@ -478,6 +540,20 @@ class Session:
                     listener.on_stop(summary)
                 except Exception as exc:  # noqa: BLE001
                     loop.listener_errors.append(f"{type(listener).__name__}: {exc}")
+
+    def _velocity_score(self, capacity: int) -> Any:
+        """A :class:`~neuroloop.runtime.kinematics.VelocityScore` when the decoder outputs a
+        2D velocity and the source knows the true one (the intracortical population)."""
+        from .kinematics import VelocityScore, raw_samples_per_row
+
+        names = self.decoder.output_schema_.output_names
+        if "velocity_x_m_per_s" not in names or "velocity_y_m_per_s" not in names \
+                or not hasattr(self.source, "true_velocity"):
+            return None
+        per_row = raw_samples_per_row(self.scenario)
+        return VelocityScore(min(capacity, 1 << 22), (names.index("velocity_x_m_per_s"),
+                                                      names.index("velocity_y_m_per_s")),
+                             self.scenario.dsp.hop_samples * per_row, per_row)
 
     def _onsets(self) -> list[tuple[int, int]] | None:
         """Exact intention changes from the source's schedule (synthetic), else None."""
