@@ -63,6 +63,11 @@ class DspConfig:
     car: bool = True
     notch_hz: tuple[float, ...] = ()
     notch_q: float = 30.0
+    #: ``"band-power"`` (:class:`~neuroloop.dsp.FeaturePipeline`) or ``"detector"`` (line
+    #: length, area and band RMS per channel for responsive detectors, one band).
+    features: str = "band-power"
+    #: High-pass cut-off (Hz) of the ``"detector"`` measures (0: none).
+    highpass_hz: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -389,8 +394,18 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
             raise ds.fail("notch_hz", notch_raw, f"has {f} Hz at or above Nyquist ({nyquist:g} "
                           "Hz); drop that harmonic")
     notch_q = ds.number("notch_q", 30.0, rng=B.NOTCH_Q, hint="e.g. 30")
+    features = ds.string("features", "band-power")
+    if features not in ("band-power", "detector"):
+        raise ds.fail("features", features, "must be \"band-power\" (log band power) or "
+                      "\"detector\" (line length, area, band RMS for responsive detectors)")
+    if features == "detector" and len(bands) != 1:
+        raise ds.fail("bands_hz", bands_raw, "must hold exactly one [low, high] band with "
+                      "features = \"detector\" (the bandpass detector's band)")
+    highpass_hz = ds.number("highpass_hz", 1.0, rng=Range(0.0, nyquist, hi_open=True),
+                            hint=f"e.g. 1.0, below Nyquist ({nyquist:g} Hz); 0 for none")
     ds.check_unknown()
-    dsp = DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q)
+    dsp = DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q,
+                    features, highpass_hz)
 
     de = _Section(table.get("decoder", {}), "decoder", label)
     kind = de.string("kind")

@@ -66,6 +66,14 @@ def build_pipeline(scenario: Scenario) -> Any:
     from ..dsp import FeaturePipeline
 
     d = scenario.dsp
+    if d.features == "detector":
+        from ..dsp.detectors import DetectorPipeline
+
+        return DetectorPipeline(
+            n_channels=scenario.source.n_channels,
+            sampling_rate_hz=scenario.source.sampling_rate_hz,
+            hop_samples=d.hop_samples, band_hz=d.bands_hz[0], filter_order=d.filter_order,
+            highpass_hz=d.highpass_hz, notch_hz=list(d.notch_hz), notch_q=d.notch_q)
     return FeaturePipeline(
         n_channels=scenario.source.n_channels,
         sampling_rate_hz=scenario.source.sampling_rate_hz,
@@ -113,6 +121,24 @@ def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
             f"source {url} labels intentions {', '.join(info.intention_names)} but scenario "
             f"{scenario.name} has {', '.join(scenario.intention_names)}, and it cannot map "
             "them by name; use a source derived from BaseSource")
+
+
+def decoder_params(scenario: Scenario) -> dict[str, Any]:
+    """The ``[decoder]`` parameters, plus ``n_states`` and whatever the decoder kind takes
+    from the scenario (its ``SCENARIO_PARAMS``: ``hop_s``, ``n_channels``)."""
+    from ..decoders.base import _decoder_class
+
+    params = dict(scenario.decoder.params)
+    params.setdefault("n_states", len(scenario.intention_names))
+    cls = _decoder_class(scenario.decoder.kind)
+    given = {"hop_s": scenario.hop_s, "n_channels": scenario.source.n_channels,
+             "sampling_rate_hz": scenario.source.sampling_rate_hz}
+    for key in getattr(cls, "SCENARIO_PARAMS", ()):
+        if key in params:
+            raise ConfigError(f"{scenario.path}: decoder.{key} is set from the scenario "
+                              f"(its [source] and [dsp]); remove it from [decoder]")
+        params[key] = given[key]
+    return params
 
 
 def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = None,
@@ -184,8 +210,7 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
         names = ", ".join(scenario.intention_names[i] for i in missing)
         raise ConfigError(f"calibration data has no hops of {names}; lengthen "
                           "decoder.calibration_s")
-    params = dict(scenario.decoder.params)
-    params.setdefault("n_states", n_states)
+    params = decoder_params(scenario)
     try:
         decoder = make_decoder(scenario.decoder.kind, **params)
     except TypeError as exc:
@@ -283,8 +308,7 @@ class Session:
         """A decoder kind declares its outputs before it is fitted: refuse a control policy
         that needs an output the trained decoder will not have, without calibrating first."""
         sc = self.scenario
-        params = dict(sc.decoder.params)
-        params.setdefault("n_states", len(sc.intention_names))
+        params = decoder_params(sc)
         try:
             planned = make_decoder(sc.decoder.kind, **params)
         except TypeError:
