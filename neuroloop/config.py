@@ -66,8 +66,9 @@ class DspConfig:
     #: ``"band-power"`` (:class:`~neuroloop.dsp.FeaturePipeline`) or ``"detector"`` (line
     #: length, area and band RMS per channel for responsive detectors, one band).
     features: str = "band-power"
-    #: High-pass cut-off (Hz) of the ``"detector"`` measures (0: none).
+    #: High-pass and low-pass cut-offs (Hz) of the ``"detector"`` measures (0: none).
     highpass_hz: float = 1.0
+    lowpass_hz: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -403,9 +404,14 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
                       "features = \"detector\" (the bandpass detector's band)")
     highpass_hz = ds.number("highpass_hz", 1.0, rng=Range(0.0, nyquist, hi_open=True),
                             hint=f"e.g. 1.0, below Nyquist ({nyquist:g} Hz); 0 for none")
+    lowpass_hz = ds.number("lowpass_hz", 0.0, rng=Range(0.0, nyquist, hi_open=True),
+                           hint=f"e.g. 90, below Nyquist ({nyquist:g} Hz); 0 for none")
+    if lowpass_hz and lowpass_hz <= highpass_hz:
+        raise ds.fail("lowpass_hz", lowpass_hz, f"is not above dsp.highpass_hz = {highpass_hz:g}"
+                      "; raise it above the high-pass cut-off, or use 0 for none")
     ds.check_unknown()
     dsp = DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q,
-                    features, highpass_hz)
+                    features, highpass_hz, lowpass_hz)
 
     de = _Section(table.get("decoder", {}), "decoder", label)
     kind = de.string("kind")

@@ -5,6 +5,7 @@
 ==========================  ===========================================================
 ``"program-per-state"``     :class:`~neuroloop.control.program_per_state.ProgramPerStatePolicy`
 ``"proportional"``          :class:`~neuroloop.control.proportional.ProportionalPolicy`
+``"triggered-burst"``       :class:`~neuroloop.control.triggered_burst.TriggeredBurstPolicy`
 ==========================  ===========================================================
 
 Other packages add policies through the entry-point group ``neuroloop.control_policies``
@@ -32,6 +33,7 @@ ENTRY_POINT_GROUP = "neuroloop.control_policies"
 _POLICIES: dict[str, str | type[ControlPolicy]] = {
     "program-per-state": "neuroloop.control.program_per_state:ProgramPerStatePolicy",
     "proportional": "neuroloop.control.proportional:ProportionalPolicy",
+    "triggered-burst": "neuroloop.control.triggered_burst:TriggeredBurstPolicy",
 }
 
 

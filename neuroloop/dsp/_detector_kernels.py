@@ -39,7 +39,8 @@ def _reset_channel(c, pre_z, band_z, prev):
 
 
 @jit
-def detector_measures(x, pre_sos, pre_z, band_sos, band_z, prev, started, out):
+def detector_measures(x, pre_sos, pre_zi, pre_z, band_sos, band_zi, band_z, prev, started,
+                      out):
     """Line length, area and band RMS of one hop, per channel.
 
     Parameters
@@ -48,10 +49,17 @@ def detector_measures(x, pre_sos, pre_z, band_sos, band_z, prev, started, out):
         The hop (not modified).
     pre_sos : ndarray, shape (n_pre, 6)
         High-pass and notch sections applied first (may have 0 rows).
+    pre_zi : ndarray, shape (n_pre, 2)
+        ``scipy.signal.sosfilt_zi(pre_sos)``: on a channel's first sample ``x0`` (and the
+        first after a reset) the state starts at ``pre_zi * x0``, the steady state of a
+        constant input, so that a DC offset gives no start-up transient.
     pre_z : ndarray, shape (n_pre, 2, n_channels)
         Their state (SciPy ``zi`` layout), updated in place.
     band_sos : ndarray, shape (n_band, 6)
         The band-pass detector's sections.
+    band_zi : ndarray, shape (n_band, 2)
+        ``scipy.signal.sosfilt_zi(band_sos)``, used likewise with the first pre-filtered
+        sample.
     band_z : ndarray, shape (n_band, 2, n_channels)
         Their state, updated in place.
     prev : ndarray, shape (n_channels,)
@@ -78,12 +86,17 @@ def detector_measures(x, pre_sos, pre_z, band_sos, band_z, prev, started, out):
         n_diff = 0
         p = prev[c]
         have = started[c]
+        have_band = have
         bad = False
         for t in range(n_samples):
             v = x[t, c]
             if not math.isfinite(v):
                 bad = True
                 break
+            if not have:
+                for s in range(n_pre):
+                    pre_z[s, 0, c] = pre_zi[s, 0] * v
+                    pre_z[s, 1, c] = pre_zi[s, 1] * v
             for s in range(n_pre):
                 yi = pre_sos[s, 0] * v + pre_z[s, 0, c]
                 pre_z[s, 0, c] = pre_sos[s, 1] * v - pre_sos[s, 4] * yi + pre_z[s, 1, c]
@@ -96,6 +109,11 @@ def detector_measures(x, pre_sos, pre_z, band_sos, band_z, prev, started, out):
             p = v
             area += abs(v)
             b = v
+            if not have_band:
+                for s in range(n_band):
+                    band_z[s, 0, c] = band_zi[s, 0] * b
+                    band_z[s, 1, c] = band_zi[s, 1] * b
+                have_band = True
             for s in range(n_band):
                 yi = band_sos[s, 0] * b + band_z[s, 0, c]
                 band_z[s, 0, c] = band_sos[s, 1] * b - band_sos[s, 4] * yi + band_z[s, 1, c]
@@ -119,13 +137,14 @@ def detector_measures(x, pre_sos, pre_z, band_sos, band_z, prev, started, out):
 
 
 @jit
-def detector_measures_process(x, hop, pre_sos, pre_z, band_sos, band_z, prev, started, out):
+def detector_measures_process(x, hop, pre_sos, pre_zi, pre_z, band_sos, band_zi, band_z, prev,
+                              started, out):
     """:func:`detector_measures` over consecutive hops of ``x`` (offline, calibration).
 
     ``out`` has shape (n_hops, N_MEASURES * n_channels); trailing samples are ignored.
     """
     n_hops = x.shape[0] // hop
     for h in range(n_hops):
-        detector_measures(x[h * hop:(h + 1) * hop], pre_sos, pre_z, band_sos, band_z, prev,
-                          started, out[h])
+        detector_measures(x[h * hop:(h + 1) * hop], pre_sos, pre_zi, pre_z, band_sos, band_zi,
+                          band_z, prev, started, out[h])
     return n_hops

@@ -12,6 +12,7 @@ durations and combines channels and detectors.
 Signal path (per channel, state carried across hops)::
 
     x -> high-pass (``highpass_hz``, Butterworth, order 2; the amplifier's AC coupling)
+      -> low-pass (``lowpass_hz``, Butterworth, order 4; the amplifier's anti-alias band)
       -> notches (``notch_hz`` and harmonics)                         = y
     line length  = mean_t |y[t] - y[t-1]|          uV per sample
     area         = mean_t |y[t]|                   uV
@@ -19,7 +20,9 @@ Signal path (per channel, state carried across hops)::
 
 Measure layout (measure-major): ``features[m * n_channels + c]`` for measure ``m`` in
 (line length, area, band RMS) = (0, 1, 2); :attr:`DetectorPipeline.feature_names` spells it
-out. Non-finite input gives NaN measures for that channel and zeroes its filter state.
+out. Non-finite input gives NaN measures for that channel and zeroes its filter state. A
+channel's filters start (and restart after non-finite input) from the steady state of its
+first sample (``scipy.signal.sosfilt_zi``), so a DC offset causes no start-up transient.
 
 The pipeline has the interface of :class:`~neuroloop.dsp.FeaturePipeline` (``step``,
 ``process``, ``reset``, ``warmup``, ``n_features``, ``SHADOW_STATE``), so the loop runs it
@@ -53,9 +56,10 @@ MEASURES: tuple[str, ...] = ("line_length", "area", "band_rms")
 _F64 = np.dtype(np.float64)
 
 
-def design_highpass_sos(cutoff_hz: float, sampling_rate_hz: float, order: int = 2) -> np.ndarray:
-    """Butterworth high-pass as second-order sections (an empty cascade when ``cutoff_hz``
-    is 0).
+def design_highpass_sos(cutoff_hz: float, sampling_rate_hz: float, order: int = 2,
+                        btype: str = "highpass") -> np.ndarray:
+    """Butterworth high-pass (or ``btype="lowpass"``) as second-order sections (an empty
+    cascade when ``cutoff_hz`` is 0).
 
     Returns
     -------
@@ -65,10 +69,17 @@ def design_highpass_sos(cutoff_hz: float, sampling_rate_hz: float, order: int = 
     if cutoff_hz == 0:
         return np.zeros((0, 6))
     if not (0 < cutoff_hz < fs / 2):
-        raise ConfigError(f"high-pass cut-off {cutoff_hz!r} Hz is not inside (0, {fs / 2:g}) Hz "
-                          "(Nyquist); use e.g. 1 Hz, or 0 for none")
-    sos = scipy.signal.butter(order, cutoff_hz, btype="highpass", fs=fs, output="sos")
+        raise ConfigError(f"{btype[:-4]}-pass cut-off {cutoff_hz!r} Hz is not inside "
+                          f"(0, {fs / 2:g}) Hz (Nyquist); use e.g. 1 Hz, or 0 for none")
+    sos = scipy.signal.butter(order, cutoff_hz, btype=btype, fs=fs, output="sos")
     return np.ascontiguousarray(sos, dtype=np.float64)
+
+
+def _steady_state(sos: np.ndarray) -> np.ndarray:
+    """``scipy.signal.sosfilt_zi(sos)`` (shape (n_sections, 2)); empty for no sections."""
+    if sos.shape[0] == 0:
+        return np.zeros((0, 2))
+    return np.ascontiguousarray(scipy.signal.sosfilt_zi(sos), dtype=np.float64)
 
 
 class DetectorPipeline:
@@ -86,6 +97,8 @@ class DetectorPipeline:
         Butterworth design order of the band-pass.
     highpass_hz : float, default 1.0
         Cut-off of the AC-coupling high-pass applied before every measure (0: none).
+    lowpass_hz : float, default 0
+        Cut-off of a low-pass applied before every measure (0: none).
     notch_hz : sequence of float, default ()
         Line frequencies to notch, with their harmonics below Nyquist.
     notch_q : float, default 30
@@ -101,7 +114,7 @@ class DetectorPipeline:
 
     def __init__(self, n_channels: int, sampling_rate_hz: float, hop_samples: int,
                  band_hz: Sequence[float], filter_order: int = 4, highpass_hz: float = 1.0,
-                 notch_hz: Sequence[float] = (), notch_q: float = 30.0,
+                 lowpass_hz: float = 0.0, notch_hz: Sequence[float] = (), notch_q: float = 30.0,
                  channel_names: Sequence[str] | None = None) -> None:
         self._n_channels = _check_channels(n_channels)
         self._fs = check_sampling_rate(sampling_rate_hz)
@@ -113,6 +126,10 @@ class DetectorPipeline:
         self._band = check_band(band_hz, self._fs)
         self._order = filter_order
         self._highpass_hz = float(highpass_hz)
+        self._lowpass_hz = float(lowpass_hz)
+        if self._lowpass_hz and self._lowpass_hz <= self._highpass_hz:
+            raise ConfigError(f"low-pass cut-off {lowpass_hz!r} Hz is not above the high-pass "
+                              f"cut-off {highpass_hz!r} Hz; raise it or use 0 for none")
         self._notch_hz = [float(f) for f in notch_hz]
         names = ([f"ch{c}" for c in range(self._n_channels)] if channel_names is None
                  else [str(n) for n in channel_names])
@@ -121,10 +138,13 @@ class DetectorPipeline:
                               "give one name per channel")
         self._channel_names = names
         hp = design_highpass_sos(self._highpass_hz, self._fs)
+        lp = design_highpass_sos(self._lowpass_hz, self._fs, 4, btype="lowpass")
         notch = design_notch_sos(self._notch_hz, notch_q, self._fs)
-        #: The pre-filter cascade (high-pass then notches) and the band-pass, as designed.
-        self.pre_sos = np.ascontiguousarray(np.vstack([hp, notch.reshape(-1, 6)]))
+        #: The pre-filter cascade (high-pass, low-pass, notches) and the band-pass, as designed.
+        self.pre_sos = np.ascontiguousarray(np.vstack([hp, lp, notch.reshape(-1, 6)]))
         self.band_sos = design_bandpass_sos(self._band, filter_order, self._fs)
+        self.pre_zi = _steady_state(self.pre_sos)
+        self.band_zi = _steady_state(self.band_sos)
         n = self._n_channels
         self._pre_z = np.zeros((self.pre_sos.shape[0], 2, n))
         self._band_z = np.zeros((self.band_sos.shape[0], 2, n))
@@ -185,8 +205,9 @@ class DetectorPipeline:
         if type(hop) is not np.ndarray or hop.dtype != _F64 or not hop.flags.c_contiguous \
                 or hop.shape != self._hop_shape:
             hop = self._coerce(hop)
-        n = K.detector_measures(hop, self.pre_sos, self._pre_z, self.band_sos, self._band_z,
-                                self._prev, self._started, self._out)
+        n = K.detector_measures(hop, self.pre_sos, self.pre_zi, self._pre_z, self.band_sos,
+                                self.band_zi, self._band_z, self._prev, self._started,
+                                self._out)
         if n:
             self.n_channel_resets += n
         return self._out
@@ -211,8 +232,9 @@ class DetectorPipeline:
                              f"got shape {x.shape}")
         x = np.ascontiguousarray(x, dtype=np.float64)
         out = np.zeros((x.shape[0] // self._hop, self.n_features))
-        K.detector_measures_process(x, self._hop, self.pre_sos, np.zeros_like(self._pre_z),
-                                    self.band_sos, np.zeros_like(self._band_z),
+        K.detector_measures_process(x, self._hop, self.pre_sos, self.pre_zi,
+                                    np.zeros_like(self._pre_z), self.band_sos, self.band_zi,
+                                    np.zeros_like(self._band_z),
                                     np.zeros_like(self._prev), np.zeros_like(self._started),
                                     out)
         return out
@@ -229,4 +251,5 @@ class DetectorPipeline:
         return (f"DetectorPipeline(n_channels={self._n_channels}, "
                 f"sampling_rate_hz={self._fs:g}, hop_samples={self._hop}, "
                 f"band_hz={list(self._band)}, highpass_hz={self._highpass_hz:g}, "
+                f"lowpass_hz={self._lowpass_hz:g}, "
                 f"notch_hz={self._notch_hz})")

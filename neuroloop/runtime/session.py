@@ -73,7 +73,8 @@ def build_pipeline(scenario: Scenario) -> Any:
             n_channels=scenario.source.n_channels,
             sampling_rate_hz=scenario.source.sampling_rate_hz,
             hop_samples=d.hop_samples, band_hz=d.bands_hz[0], filter_order=d.filter_order,
-            highpass_hz=d.highpass_hz, notch_hz=list(d.notch_hz), notch_q=d.notch_q)
+            highpass_hz=d.highpass_hz, lowpass_hz=d.lowpass_hz, notch_hz=list(d.notch_hz),
+            notch_q=d.notch_q)
     return FeaturePipeline(
         n_channels=scenario.source.n_channels,
         sampling_rate_hz=scenario.source.sampling_rate_hz,
