@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", metavar="FILE",
                    help="link keys; created (mode 0600) if missing. Default: environment "
                         "NEUROLOOP_KEY_H2D/NEUROLOOP_KEY_D2H")
-    p.add_argument("--preset", choices=("bsi", "eeg-bci"), default="bsi")
+    from .streamer import patient_presets
+
+    p.add_argument("--preset", choices=patient_presets(), default="bsi")
     p.add_argument("--array", metavar="NAME", default="paddle-5-6-5",
                    help="electrode array the output stage drives, from the catalogue "
                         "(default paddle-5-6-5; also dbs-3389, rns-strip-depth); reported to "

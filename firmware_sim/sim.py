@@ -178,6 +178,7 @@ class Simulator:
                         else:
                             self._log({"kind": "inject", "time_us": now, "fault": "drop_frame",
                                        "frame_counter": dev.frame_counter - 1})
+                        self.streamer.apply_output(dev.output)  # a patient that reacts hears it
                         self.streamer.prepare()
                     self._send(dev.tick(now), now)
                 # output

@@ -11,7 +11,8 @@ last value) and noise bursts (broadband interference on every channel).
 
 from __future__ import annotations
 
-from typing import TypedDict, Unpack
+import importlib
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from neuroloop.acquisition.synthetic import SyntheticSource
 
 from .device import StreamInfo
 
-__all__ = ["Streamer", "PRESET_FRAMING", "quantise"]
+__all__ = ["Streamer", "PRESET_FRAMING", "PATIENTS", "patient_presets", "quantise"]
 
 #: Default (samples per frame, uV per LSB) per preset. One frame per 59-sample control hop
 #: of the bsi scenario (~100 ms), so a hop's last sample is the last sample of a frame and
@@ -27,6 +28,25 @@ __all__ = ["Streamer", "PRESET_FRAMING", "quantise"]
 #: 0.25 uV/LSB covers +/-8192 uV (the ECoG rail is 3000 uV); 0.05 uV/LSB covers +/-1638 uV
 #: (the EEG rail is 1000 uV).
 PRESET_FRAMING: dict[str, tuple[int, float]] = {"bsi": (59, 0.25), "eeg-bci": (25, 0.05)}
+
+#: Patient models other than the :class:`SyntheticSource` presets: preset -> ``module:Class``
+#: of a :class:`~neuroloop.acquisition.base.BaseSource` built as ``Class(seed=..., **opts)``
+#: that has ``read_into(out, labels)``. A model that reacts to stimulation hears what the
+#: output stage applies (:meth:`Streamer.apply_output`).
+PATIENTS: dict[str, str] = {}
+
+
+def patient_presets() -> tuple[str, ...]:
+    """Every preset the simulator can stream."""
+    return ("bsi", "eeg-bci", *PATIENTS)
+
+
+def _patient(preset: str, seed: int, options: dict[str, Any]) -> Any:
+    target = PATIENTS.get(preset)
+    if target is None:
+        return SyntheticSource(preset, seed=seed, **options)
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)(seed=seed, **options)
 
 
 class SourceOptions(TypedDict, total=False):
@@ -78,8 +98,9 @@ class Streamer:
                  uv_per_lsb: float | None = None, stuck_channel: int | None = None,
                  stuck_after_s: float = 0.0, noise_bursts_per_s: float = 0.0,
                  fault_seed: int = 0, **source_options: Unpack[SourceOptions]) -> None:
-        self.source = SyntheticSource(preset, seed=seed, **source_options)
+        self.source = _patient(preset, seed, dict(source_options))
         self.source.open()
+        self.reacts = bool(getattr(self.source, "reacts_to_stimulation", False))
         info = self.source.info
         spf_default, scale_default = PRESET_FRAMING.get(preset, (max(1, round(info.sampling_rate_hz
                                                                                / 10)), 0.25))
@@ -128,6 +149,15 @@ class Streamer:
             self.source.read_into(buf[:k])
             left -= k
         self.position += max(n_samples, 0)
+
+    def apply_output(self, output: Any) -> None:
+        """The output stage delivers ``output`` (a StimCommand) from now on: a patient model
+        that reacts to stimulation hears it from the next frame it generates (the frame being
+        prepared ahead, so one frame after the command, as the host's loop does with one hop).
+        """
+        if self.reacts:
+            self.source.stimulation_applied(output.amplitude_ma, float(output.frequency_hz),
+                                            float(output.pulse_width_us), self.position)
 
     def prepare(self) -> None:
         """Generate the next frame ahead of its due time (so sending it costs no compute)."""

@@ -17,12 +17,29 @@ import numpy as np
 
 from ..errors import ConfigError, DeviceError
 
-__all__ = ["CHANNEL_TYPES", "Block", "SourceInfo", "BaseSource", "NO_LABEL"]
+__all__ = ["CHANNEL_TYPES", "Block", "SourceInfo", "BaseSource", "NO_LABEL",
+           "STIM_EFFECT_DELAY_HOPS", "stimulation_effect_sample"]
 
 CHANNEL_TYPES = ("ecog", "eeg", "lfp", "emg", "stim", "misc")
 
 #: Label value meaning "ground truth unknown" (real devices, unlabelled recordings).
 NO_LABEL = -1
+
+#: Hops between the hop whose command it is and the first sample a stimulation command
+#: affects in a patient that reacts to stimulation (:meth:`BaseSource.stimulation_applied`).
+#: One hop lets a simulated patient produce the next hop while the current one is being
+#: computed (prefetch), and keeps the reaction a function of sample indices only.
+STIM_EFFECT_DELAY_HOPS = 1
+
+
+def stimulation_effect_sample(last_sample: int, hop_samples: int) -> int:
+    """First sample index a command affects, for the command of the hop whose last sample is
+    ``last_sample``: ``last_sample + 1 + STIM_EFFECT_DELAY_HOPS * hop_samples``.
+
+    A pure function of sample indices, so that ``--fast`` runs are reproducible and a replay
+    (whose recorded samples already contain the reaction) is identical.
+    """
+    return int(last_sample) + 1 + STIM_EFFECT_DELAY_HOPS * int(hop_samples)
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,9 @@ class BaseSource:
     scheme: ClassVar[str] = ""
     #: True when samples arrive in real time on their own (a device): the loop must not pace.
     paced_by_device: ClassVar[bool] = False
+    #: True for a simulated patient whose signal depends on the stimulation it receives: the
+    #: loop then calls :meth:`stimulation_applied` after every command it sends.
+    reacts_to_stimulation: ClassVar[bool] = False
 
     info: SourceInfo
 
@@ -242,6 +262,42 @@ class BaseSource:
 
     def idle(self) -> None:
         """The reader is about to wait for the next hop: a producer may work now."""
+
+    def stimulation_applied(self, amplitude_ma: np.ndarray, frequency_hz: float,
+                            pulse_width_us: float, from_sample: int) -> None:
+        """Tell a patient model what stimulation it receives from sample ``from_sample`` on.
+
+        The loop calls it after every command it hands to the stimulator (when
+        :attr:`reacts_to_stimulation` is True), with ``from_sample`` =
+        :func:`stimulation_effect_sample` of the hop; a device's firmware calls it on its own
+        patient model with what its output stage applies. The command stays in force until
+        the next call. Plain numbers and arrays (acquisition does not import stimulation).
+
+        Parameters
+        ----------
+        amplitude_ma : ndarray, shape (n_contacts,)
+            Signed current per contact, mA (cathodic negative; all zero = off). Copied.
+        frequency_hz : float
+            Pulse rate, Hz (0 when off).
+        pulse_width_us : float
+            Phase width, µs.
+        from_sample : int
+            First sample index of this source's stream that the command affects. Calls come
+            with non-decreasing ``from_sample``.
+
+        Notes
+        -----
+        A reacting source that produces samples ahead (prefetch) must never have produced a
+        sample at or beyond ``from_sample`` of a command it has not yet been told about:
+        :class:`~neuroloop.acquisition.prefetch.StimulationHorizon` holds its producer back.
+        The default does nothing (a recording, a device stream, a patient that ignores it).
+        """
+        del amplitude_ma, frequency_hz, pulse_width_us, from_sample
+
+    def metrics(self) -> dict[str, float]:
+        """Figures about the patient over the run so far, for the run summary (``"patient"``
+        in ``--json``), e.g. the time a biomarker spent above its threshold. Default: none."""
+        return {}
 
     def __enter__(self) -> BaseSource:
         return self.open()

@@ -9,6 +9,12 @@ hop is due it is simply there, as it would be from hardware.
 The stream does not depend on the thread: the producer calls the same generator in the same
 order with the same chunk size, and the generator's output does not depend on how it is cut
 into chunks. Errors in the thread are re-raised in the reader (mne-lsl's convention).
+
+A patient that reacts to stimulation cannot be produced far ahead: its next samples depend on
+the command of the hop being computed. Such a source gives its fill function a
+:class:`StimulationHorizon` and waits on it before producing a chunk, so the producer never
+makes a sample whose stimulation it does not know yet (the stream stays a function of the
+commands and their sample indices, whatever the thread's timing).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["ChunkProducer"]
+__all__ = ["ChunkProducer", "StimulationHorizon"]
 
 #: fill(out (chunk, n_channels) float64, labels (chunk,) int8) -> samples written (0 = end).
 FillFn = Callable[[np.ndarray, np.ndarray], int]
@@ -132,3 +138,55 @@ class ChunkProducer:
     def ended(self) -> bool:
         """True once the end of a finite stream (or an error) was taken."""
         return self._ended
+
+
+class StimulationHorizon:
+    """How far a patient that reacts to stimulation may be produced ahead.
+
+    Commands reach the patient (:meth:`~neuroloop.acquisition.base.BaseSource.stimulation_applied`)
+    with non-decreasing ``from_sample``; a later command may still start at the latest
+    ``from_sample`` (a cycle without fresh samples repeats it), so every sample *below* the
+    latest ``from_sample`` has its stimulation settled, and nothing at or beyond it. The
+    producer calls :meth:`wait_for` before making samples ``[first, stop)``; the source calls
+    :meth:`advance` from ``stimulation_applied``.
+
+    Parameters
+    ----------
+    limit : int
+        Samples below this index are settled before any command arrives (the first command
+        the loop sends starts at :func:`~neuroloop.acquisition.base.stimulation_effect_sample`
+        of its first hop).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = int(limit)
+        self._cond = threading.Condition()
+        self._closed = False
+
+    @property
+    def limit(self) -> int:
+        """Samples below this index may be produced."""
+        return self._limit
+
+    def advance(self, from_sample: int) -> None:
+        """A command starting at ``from_sample`` is known (called by the reader's thread)."""
+        if from_sample > self._limit:
+            with self._cond:
+                self._limit = int(from_sample)
+                self._cond.notify()
+
+    def wait_for(self, stop: int) -> bool:
+        """Block until samples below ``stop`` may be produced; False once :meth:`close` was
+        called (the producer then ends its chunk)."""
+        if stop <= self._limit:
+            return True
+        with self._cond:
+            while stop > self._limit and not self._closed:
+                self._cond.wait()
+            return not self._closed
+
+    def close(self) -> None:
+        """Release a producer waiting in :meth:`wait_for` (the source is closing)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

@@ -106,6 +106,13 @@ def _build_parser() -> _Parser:
                      help="do not ask for SCHED_FIFO priority and locked memory in live runs")
     run.add_argument("--json", action="store_true",
                      help="print exactly one JSON summary object on stdout")
+    run.add_argument("--compare-continuous", action="store_true",
+                     help="also run the same patient (same seed, same cycles, simulated "
+                     "clock) under continuous stimulation at the program's maximum amplitude "
+                     "and report both runs' therapy figures and their ratios")
+    run.add_argument("--compare-unstimulated", action="store_true",
+                     help="also run the same patient without stimulation (an unstimulated "
+                     "control) and report both runs' figures and their ratios")
 
     train = sub.add_parser("train", help="calibrate a decoder and save it")
     _scenario_args(train)
@@ -249,6 +256,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             link.close()
     if link is not None:
         summary["link"] = link.stats()
+    from ..runtime.counterfactual import BY_OPTION, add_counterfactuals
+
+    wanted = [cf for dest, cf in BY_OPTION.items() if getattr(args, dest, False)]
+    if wanted and not summary.get("error"):
+        add_counterfactuals(summary, scenario, options, wanted, progress=progress)
     if args.record:
         summary["recording"] = args.record
     if args.json:
@@ -337,6 +349,13 @@ def _format_summary(s: dict[str, Any]) -> str:
     ]
     if s.get("calibration"):
         lines.append(f"calibration         {s['calibration']}")
+    for key in ("control", "patient"):  # therapy figures of the policy and the patient model
+        if s.get(key):
+            lines.append(f"{key:<20}" + "  ".join(f"{k} {v:.4g}" for k, v in s[key].items()))
+    for cf in s.get("counterfactuals", []):
+        from ..runtime.counterfactual import format_comparison
+
+        lines.extend(format_comparison(cf))
     if s.get("stall_cycles") or s.get("samples_lost"):
         lines.append(f"source              stalls {s['stall_cycles']}  samples lost "
                      f"{s['samples_lost']}")

@@ -271,6 +271,12 @@ class ControlPolicy(abc.ABC):
         self.request.set_off()
         self.request.cycle = 0
 
+    def metrics(self) -> dict[str, float]:
+        """Therapy figures of the run so far (``"control"`` in the run summary), e.g. the
+        number of ramps or the time spent stimulating. Not called in the loop. Default: none.
+        """
+        return {}
+
     # -- writing the request -------------------------------------------------------------------
     def program_envelope_ma(self, program_id: int) -> tuple[float, float]:
         """The clinician envelope ``(min, max)`` of ``program_id``, mA."""

@@ -5,6 +5,8 @@
 ==========================  ===========================================================
 ``"program-per-state"``     :class:`~neuroloop.control.program_per_state.ProgramPerStatePolicy`
 ``"proportional"``          :class:`~neuroloop.control.proportional.ProportionalPolicy`
+``"continuous"``            :class:`~neuroloop.control.fixed.ContinuousPolicy`
+``"off"``                   :class:`~neuroloop.control.fixed.OffPolicy`
 ``"triggered-burst"``       :class:`~neuroloop.control.triggered_burst.TriggeredBurstPolicy`
 ==========================  ===========================================================
 
@@ -33,6 +35,8 @@ ENTRY_POINT_GROUP = "neuroloop.control_policies"
 _POLICIES: dict[str, str | type[ControlPolicy]] = {
     "program-per-state": "neuroloop.control.program_per_state:ProgramPerStatePolicy",
     "proportional": "neuroloop.control.proportional:ProportionalPolicy",
+    "continuous": "neuroloop.control.fixed:ContinuousPolicy",
+    "off": "neuroloop.control.fixed:OffPolicy",
     "triggered-burst": "neuroloop.control.triggered_burst:TriggeredBurstPolicy",
 }
 

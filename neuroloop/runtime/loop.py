@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .._jit import total_compiled_signatures
-from ..acquisition.base import NO_LABEL, BaseSource
+from ..acquisition.base import NO_LABEL, BaseSource, stimulation_effect_sample
 from ..control.base import ControlPolicy
 from ..decoders.base import BaseDecoder, Intention
 from ..errors import DeviceError
@@ -200,6 +200,11 @@ class ControlLoop:
             on_samples=self._samples_to_listeners)
         n_contacts = policy.programs.array.n_contacts
         n_states = len(policy.programs.intention_names)
+        #: a simulated patient that reacts to stimulation hears every command sent (resolved
+        #: once: nothing per cycle for other sources)
+        self._stimulation_applied = (source.stimulation_applied
+                                     if getattr(source, "reacts_to_stimulation", False)
+                                     and replay_cycles is None else None)
         self._off = StimCommand.off(n_contacts)
         self.writer = CycleRecordWriter(pipeline.n_features, n_states, n_contacts,
                                         decoder.output_schema_.n_outputs)
@@ -401,6 +406,10 @@ class ControlLoop:
             confidence=confidence, deadline_missed=self._prev_missed)
         t_supervised = time.perf_counter_ns()
         self.stimulator.send(command, hop_last_sample=reader.last_sample)
+        if self._stimulation_applied is not None:
+            self._stimulation_applied(command.amplitude_ma, command.frequency_hz,
+                                      command.pulse_width_us,
+                                      stimulation_effect_sample(reader.last_sample, self.hop))
         t_end = time.perf_counter_ns()
         compute_ns = t_end - t_start
         sent_ns, e2e_ns, missed = timing.outcome(k, available_ns, now_ns, compute_ns)

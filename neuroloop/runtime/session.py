@@ -32,7 +32,8 @@ from .loop import ControlLoop, FaultHooks
 from .safety_inputs import SafetyInputProvider, safety_input_providers
 from .summary import summarise
 
-__all__ = ["RunOptions", "Session", "build_pipeline", "calibration_data", "train_decoder"]
+__all__ = ["RunOptions", "Session", "build_pipeline", "calibration_data", "train_decoder",
+           "therapy_metrics"]
 
 Progress = Callable[[str], None]
 
@@ -444,6 +445,7 @@ class Session:
             summary["calibration"] = self.calibration
             summary["stimulator"] = self.stimulator.status()
             summary["supervisor_state"] = self.supervisor.state.name
+            summary.update(therapy_metrics(self.policy, self.source))
             if rt is not None:
                 summary["realtime"] = rt.describe()
             if loop.device_error is not None:
@@ -472,6 +474,18 @@ class Session:
                 out.append((int(sample), int(state)))
             prev = state
         return out
+
+
+def therapy_metrics(policy: Any, source: Any) -> dict[str, dict[str, float]]:
+    """The run summary's ``"control"`` (:meth:`ControlPolicy.metrics`) and ``"patient"``
+    (:meth:`BaseSource.metrics`) tables, each only when it has figures."""
+    out: dict[str, dict[str, float]] = {}
+    for key, obj in (("control", policy), ("patient", source)):
+        get = getattr(obj, "metrics", None)  # a duck-typed wrapper may lack it
+        figures = get() if callable(get) else {}
+        if figures:
+            out[key] = {str(k): float(v) for k, v in figures.items()}
+    return out
 
 
 def summary_json(summary: dict[str, Any]) -> str:
