@@ -33,7 +33,9 @@ PRESET_FRAMING: dict[str, tuple[int, float]] = {"bsi": (59, 0.25), "eeg-bci": (2
 #: of a :class:`~neuroloop.acquisition.base.BaseSource` built as ``Class(seed=..., **opts)``
 #: that has ``read_into(out, labels)``. A model that reacts to stimulation hears what the
 #: output stage applies (:meth:`Streamer.apply_output`).
-PATIENTS: dict[str, str] = {}
+PATIENTS: dict[str, str] = {
+    "responsive": "neuroloop.acquisition.responsive:ResponsivePatient",
+}
 
 
 def patient_presets() -> tuple[str, ...]:

@@ -123,6 +123,7 @@ class ResponsivePatient(BaseSource):
 
     scheme = "synthetic"
     paced_by_device = False
+    reacts_to_stimulation = True
 
     def __init__(self, **options: Any) -> None:
         super().__init__()
@@ -245,14 +246,22 @@ class ResponsivePatient(BaseSource):
         sel = self.seizures[:, K.SZ_ONSET] < stop
         return self.seizures[sel][:, [K.SZ_ONSET, K.SZ_END]].astype(np.int64)
 
-    def stimulation_applied(self, amplitude_ma: float, frequency_hz: float,
+    def stimulation_applied(self, amplitude_ma: np.ndarray, frequency_hz: float,
                             pulse_width_us: float, from_sample: int) -> None:
-        """The stimulator delivers ``amplitude_ma`` (total cathodic current; 0 = off) from
-        stream sample ``from_sample`` on (samples already generated are not changed).
+        """The stimulator delivers ``amplitude_ma`` (signed current per contact, mA; all zero
+        = off) from stream sample ``from_sample`` on (samples already generated are never
+        changed: a later ``from_sample`` is moved to the next sample to generate).
 
-        A burst that starts during a seizure may abort it (module docstring).
+        A burst (off -> on) that starts during a seizure may abort it (module docstring);
+        its current is the summed cathodic current.
         """
-        amp = float(amplitude_ma) if math.isfinite(amplitude_ma) and amplitude_ma > 0 else 0.0
+        amp = 0.0
+        for a in np.asarray(amplitude_ma, dtype=np.float64).ravel():
+            if a < 0.0:
+                amp -= float(a)
+        if not (math.isfinite(amp) and math.isfinite(frequency_hz) and frequency_hz > 0
+                and math.isfinite(pulse_width_us) and pulse_width_us > 0):
+            amp = 0.0
         if amp == self._last_amp:
             return
         s = max(int(from_sample), self._next)
@@ -292,16 +301,16 @@ class ResponsivePatient(BaseSource):
         self._stim[2] = 0
         self._stim[3] = n
 
-    def metrics(self) -> dict[str, Any]:
-        """Seizures so far, how many stimulation aborted, bursts received."""
+    def metrics(self) -> dict[str, float]:
+        """Seizures so far, how many stimulation aborted, time in seizure, bursts received."""
         stop = self._next
         iv = self.seizure_intervals(stop)
         aborted = int(np.sum(self.seizures[self.seizures[:, K.SZ_ONSET] < stop, K.SZ_ABORT]
                              >= 0))
         ictal = np.minimum(iv[:, 1], stop) - iv[:, 0]
-        return {"seizures": int(iv.shape[0]), "seizures_aborted": aborted,
+        return {"seizures": float(iv.shape[0]), "seizures_aborted": float(aborted),
                 "seizure_time_s": round(float(ictal.sum()) / self._fs, 3),
-                "bursts_received": int(self.n_bursts)}
+                "bursts_received": float(self.n_bursts)}
 
     # -- BaseSource hooks -------------------------------------------------------------------------
     def _open(self) -> None:
@@ -318,6 +327,23 @@ class ResponsivePatient(BaseSource):
                    self._move, self._fs, self.seizures[:0], np.zeros(3, np.int64),
                    self.spikes[:0], self.artifacts[:0], np.zeros((1, 2)),
                    np.array([0.0, -1.0, 0.0, 0.0]), np.zeros(4))
+
+    def read_into(self, out: np.ndarray, labels: np.ndarray | None = None) -> int:
+        """Generate the next ``out.shape[0]`` samples into ``out`` (and their labels into
+        ``labels``), as a device's firmware streams them; the number written (fewer at the
+        end of a finite stream)."""
+        n = out.shape[0]
+        done = 0
+        while done < n:
+            blk = self._read(n - done, None)
+            if blk is None:
+                break
+            k = blk.n_samples
+            out[done:done + k] = blk.data
+            if labels is not None:
+                labels[done:done + k] = blk.labels
+            done += k
+        return done
 
     def _read(self, max_samples: int, timeout: float | None) -> Block | None:
         n = min(max_samples, self._buf.shape[0])

@@ -43,6 +43,7 @@ from ..decoders.base import DecoderOutput, OutputSchema
 from ..stimulation.command import StimCommand
 from ..stimulation.programs import ProgramSet
 from .base import ControlPolicy, PolicyParams
+from .therapy import TherapyMeter
 
 __all__ = ["TriggeredBurstPolicy", "TriggeredBurstSettings", "DAY_NS"]
 
@@ -133,6 +134,7 @@ class TriggeredBurstPolicy(ControlPolicy):
         #: start time and planned on-time (ns) of every burst of the last 24 h (a ring)
         self._ring_start = np.zeros(size, dtype=np.int64)
         self._ring_on = np.zeros(size, dtype=np.int64)
+        self.meter = TherapyMeter()
 
     def reset(self) -> None:
         super().reset()
@@ -151,6 +153,7 @@ class TriggeredBurstPolicy(ControlPolicy):
         self.episodes = 0
         self.on_time_ns = 0
         self.refused_daily_limit = 0
+        self.meter.reset()
 
     # -- the rolling day ---------------------------------------------------------------------
     def _expire(self, now_ns: int) -> None:
@@ -189,6 +192,15 @@ class TriggeredBurstPolicy(ControlPolicy):
 
     # -- online --------------------------------------------------------------------------------
     def step(self, output: DecoderOutput, now_ns: int, cycle: int) -> StimCommand:
+        req = self._decide(output, now_ns, cycle)
+        if req.program_id >= 0:
+            self.meter.step(now_ns, self.settings.amplitude_ma, req.frequency_hz,
+                            req.pulse_width_us)
+        else:
+            self.meter.step(now_ns, 0.0, 0.0, 0.0)
+        return req
+
+    def _decide(self, output: DecoderOutput, now_ns: int, cycle: int) -> StimCommand:
         if self._last_ns >= 0 and now_ns > self._last_ns:
             self._dt_ns = now_ns - self._last_ns
         if self._first_ns < 0:
@@ -227,15 +239,17 @@ class TriggeredBurstPolicy(ControlPolicy):
         self._episode_bursts = 0
         self._refractory_until_ns = now_ns + self._refractory_ns
 
-    def metrics(self) -> dict[str, Any]:
-        """Bursts, therapies (episodes) and per day, on-time, daily-limit refusals."""
+    def metrics(self) -> dict[str, float]:
+        """The :class:`~neuroloop.control.therapy.TherapyMeter` figures (stimulation time,
+        TEED), bursts, therapies (episodes) and therapies per day of run, planned on-time,
+        and bursts refused by the rolling daily limit."""
         span_ns = self._last_ns - self._first_ns if self._first_ns >= 0 else 0
         days = span_ns / DAY_NS
         return {
-            "bursts": int(self.bursts),
-            "therapies": int(self.episodes),
-            "therapies_per_day": round(self.episodes / days, 1) if days > 0 else None,
-            "on_time_s": round(self.on_time_ns / _NS, 3),
-            "day_on_time_s": round(self.day_on_time_s(), 3),
-            "refused_daily_limit": int(self.refused_daily_limit),
+            **self.meter.metrics(),
+            "bursts": float(self.bursts),
+            "therapies": float(self.episodes),
+            "therapies_per_day": round(self.episodes / days, 1) if days > 0 else 0.0,
+            "burst_on_time_s": round(self.on_time_ns / _NS, 3),
+            "refused_daily_limit": float(self.refused_daily_limit),
         }

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["detection_metrics", "detection_times_s"]
+__all__ = ["detection_metrics", "detection_times_s", "detection_summary", "ONSET_WORDS"]
 
 #: Seconds after a seizure's end during which a detection still belongs to it.
 END_TOLERANCE_S = 10.0
@@ -90,3 +90,73 @@ def detection_metrics(detections_s: np.ndarray, seizures_s: np.ndarray, duration
         "latency_s": [round(v, 3) for v in latencies],
         "median_latency_s": round(float(np.median(latencies)), 3) if latencies else None,
     }
+
+
+#: Words that mark a seizure-onset annotation of a recording (EDF+ ``"eeg sz start"``).
+ONSET_WORDS = ("sz", "seizure", "onset", "ictal")
+
+
+def _annotated_onsets_s(source: Any) -> list[float]:
+    out = []
+    for a in getattr(source, "annotations", None) or ():
+        words = str(getattr(a, "text", "")).lower().replace("-", " ").replace("_", " ").split()
+        if any(w in ONSET_WORDS for w in words):
+            out.append(float(a.onset_s))
+    return out
+
+
+def _label_seizures(true_state: np.ndarray, last_sample: np.ndarray) -> np.ndarray:
+    """(onset, end) samples of the runs of label 1 in the per-cycle ground truth."""
+    s = np.asarray(true_state) == 1
+    rows = []
+    start = -1
+    for c in range(s.shape[0]):
+        if s[c] and start < 0:
+            start = int(last_sample[c - 1]) + 1 if c > 0 else int(last_sample[0])
+        elif not s[c] and start >= 0:
+            rows.append((start, int(last_sample[c - 1]) + 1))
+            start = -1
+    if start >= 0:
+        rows.append((start, int(last_sample[-1]) + 1))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+
+
+def detection_summary(result: Any, source: Any, decoder: Any) -> dict[str, Any] | None:
+    """The run summary's ``"detection"`` table, for a decoder with a ``detector_score``
+    output (None otherwise).
+
+    Seizures come from the patient model (``source.seizure_intervals``, exact onsets, ends
+    moved earlier by aborts), else from a recording's onset annotations (``ONSET_WORDS``;
+    then also ``detections_10s_before_onset``), else from the per-cycle labels. Seizures
+    that start while the detector is still learning its trends are not counted.
+    """
+    schema = getattr(decoder, "output_schema_", None)
+    if schema is None or "detector_score" not in schema.output_names or result.cycles == 0:
+        return None
+    fs = float(result.sampling_rate_hz)
+    last = np.asarray(result.last_sample)
+    det = detection_times_s(result.state, last, fs)
+    first_s = (int(last[0]) + 1 - int(result.hop_samples)) / fs
+    stop = int(last[-1]) + 1
+    start_s = first_s + float(getattr(decoder, "init_hops", 0)) * result.hop_samples / fs
+    annotated: list[float] = []
+    intervals = getattr(source, "seizure_intervals", None)
+    if callable(intervals):
+        sz = np.asarray(intervals(stop), dtype=np.float64) / fs
+        truth = "model"
+    else:
+        annotated = _annotated_onsets_s(source)
+        if annotated:
+            sz = np.asarray([(t, t) for t in annotated], dtype=np.float64).reshape(-1, 2)
+            truth = "annotation"
+        else:
+            sz = _label_seizures(result.true_state, last) / fs
+            truth = "labels"
+    out = detection_metrics(det, sz, stop / fs - start_s, start_s=start_s)
+    out["truth"] = truth
+    out["detections"] = int(det.shape[0])
+    out["detection_times_s"] = [round(float(t), 3) for t in det[:1000]]
+    if annotated:
+        out["detections_10s_before_onset"] = int(sum(
+            int(np.sum((det >= t - 10.0) & (det < t))) for t in annotated))
+    return out

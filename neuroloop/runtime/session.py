@@ -28,6 +28,7 @@ from ..records import CycleRows, LoopListener
 from ..stimulation.programs import ProgramSet, build_program_set
 from ..stimulation.stimulators import BaseStimulator, SimulatedStimulator
 from .clock import Clock, SimClock, WallClock
+from .detection import detection_summary
 from .loop import ControlLoop, FaultHooks
 from .safety_inputs import SafetyInputProvider, safety_input_providers
 from .summary import summarise
@@ -446,6 +447,9 @@ class Session:
             summary["stimulator"] = self.stimulator.status()
             summary["supervisor_state"] = self.supervisor.state.name
             summary.update(therapy_metrics(self.policy, self.source))
+            detection = detection_summary(result, self.source, self.decoder)
+            if detection is not None:  # a seizure detector: sensitivity, false/h, latency
+                summary["detection"] = detection
             if rt is not None:
                 summary["realtime"] = rt.describe()
             if loop.device_error is not None:
