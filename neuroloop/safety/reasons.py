@@ -29,7 +29,7 @@ __all__ = [
     "BAD_REQUEST", "STALE_INPUT", "LOW_CONFIDENCE", "DECODER_INVALID", "FALLBACK", "RECOVERED",
     "DEADLINE_MISS", "DEADLINE_FAULT", "ESTOP", "ARM", "REARM", "DISARM", "ARM_REFUSED",
     "REARM_REFUSED", "DISARM_REFUSED", "HEARTBEAT_LOST", "DEVICE_FAULT", "IMPEDANCE_REPORT",
-    "NOT_ARMED", "LATCHED", "CLOCK_BACKWARDS", "INTERNAL_ERROR",
+    "NOT_ARMED", "LATCHED", "CLOCK_BACKWARDS", "INTERNAL_ERROR", "BURST", "DAILY_ON",
     # interlocks that are not a reason of their own
     "RECOVERY", "ESTOP_LATCH", "FAULT_LATCH", "ARMED_ONLY",
 ]
@@ -78,6 +78,8 @@ NOT_ARMED = "not_armed"
 LATCHED = "latched"
 CLOCK_BACKWARDS = "clock_backwards"
 INTERNAL_ERROR = "internal_error"
+BURST = "burst"
+DAILY_ON = "daily_on"
 # --- interlocks that are not event reasons of their own (names for the test-only switch) -------
 RECOVERY = "recovery"
 ESTOP_LATCH = "estop_latch"
@@ -184,6 +186,10 @@ TABLE: tuple[Reason, ...] = (
     _s(LATCHED, 12, "", "non-zero request while FAULT/ESTOP"),
     _s(CLOCK_BACKWARDS, 0, "ns", "now_ns went backwards; the last time is kept"),
     _s(INTERNAL_ERROR, 0, "", "unexpected exception inside step -> FAULT latched"),
+    _s(BURST, 20, "s", "one more cycle would make the burst longer than burst_max_s; output "
+       "off until the request turns off", interlock=True),
+    _s(DAILY_ON, 20, "s", "one more cycle would pass daily_on_max_s of on-time in the rolling "
+       "24 h; output off", interlock=True),
     # --- interlocks that are not event reasons of their own ---
     _i(RECOVERY, 9, "M-cycle hysteresis before leaving HOLD"),
     _i(ESTOP_LATCH, 12, "STOP latches zero output until rearm"),

@@ -52,6 +52,8 @@ __all__ = ["SafetySupervisor", "check_programs"]
 _S = SupervisorState
 _EMPTY: tuple[InterlockEvent, ...] = ()
 _N_DOSE_BUCKETS = 64
+#: Slots of the rolling-24 h on-time ledger (bucket width 86400 s / 1440 = 60 s).
+_N_DAY_BUCKETS = 1442
 _INT64_MAX = np.iinfo(np.int64).max
 
 #: Slew credit starts this long after (re-)arming, ns. A device's own slew limit counts from
@@ -151,6 +153,8 @@ class _Config:
         Rows of the program tables (program id = row).
     stale_ns, window_ns, bucket_ns : int
         Stale-input threshold, dose window and dose-ledger bucket width, ns.
+    day_bucket_ns : int
+        Bucket width of the rolling-24 h on-time ledger, ns (about 60 s).
     prog_sf : ndarray, (n_rows, n) float64
         Signed contact fraction of each program (anode +, cathode -).
     prog_info : ndarray, (n_rows, N_PROG) float64
@@ -173,6 +177,7 @@ class _Config:
     stale_ns: int
     window_ns: int
     bucket_ns: int
+    day_bucket_ns: int
     prog_sf: np.ndarray
     prog_info: np.ndarray
     caps: np.ndarray
@@ -209,6 +214,7 @@ class _Config:
                    shape=(n,), n_rows=n_rows,
                    stale_ns=int(round(limits.stale_input_ms * 1e6)), window_ns=window_ns,
                    bucket_ns=max(1, -(-window_ns // (_N_DOSE_BUCKETS - 2))),
+                   day_bucket_ns=-(-86_400 * 1_000_000_000 // (_N_DAY_BUCKETS - 2)),
                    prog_sf=prog_sf, prog_info=info, caps=caps, lim=lim)
 
 
@@ -252,6 +258,14 @@ class _State:
         Bucket index held by each dose-ledger slot.
     dose_sums : ndarray, (N_DOSE_BUCKETS,) float64
         Charge committed in each slot, uC.
+    day_ids, day_sums : ndarray, (N_DAY_BUCKETS,)
+        The rolling-24 h on-time ledger (bucket index, on-time in s), like the dose ledger.
+    burst_on_s : float
+        Uninterrupted on-time emitted so far in the current burst, s.
+    burst_cut : bool
+        The current burst reached ``burst_max_s``: output stays off until the request is off.
+    day_reported : bool
+        A ``daily_on`` event was raised for the current refusal run.
     """
 
     out: StimCommand
@@ -262,6 +276,8 @@ class _State:
     blocked: np.ndarray
     dose_ids: np.ndarray
     dose_sums: np.ndarray
+    day_ids: np.ndarray
+    day_sums: np.ndarray
     active: np.ndarray
     time_in_state: list[int]
     counts: dict[str, int]
@@ -275,6 +291,9 @@ class _State:
     last_invalid_reason: str = ""
     prev_flags: int = 0
     blocked_reported: bool = False
+    burst_on_s: float = 0.0
+    burst_cut: bool = False
+    day_reported: bool = False
 
     @classmethod
     def initial(cls, n: int) -> _State:
@@ -288,6 +307,9 @@ class _State:
                    dose_ids=np.full(_N_DOSE_BUCKETS, np.iinfo(np.int64).min // 2,
                                     dtype=np.int64),
                    dose_sums=np.zeros(_N_DOSE_BUCKETS),
+                   day_ids=np.full(_N_DAY_BUCKETS, np.iinfo(np.int64).min // 2,
+                                   dtype=np.int64),
+                   day_sums=np.zeros(_N_DAY_BUCKETS),
                    active=np.zeros(K.N_BITS, dtype=np.int64), time_in_state=[0] * len(_S),
                    counts={})
 
@@ -882,6 +904,8 @@ class SafetySupervisor:
         o.case_ma = float(s[K.S_CASE])
         o.program_id = int(s[K.S_PROGRAM])
         o.waveform = int(s[K.S_WAVEFORM])
+        if o.program_id != PROGRAM_OFF or st.burst_on_s or st.burst_cut:
+            events = self._burst_gate(now, events)
         if st.state in (_S.ARMED, _S.STIMULATING):
             st.state = _S.STIMULATING if o.program_id != PROGRAM_OFF else _S.ARMED
         if flags:
@@ -900,6 +924,53 @@ class SafetySupervisor:
                                            allowed=float(ev[K.EV_ALLOW, b]))
         st.prev_flags = flags
         return events
+
+    def _burst_gate(self, now: int, events: list[InterlockEvent] | None
+                    ) -> list[InterlockEvent] | None:
+        """Invariant 20 after the kernel: cut the output when one more cycle would make the
+        burst longer than ``burst_max_s`` (and keep it off until the request turns off), or
+        pass ``daily_on_max_s`` of on-time in the rolling 24 h; else account this cycle."""
+        cfg, st = self._cfg, self._st
+        lim = cfg.limits
+        period = cfg.cycle_period_s
+        if self._request_is_off():
+            st.burst_cut = False
+        if st.out.program_id == PROGRAM_OFF:
+            st.burst_on_s = 0.0
+            st.day_reported = False
+            return events
+        if st.burst_cut and self._on(R.BURST):
+            self._zero_output()
+            st.burst_on_s = 0.0
+            return events
+        if self._on(R.BURST) and st.burst_on_s + period > lim.burst_max_s * (1.0 - 1e-12):
+            events = self._add(events, R.BURST, requested=st.burst_on_s + period,
+                               allowed=lim.burst_max_s,
+                               detail="burst cut; output off until the request turns off")
+            self._zero_output()
+            st.burst_on_s = 0.0
+            st.burst_cut = True
+            return events
+        day_ns = 86_400 * 1_000_000_000
+        used = K.dose_used_uc(st.day_ids, st.day_sums, now, cfg.day_bucket_ns, day_ns)
+        if self._on(R.DAILY_ON) and used + period > lim.daily_on_max_s * (1.0 - 1e-12):
+            if not st.day_reported:
+                events = self._add(events, R.DAILY_ON, requested=used + period,
+                                   allowed=lim.daily_on_max_s,
+                                   detail="rolling 24 h on-time spent; output off")
+                st.day_reported = True
+            self._zero_output()
+            st.burst_on_s = 0.0
+            return events
+        st.burst_on_s += period
+        K._commit_dose(st.day_ids, st.day_sums, now, cfg.day_bucket_ns, period)
+        return events
+
+    def day_on_time_s(self, now_ns: int) -> float:
+        """On-time committed in the rolling 24 h ending at ``now_ns`` (conservative), s."""
+        cfg, st = self._cfg, self._st
+        return float(K.dose_used_uc(st.day_ids, st.day_sums, int(now_ns), cfg.day_bucket_ns,
+                                    86_400 * 1_000_000_000))
 
     # ------------------------------------------------------------------ warm-up
     def warmup(self) -> None:

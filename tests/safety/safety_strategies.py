@@ -58,6 +58,8 @@ def limits_strategy(draw: st.DrawFn) -> SafetyLimits:
         # the budget rate never exceeds the built-in 500 uC/s
         dose_budget_uc=draw(st.one_of(_fl(0.5, 50.0), _fl(50.0, 500.0 * window_s))),
         contact_area_cm2=draw(st.one_of(st.none(), _fl(0.005, 0.3))),
+        burst_max_s=draw(st.one_of(st.just(604800.0), _fl(0.05, 2.0))),
+        daily_on_max_s=draw(st.one_of(st.just(86400.0), _fl(0.05, 5.0))),
     )
 
 
