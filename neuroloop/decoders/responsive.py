@@ -272,8 +272,13 @@ class ResponsiveDetector(BaseDecoder):
         """
         X = np.ascontiguousarray(X, dtype=np.float64)
         y = np.asarray(y)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
+        if X.ndim != 2:
             raise ValueError(f"X must have shape (n_hops, {self.n_features}), got {X.shape}")
+        if X.shape[1] != self.n_features:
+            raise ConfigError(f"decoder.kind = \"responsive\" needs {self.n_features} measures "
+                              f"per hop (line length, area, band RMS of {self.n_channels} "
+                              f"channels) but the features have {X.shape[1]}; set [dsp] "
+                              "features = \"detector\"")
         if y.shape != (X.shape[0],):
             raise ValueError(f"y must have shape ({X.shape[0]},), got {y.shape}")
         self._declare_schema(state_names, 2)
