@@ -454,8 +454,9 @@ class SyntheticSource(BaseSource):
     # -- construction from a URL -------------------------------------------------------------
     @classmethod
     def from_url(cls, scheme: str, location: str, options: Mapping[str, Any]
-                 ) -> SyntheticSource:
-        """Build from ``synthetic://<preset>?key=value...`` (see :func:`open_source`)."""
+                 ) -> BaseSource:
+        """Build from ``synthetic://<preset>?key=value...`` (see :func:`open_source`); a
+        patient model of :data:`_PATIENT_MODELS` is built by its own class."""
         if scheme != cls.scheme:
             raise ConfigError(f"SyntheticSource cannot open scheme {scheme!r}; use synthetic://")
         plant = _PATIENT_MODELS.get(location.strip().strip("/"))
@@ -464,7 +465,7 @@ class SyntheticSource(BaseSource):
 
             module_name, _, cls_name = plant.partition(":")
             model: Any = getattr(importlib.import_module(module_name), cls_name)
-            return model.from_url(scheme, location, options)  # type: ignore[no-any-return]
+            return model.from_url(scheme, location, options)
         spec = _parse_preset(location)
         _check_known(options)
         return cls(spec.name, **dict(options))

@@ -228,8 +228,7 @@ def make_decoder(name: str, **params: Any) -> BaseDecoder:
 
 
 def _import_builtin() -> None:
-    from . import lda  # noqa: F401  (registers itself)
-    from . import responsive  # noqa: F401  (registers itself)
+    from . import lda, responsive  # noqa: F401  (each registers itself)
 
 
 class BaseDecoder:

@@ -209,7 +209,6 @@ class ResponsiveDetector(BaseDecoder):
         if not any(d.enabled for d in self.detectors):
             raise ConfigError("decoder: no detector is enabled; set at least one of "
                               "decoder.line_length, decoder.area, decoder.bandpass")
-        self._raw = {n: (None if tables[n] is None else dict(tables[n])) for n in DETECTORS}
         self._pack()
         self._fitted = False
         self._output = DecoderOutput(probabilities=np.zeros(2), values=np.zeros(K.N_VALUES))

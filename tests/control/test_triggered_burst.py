@@ -105,7 +105,7 @@ def test_invariant_20_bursts_episodes_refractory_daily(values, dts, n, burst, re
     for j in range(1, len(bursts)):
         chain = chain + 1 if t[bursts[j][0]] - t[bursts[j - 1][1]] < refractory * 1e9 else 1
         assert chain <= n  # an episode never exceeds its burst count
-    for j, (s, _e) in enumerate(bursts):  # the rolling day's on-time
+    for s, _e in bursts:  # the rolling day's on-time
         day = sum(p for k, p in enumerate(planned) if t[s] - DAY_NS < t[bursts[k][0]] <= t[s])
         assert day <= round(daily * 1e9)
 

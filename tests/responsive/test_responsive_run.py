@@ -70,17 +70,19 @@ def test_recording_replays_identically_and_every_pulse_validates(run_10min, tmp_
     programs = build_program_set(sc.stimulation, sc.intention_names)
     limits = scenario_limits(sc, programs.array).limits
     assert limits.charge_density_max_uc_per_cm2 == 25.0 < SafetyLimits().charge_density_max_uc_per_cm2
+    from neuroloop.stimulation.command import StimCommand
+
     r = Recording(rec)
     cyc = r.cycles
     on = 0
     for row in cyc:
-        from neuroloop.stimulation.command import StimCommand
 
         cmd = StimCommand(amplitude_ma=np.asarray(row["amplitude_ma"], dtype=np.float64),
                           pulse_width_us=float(row["pulse_width_us"]),
                           frequency_hz=float(row["frequency_hz"]),
                           interphase_gap_us=float(row["interphase_gap_us"]),
-                          case_ma=float(row["case_ma"]))
+                          case_ma=float(row["case_ma"]),
+                          program_id=int(row["program_id"]))
         on += not cmd.is_off
         assert validate(cmd, limits, programs.array, programs=programs) == []
     assert on >= 1
