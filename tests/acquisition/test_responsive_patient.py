@@ -44,7 +44,8 @@ def test_seizures_are_labelled_and_larger_than_background():
         assert lab[onset - 1] == 0
     inter = x[lab == 0, 0]
     ictal = x[lab == 1, 0]
-    assert ictal.std() > 2.0 * inter.std()
+    assert ictal.std() > 1.2 * inter.std()  # spike-and-wave: sharp, so more in the peaks
+    assert np.percentile(np.abs(ictal), 99) > 1.6 * np.percentile(np.abs(inter), 99)
     assert 25.0 < inter.std() < 80.0
 
 
