@@ -148,6 +148,7 @@ class TriggeredBurstPolicy(ControlPolicy):
         self._next_burst_ns = 0  # earliest start of the episode's next burst
         self._refractory_until_ns = -1
         self._first_ns = -1
+        self._prev_on = False
         # figures for metrics()
         self.bursts = 0
         self.episodes = 0
@@ -209,19 +210,18 @@ class TriggeredBurstPolicy(ControlPolicy):
         self._expire(now_ns)
         s = self.settings
         if self._cycles_left > 0:  # inside a burst: finish it
-            self._cycles_left -= 1
-            if self._cycles_left == 0 and self._episode_bursts >= s.bursts_per_episode:
-                self._end_episode(now_ns)
-            return self._set_program(s.program_id, s.amplitude_ma, cycle)
+            return self._burst_cycle(now_ns, cycle)
+        was_on = self._prev_on  # a burst is always followed by at least one cycle off
+        self._prev_on = False
         value = float(output.values[self._index]) if output.valid else math.nan
         detected = value >= s.threshold  # NaN compares False
         if self._episode_bursts > 0:  # an episode is running
             if not detected:
                 self._end_episode(now_ns)
                 return self._set_off(cycle)
-            if now_ns < self._next_burst_ns:
+            if now_ns < self._next_burst_ns or was_on:
                 return self._set_off(cycle)
-        elif not detected or now_ns < self._refractory_until_ns:
+        elif not detected or now_ns < self._refractory_until_ns or was_on:
             return self._set_off(cycle)
         new_episode = self._episode_bursts == 0
         if not self._start_burst(now_ns):
@@ -230,9 +230,15 @@ class TriggeredBurstPolicy(ControlPolicy):
             return self._set_off(cycle)
         if new_episode:
             self.episodes += 1
+        return self._burst_cycle(now_ns, cycle)
+
+    def _burst_cycle(self, now_ns: int, cycle: int) -> StimCommand:
+        """One cycle of the current burst; the episode ends with its last burst's last cycle."""
+        s = self.settings
         self._cycles_left -= 1
         if self._cycles_left == 0 and self._episode_bursts >= s.bursts_per_episode:
             self._end_episode(now_ns)
+        self._prev_on = True
         return self._set_program(s.program_id, s.amplitude_ma, cycle)
 
     def _end_episode(self, now_ns: int) -> None:

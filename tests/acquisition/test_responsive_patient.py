@@ -59,17 +59,18 @@ def test_stimulation_aborts_early_and_never_changes_the_past():
     amp[4:6] = -1.0
     amp[6:8] = 1.0
     got = []
-    pos = 0
-    while pos < x_off.shape[0]:
-        b = on.read(250)
-        got.append(b.data.copy())
-        pos += b.n_samples
-        if pos == onset + 250:  # 1 s after the onset: p = 0.9 exp(-1/8) = 0.79
-            on.stimulation_applied(amp, 200.0, 160.0, pos - 100)  # in the past: from now
-        if pos == onset + 500:
-            on.stimulation_applied(np.zeros(8), 0.0, 0.0, pos)
+
+    def read_to(stop: int) -> None:
+        while on.position < stop:
+            got.append(on.read(min(4096, stop - on.position)).data.copy())
+
+    first = onset + 250  # 1 s after the onset: p = 0.9 exp(-1/8) = 0.79
+    read_to(first)
+    on.stimulation_applied(amp, 200.0, 160.0, first - 100)  # in the past: from the next sample
+    read_to(first + 25)
+    on.stimulation_applied(np.zeros(8), 0.0, 0.0, first + 25)
+    read_to(x_off.shape[0])
     x_on = np.concatenate(got)
-    first = onset + 250
     assert np.array_equal(x_on[:first], x_off[:first])
     assert on.n_bursts == 1
     assert np.all(x_on[first:first + 25] == x_on[first - 1])  # blanked amplifier
