@@ -330,6 +330,14 @@ class Session:
             raise ConfigError(
                 f"decoder {self.options.decoder_path} has {self.decoder.n_states} states but "
                 f"scenario {self.scenario.name} has {n_states}; retrain it for this scenario")
+        for key, want in (("hop_s", self.scenario.hop_s),
+                          ("n_channels", self.scenario.source.n_channels)):
+            have = getattr(self.decoder, key, None)  # a decoder that takes it from a scenario
+            if key in getattr(self.decoder, "SCENARIO_PARAMS", ()) and have is not None \
+                    and abs(float(have) - float(want)) > 1e-9 * max(1.0, abs(float(want))):
+                raise ConfigError(
+                    f"decoder {self.options.decoder_path} was made for {key} = {have:g} but "
+                    f"scenario {self.scenario.name} has {want:g}; retrain it for this scenario")
         schema = self.decoder.output_schema_
         if schema.states_named and schema.state_names != self.scenario.intention_names:
             raise ConfigError(

@@ -153,3 +153,13 @@ def test_one_simulated_hour_meets_the_targets():
 def test_scenarios_lists_responsive():
     p = _cli("scenarios")
     assert p.returncode == 0 and "responsive" in p.stdout
+
+
+def test_a_detector_file_for_another_hop_is_refused(tmp_path):
+    dec = tmp_path / "d.npz"
+    p = _cli("train", "--scenario", "responsive", "--out", str(dec))
+    assert p.returncode == 0, p.stderr
+    cfg = tmp_path / "hop.toml"
+    cfg.write_text('base = "responsive"\n[dsp]\nhop_samples = 50\n')
+    _one_line_exit_2(_cli("run", "--config", str(cfg), "--decoder", str(dec), "--fast",
+                          "--duration", "1"), "hop_s", "retrain")
