@@ -163,3 +163,10 @@ def test_a_detector_file_for_another_hop_is_refused(tmp_path):
     cfg.write_text('base = "responsive"\n[dsp]\nhop_samples = 50\n')
     _one_line_exit_2(_cli("run", "--config", str(cfg), "--decoder", str(dec), "--fast",
                           "--duration", "1"), "hop_s", "retrain")
+
+
+def test_a_limits_file_cannot_loosen_the_25_uc_cap(tmp_path):
+    lim = tmp_path / "lim.toml"
+    lim.write_text("[safety]\ncharge_density_max_uc_per_cm2 = 28.0\n")
+    _one_line_exit_2(_cli("run", "--scenario", "responsive", "--limits", str(lim), "--fast",
+                          "--duration", "1"), "charge_density_max_uc_per_cm2", "loosen")
