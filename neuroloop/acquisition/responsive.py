@@ -314,7 +314,7 @@ class ResponsivePatient(BaseSource):
 
     # -- BaseSource hooks -------------------------------------------------------------------------
     def _open(self) -> None:
-        pass
+        self.warmup()  # compile before any loop reads (a compile in the loop is a bug)
 
     def _close(self) -> None:
         pass

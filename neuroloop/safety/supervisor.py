@@ -54,6 +54,7 @@ _EMPTY: tuple[InterlockEvent, ...] = ()
 _N_DOSE_BUCKETS = 64
 #: Slots of the rolling-24 h on-time ledger (bucket width 86400 s / 1440 = 60 s).
 _N_DAY_BUCKETS = 1442
+_DAY_NS = 86_400 * 1_000_000_000
 _INT64_MAX = np.iinfo(np.int64).max
 
 #: Slew credit starts this long after (re-)arming, ns. A device's own slew limit counts from
@@ -214,7 +215,7 @@ class _Config:
                    shape=(n,), n_rows=n_rows,
                    stale_ns=int(round(limits.stale_input_ms * 1e6)), window_ns=window_ns,
                    bucket_ns=max(1, -(-window_ns // (_N_DOSE_BUCKETS - 2))),
-                   day_bucket_ns=-(-86_400 * 1_000_000_000 // (_N_DAY_BUCKETS - 2)),
+                   day_bucket_ns=-(-_DAY_NS // (_N_DAY_BUCKETS - 2)),
                    prog_sf=prog_sf, prog_info=info, caps=caps, lim=lim)
 
 
@@ -951,8 +952,7 @@ class SafetySupervisor:
             st.burst_on_s = 0.0
             st.burst_cut = True
             return events
-        day_ns = 86_400 * 1_000_000_000
-        used = K.dose_used_uc(st.day_ids, st.day_sums, now, cfg.day_bucket_ns, day_ns)
+        used = K.dose_used_uc(st.day_ids, st.day_sums, now, cfg.day_bucket_ns, _DAY_NS)
         if self._on(R.DAILY_ON) and used + period > lim.daily_on_max_s * (1.0 - 1e-12):
             if not st.day_reported:
                 events = self._add(events, R.DAILY_ON, requested=used + period,
@@ -970,7 +970,7 @@ class SafetySupervisor:
         """On-time committed in the rolling 24 h ending at ``now_ns`` (conservative), s."""
         cfg, st = self._cfg, self._st
         return float(K.dose_used_uc(st.day_ids, st.day_sums, int(now_ns), cfg.day_bucket_ns,
-                                    86_400 * 1_000_000_000))
+                                    _DAY_NS))
 
     # ------------------------------------------------------------------ warm-up
     def warmup(self) -> None:
@@ -989,6 +989,10 @@ class SafetySupervisor:
         ev = sc.ev.copy()
         K.request_finite(req, req_s)
         K.dose_used_uc(ids, sums, 0, cfg.bucket_ns, cfg.window_ns)
+        # the burst gate's day ledger (_burst_gate): the same kernels, called from Python
+        day_ids, day_sums = st.day_ids.copy(), st.day_sums.copy()
+        K.dose_used_uc(day_ids, day_sums, 0, cfg.day_bucket_ns, _DAY_NS)
+        K._commit_dose(day_ids, day_sums, 0, cfg.day_bucket_ns, cfg.cycle_period_s)
         for mode in (K.MODE_REQUEST, K.MODE_RAMP):
             req_s[K.R_MODE] = mode
             K.supervise(req, req_s, cfg.prog_sf, cfg.prog_info, cfg.caps, cfg.lim,

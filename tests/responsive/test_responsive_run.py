@@ -47,6 +47,7 @@ def run_10min(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
 
 def test_fast_run_detects_stimulates_and_aborts_against_the_control(run_10min):
     s, _ = run_10min
+    assert s["jit_compiles_in_loop"] == 0
     det = s["detection"]
     assert det["truth"] == "model" and det["seizures"] == 1
     assert det["sensitivity"] == 1.0 and det["false_detections"] == 0
