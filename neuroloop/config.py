@@ -411,7 +411,7 @@ def scenario_from_dict(table: Mapping[str, Any], *, label: str = "<config>") -> 
                       "; raise it above the high-pass cut-off, or use 0 for none")
     ds.check_unknown()
     dsp = DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q,
-                    features, highpass_hz, lowpass_hz)
+                    features=features, highpass_hz=highpass_hz, lowpass_hz=lowpass_hz)
 
     de = _Section(table.get("decoder", {}), "decoder", label)
     kind = de.string("kind")
