@@ -209,11 +209,17 @@ class TriggeredBurstPolicy(ControlPolicy):
         self._last_ns = now_ns
         self._expire(now_ns)
         s = self.settings
+        if not output.valid:  # a sensor or decoder fault: off at once, the episode ends
+            self._cycles_left = 0
+            if self._episode_bursts > 0:
+                self._end_episode(now_ns)
+            self._prev_on = False
+            return self._set_off(cycle)
         if self._cycles_left > 0:  # inside a burst: finish it
             return self._burst_cycle(now_ns, cycle)
         was_on = self._prev_on  # a burst is always followed by at least one cycle off
         self._prev_on = False
-        value = float(output.values[self._index]) if output.valid else math.nan
+        value = float(output.values[self._index])
         detected = value >= s.threshold  # NaN compares False
         if self._episode_bursts > 0:  # an episode is running
             if not detected:

@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import DecoderFileError
 
 __all__ = ["DecoderOutput", "Intention", "OutputSchema", "BaseDecoder", "register_decoder",
-           "make_decoder", "load_decoder", "decoder_names", "DECODER_FILE_FORMAT",
+           "decoder_class", "make_decoder", "load_decoder", "decoder_names", "DECODER_FILE_FORMAT",
            "READABLE_DECODER_FORMATS"]
 
 #: Version of the decoder file layout written by :meth:`BaseDecoder.save`.
@@ -215,6 +215,11 @@ def _decoder_class(name: str) -> type[BaseDecoder] | None:
     return cls
 
 
+def decoder_class(name: str) -> type[BaseDecoder] | None:
+    """The class of decoder kind ``name`` (None when no such kind is installed)."""
+    return _decoder_class(name)
+
+
 def make_decoder(name: str, **params: Any) -> BaseDecoder:
     """Instantiate the registered decoder ``name`` with ``params``."""
     cls = _decoder_class(name)
@@ -228,7 +233,7 @@ def make_decoder(name: str, **params: Any) -> BaseDecoder:
 
 
 def _import_builtin() -> None:
-    from . import lda, responsive  # noqa: F401  (each registers itself)
+    from . import lda, responsive  # noqa: F401  (register themselves)
 
 
 class BaseDecoder:
@@ -244,6 +249,9 @@ class BaseDecoder:
     name: ClassVar[str] = ""
     #: ``(name, unit)`` of each continuous output, in the order of ``DecoderOutput.values``.
     outputs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: False for a decoder calibrated from the signal alone (a biomarker's distribution):
+    #: its calibration data need no labels.
+    supervised: ClassVar[bool] = True
 
     output_schema_: OutputSchema
 

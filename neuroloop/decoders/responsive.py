@@ -178,6 +178,10 @@ class ResponsiveDetector(BaseDecoder):
     name = "responsive"
     outputs = (("detector_score", "1"), ("line_length_pct", "%"), ("area_pct", "%"),
                ("band_rms_uv", "uV"))
+    #: The detector's thresholds are the clinician's, not learned from labels (the labelled
+    #: calibration segment is only measured; its own contract: tests/decoders/
+    #: test_responsive_detector.py).
+    supervised = False
     #: Parameters a session fills in from the scenario (see ``runtime.session``).
     SCENARIO_PARAMS: ClassVar[tuple[str, ...]] = ("hop_s", "n_channels")
 

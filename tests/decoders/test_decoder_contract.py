@@ -34,7 +34,15 @@ def gaussian_data(n: int = 600, seed: int = 0, sep: float = 2.0) -> tuple[np.nda
     return X, y
 
 
-@pytest.fixture(params=decoder_names())
+def _classifiers() -> list[str]:
+    """Every registered kind calibrated from labels (``supervised``); a biomarker decoder
+    (two fixed states, no labels) has its own contract test in tests/adbs."""
+    from neuroloop.decoders.base import decoder_class
+
+    return [n for n in decoder_names() if getattr(decoder_class(n), "supervised", True)]
+
+
+@pytest.fixture(params=_classifiers())
 def name(request: pytest.FixtureRequest) -> str:
     return request.param
 
