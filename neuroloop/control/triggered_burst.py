@@ -32,7 +32,6 @@ SAFETY.md invariant 20 is a property of ``step`` alone (tests/control/test_trigg
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
