@@ -164,7 +164,7 @@ class PulseTrain:
         True for a watchdog/fault ramp from ``amplitude_ma`` down to zero.
     end_reason : str
         ``replaced``, ``off``, ``stop``, ``watchdog``, ``ramp_done``, ``rearm``, ``battery``,
-        ``impedance``, ``dose``, ``reboot`` or ``shutdown``.
+        ``impedance``, ``dose``, ``burst``, ``daily_on``, ``reboot`` or ``shutdown``.
     """
 
     start_us: int
@@ -225,6 +225,32 @@ def _cathodic(amplitude_ma: np.ndarray) -> float:
     return float(-amplitude_ma[amplitude_ma < 0.0].sum())
 
 
+class _OnTimeMeter:
+    """Stimulation on-time on the device clock: the current burst (uninterrupted output) and
+    the rolling 24 h (60-s buckets, so the day's sum is conservative by at most a bucket).
+    The firmware's own line of defence for ``burst_max_s`` and ``daily_on_max_s``."""
+
+    BUCKET_S = 60
+    N = 86400 // BUCKET_S + 1
+
+    def __init__(self) -> None:
+        self.burst_s = 0.0
+        self.buckets = np.zeros(self.N)
+        self.current = 0  # index of the current bucket
+
+    def add(self, t_s: float, on_s: float) -> None:
+        k = int(t_s) // self.BUCKET_S
+        if k > self.current:
+            for b in range(self.current + 1, min(k, self.current + self.N) + 1):
+                self.buckets[b % self.N] = 0.0
+            self.current = k
+        self.buckets[k % self.N] += on_s
+        self.burst_s += on_s
+
+    def day_s(self) -> float:
+        return float(self.buckets.sum())
+
+
 def _new_session() -> int:
     while True:
         s = int.from_bytes(os.urandom(4), "little")
@@ -279,6 +305,7 @@ class FirmwareDevice:
         #: The five slowest: (latency_us, applied_us, seq, hop_last_sample), ascending.
         self.slow_stims: list[tuple[int, int, int, int]] = []
         self._last_tick_us = now_us
+        self._on_time = _OnTimeMeter()
         self._boot(now_us, session=session, rebooted=False)
 
     # ------------------------------------------------------------------ lifecycle
@@ -298,6 +325,7 @@ class FirmwareDevice:
         self._last_host_us: int | None = None
         self._reset_slew(now_us)
         self._dose = _DoseMeter(self.cfg.limits.dose_window_s)
+        self._on_time.burst_s = 0.0  # the day's ledger survives a reboot (kept in NVM)
         self._next_hb_us = now_us
         self._next_status_us = now_us
         self.fault_flags = FaultFlag.REBOOTED if rebooted else FaultFlag.NONE
@@ -471,7 +499,10 @@ class FirmwareDevice:
                                   dt_s=slew_s, impedance_ohm=z,
                                   dose_used_uc=self._dose.used_uc(),
                                   horizon_s=self._dose_horizon_s(now_us),
-                                  blanking_left_s=self._blanking_left_s(now_us))
+                                  blanking_left_s=self._blanking_left_s(now_us),
+                                  burst_on_s=None if self.output.is_off else
+                                  self._on_time.burst_s,
+                                  day_on_s=self._on_time.day_s())
             if violations:
                 v = violations[0]
                 return self._nak(seq, t, NakReason.LIMIT, now_us, detail=v.contact,
@@ -572,6 +603,7 @@ class FirmwareDevice:
     def _set_output_off(self, now_us: int, reason: str) -> None:
         self._integrate(now_us)
         self._note_fall(np.zeros(1), now_us)
+        self._on_time.burst_s = 0.0
         self._end_train(now_us, reason)
         self.output.set_off()
         self._ramp = None
@@ -615,6 +647,7 @@ class FirmwareDevice:
         self.battery.step(dt_s, Battery.stimulation_power_mw(
             out.amplitude_ma, self.impedance.measured_ohm, out.pulse_width_us,
             out.frequency_hz))
+        self._on_time.add(now_us / 1e6, dt_s)
         cathodic = float(-out.amplitude_ma[out.amplitude_ma < 0].sum()) + max(-out.case_ma, 0.0)
         self._dose.add(now_us / 1e6, cathodic * out.pulse_width_us / 1000.0 * out.frequency_hz
                        * dt_s)
@@ -647,6 +680,18 @@ class FirmwareDevice:
             self._set_output_off(now_us, "dose")
             if self.state == DeviceState.STIMULATING:
                 self.state = DeviceState.ARMED
+        # second line on bursts and the rolling daily on-time (invariant 20, device clock)
+        if not self.output.is_off:
+            lim = self.cfg.limits
+            cut = ("burst" if self._on_time.burst_s >= lim.burst_max_s else
+                   "daily_on" if self._on_time.day_s() >= lim.daily_on_max_s else "")
+            if cut:
+                self._emit_log({"kind": f"{cut}_limit", "time_us": now_us,
+                                "burst_s": self._on_time.burst_s,
+                                "day_s": self._on_time.day_s()})
+                self._set_output_off(now_us, cut)
+                if self.state == DeviceState.STIMULATING:
+                    self.state = DeviceState.ARMED
         # battery fault
         self._update_faults(now_us)
         if now_us >= self._next_status_us:

@@ -39,7 +39,10 @@ INTRACORTICAL_RAW_FRAMING = (30, 0.195)
 #: of a :class:`~neuroloop.acquisition.base.BaseSource` built as ``Class(seed=..., **opts)``
 #: that has ``read_into(out, labels)``. A model that reacts to stimulation hears what the
 #: output stage applies (:meth:`Streamer.apply_output`).
-PATIENTS: dict[str, str] = {"adbs": "neuroloop.acquisition.lfp_patient:LfpPatientSource"}
+PATIENTS: dict[str, str] = {
+    "adbs": "neuroloop.acquisition.lfp_patient:LfpPatientSource",
+    "responsive": "neuroloop.acquisition.responsive:ResponsivePatient",
+}
 
 
 def patient_presets() -> tuple[str, ...]:

@@ -675,7 +675,76 @@ def bench_channel_sweep(n_hops: int = 200, warmup_hops: int = 60,
     }
 
 
+class _ResponsiveFast(_Path):
+    """DetectorPipeline (compiled) + ResponsiveDetector step (compiled)."""
+
+    def __init__(self) -> None:
+        from .decoders.responsive import ResponsiveDetector
+        from .dsp.detectors import DetectorPipeline
+
+        self.pipe = DetectorPipeline(4, 250.0, 25, (15.0, 40.0), lowpass_hz=90.0)
+        self.det = ResponsiveDetector(
+            hop_s=0.1, n_channels=4, trend_init_s=1.0,
+            line_length={"channels": [0, 1], "window_s": 1.0, "trend_s": 60.0,
+                         "threshold_pct": 150.0},
+            bandpass={"channels": [0, 1], "min_amplitude_uv": 16.0, "min_duration_s": 1.0})
+        self.det.fit(np.zeros((2, 12)), np.zeros(2, dtype=np.int64))
+        self.pipe.warmup()
+        self.det.warmup()
+        self.output = self.pipe._out
+
+    def step(self, hop: np.ndarray) -> None:
+        self.det.step(self.pipe.step(hop))
+
+
+class _ResponsiveRef(_Path):
+    """``scipy.signal.sosfilt`` with carried ``zi`` (started at the first sample's steady
+    state), then NumPy line length, area and band RMS."""
+
+    def __init__(self, pre_sos: np.ndarray, band_sos: np.ndarray) -> None:
+        import scipy.signal
+
+        self._sig = scipy.signal
+        self.pre_sos, self.band_sos = pre_sos, band_sos
+        self.zp: np.ndarray | None = None
+        self.zb: np.ndarray | None = None
+        self.prev: np.ndarray | None = None
+        self.output = np.zeros(12)
+
+    def step(self, hop: np.ndarray) -> None:
+        sig = self._sig
+        if self.zp is None:
+            self.zp = sig.sosfilt_zi(self.pre_sos)[:, :, None] * hop[0][None, None, :]
+        y, self.zp = sig.sosfilt(self.pre_sos, hop, axis=0, zi=self.zp)
+        if self.zb is None:
+            self.zb = sig.sosfilt_zi(self.band_sos)[:, :, None] * y[0][None, None, :]
+        b, self.zb = sig.sosfilt(self.band_sos, y, axis=0, zi=self.zb)
+        ext = y if self.prev is None else np.vstack([self.prev[None, :], y])
+        self.output[:4] = np.abs(np.diff(ext, axis=0)).mean(axis=0)
+        self.output[4:8] = np.abs(y).mean(axis=0)
+        self.output[8:] = np.sqrt((b * b).mean(axis=0))
+        self.prev = y[-1].copy()
+
+
+def bench_responsive(n_hops: int = 5000, warmup_hops: int = 200,
+                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """4 ch x 250 Hz, 25-sample hops: line length, area, 15-40 Hz RMS, RNS-style detector."""
+    fast = _ResponsiveFast()
+    ref = _ResponsiveRef(fast.pipe.pre_sos, fast.pipe.band_sos)
+    res = compare_paths("responsive", fast, ref, hop_shape=(25, 4), n_hops=n_hops,
+                        warmup_hops=warmup_hops, progress=progress)
+    res.update({
+        "description": "4 ch x 250 Hz, 25-sample hops: 1 Hz high-pass + 90 Hz low-pass, line "
+                       "length, area, 15-40 Hz RMS (reference: SciPy sosfilt + NumPy); the "
+                       "compiled path also runs the detector step",
+        "n_channels": 4, "sampling_rate_hz": 250.0, "hop_samples": 25, "n_features": 12,
+    })
+    res["targets"] = {"max_rel_diff<=1e-6": bool(res["max_rel_diff"] <= 1e-6)}
+    return res
+
+
 register_workload("bsi-ecog", bench_bsi_ecog, takes_progress=True)
+register_workload("responsive", bench_responsive, takes_progress=True)
 register_workload("eeg", bench_eeg, takes_progress=True)
 register_workload("adbs", bench_adbs, takes_progress=True)
 register_workload("intracortical-raw", bench_intracortical_raw, takes_progress=True)

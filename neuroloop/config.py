@@ -54,7 +54,7 @@ class SourceConfig:
 
 
 #: Feature kinds of ``[dsp] features``.
-DSP_FEATURES = ("log_power", "covariance", "biomarker")
+DSP_FEATURES = ("log_power", "covariance", "biomarker", "detector")
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,18 @@ class DspConfig:
     notch_hz: tuple[float, ...] = ()
     notch_q: float = 30.0
     #: ``"log_power"`` (per band and channel), ``"covariance"`` (per band, the packed
-    #: spatial covariance of the hop: the input of the riemann and csp-lda decoders) or
+    #: spatial covariance of the hop: the input of the riemann and csp-lda decoders),
     #: ``"biomarker"`` (one band's power averaged over channels and smoothed, dB: the adbs
-    #: biomarker).
+    #: biomarker) or ``"detector"`` (line length, area and band RMS per channel for
+    #: responsive detectors, one band).
     features: str = "log_power"
     #: EMA time constant of the ``"biomarker"`` power, s.
     biomarker_smoothing_s: float = 1.0
     #: Channels the biomarker averages (None: all).
     biomarker_channels: tuple[int, ...] | None = None
+    #: High-pass and low-pass cut-offs (Hz) of the ``"detector"`` measures (0: none).
+    highpass_hz: float = 1.0
+    lowpass_hz: float = 0.0
     kind: str = "band-power"
     params: Mapping[str, Any] = field(default_factory=dict)
 
@@ -525,9 +529,22 @@ def _band_power_dsp(ds: _Section, rate: float, n_channels: int) -> DspConfig:
                 raise ds.fail("biomarker_channels", raw_ch, f"must list channel indices "
                               f"0..{n_channels - 1}, e.g. [0, 1]")
             bio_channels = tuple(raw_ch)
+    highpass_hz, lowpass_hz = 1.0, 0.0
+    if features == "detector":
+        if len(bands) != 1:
+            raise ds.fail("bands_hz", bands_raw, "must hold exactly one [low, high] band with "
+                          "features = \"detector\" (the bandpass detector's band)")
+        highpass_hz = ds.number("highpass_hz", 1.0, rng=Range(0.0, nyquist, hi_open=True),
+                                hint=f"e.g. 1.0, below Nyquist ({nyquist:g} Hz); 0 for none")
+        lowpass_hz = ds.number("lowpass_hz", 0.0, rng=Range(0.0, nyquist, hi_open=True),
+                               hint=f"e.g. 90, below Nyquist ({nyquist:g} Hz); 0 for none")
+        if lowpass_hz and lowpass_hz <= highpass_hz:
+            raise ds.fail("lowpass_hz", lowpass_hz, f"is not above dsp.highpass_hz = "
+                          f"{highpass_hz:g}; raise it above the high-pass cut-off, or use 0 "
+                          "for none")
     ds.check_unknown()
     return DspConfig(hop, tuple(bands), order, car, tuple(float(x) for x in notch_raw), notch_q,
-                     features, smoothing, bio_channels)
+                     features, smoothing, bio_channels, highpass_hz, lowpass_hz)
 
 
 #: Keys of ``[dsp]`` with ``kind = "spike-band"`` (validated by :mod:`neuroloop.dsp.spikes`).

@@ -35,6 +35,8 @@ __all__ = [
     "csp_log_variance_ref",
     "AdaptiveRef",
     "biomarker_ref",
+    "detector_measures_ref",
+    "ResponsiveDetectorRef",
 ]
 
 
@@ -572,3 +574,101 @@ class AdaptiveRef:
                     or np.trace(self.P) > self.max_trace):
                 self.diverged = True
         return state, raw, p, valid
+
+
+# ------------------------------------------------------------------- responsive detectors
+def detector_measures_ref(x: np.ndarray, hop: int, pre_sos: np.ndarray,
+                          band_sos: np.ndarray) -> np.ndarray:
+    """Line length, area and band RMS per hop and channel (measure-major), written from the
+    definition with ``scipy.signal.sosfilt`` over the whole (finite) record, each cascade
+    starting from the steady state of its first input sample (``sosfilt_zi``).
+
+    Returns
+    -------
+    ndarray, shape (n_samples // hop, 3 * n_channels)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n_hops = x.shape[0] // hop
+    x = x[: n_hops * hop]
+    n_ch = x.shape[1]
+
+    def run(sos: np.ndarray, v: np.ndarray) -> np.ndarray:
+        if sos.shape[0] == 0:
+            return v.copy()
+        zi = scipy.signal.sosfilt_zi(sos)[:, :, None] * v[0][None, None, :]
+        return scipy.signal.sosfilt(sos, v, axis=0, zi=zi)[0]
+
+    y = run(pre_sos, x)
+    b = run(band_sos, y)
+    out = np.zeros((n_hops, 3 * n_ch))
+    d = np.abs(np.diff(y, axis=0))  # d[t - 1] = |y[t] - y[t - 1]|
+    for h in range(n_hops):
+        t0, t1 = h * hop, (h + 1) * hop
+        diffs = d[max(t0 - 1, 0):t1 - 1]
+        out[h, :n_ch] = diffs.mean(axis=0)
+        out[h, n_ch:2 * n_ch] = np.abs(y[t0:t1]).mean(axis=0)
+        out[h, 2 * n_ch:] = np.sqrt((b[t0:t1] ** 2).mean(axis=0))
+    return out
+
+
+class ResponsiveDetectorRef:
+    """The RNS-style detector written from its definition (plain Python, one hop at a time).
+
+    Parameters mirror :class:`neuroloop.decoders.responsive.ResponsiveDetector` in hops:
+    ``window`` (2,), ``threshold`` (2,) as fractions, ``alpha`` (2,), ``masks`` (3, n_ch)
+    bool, ``logic_and`` (3,), ``enabled`` (3,), ``min_amp``, ``min_hops``, ``init_hops``,
+    ``combine_and``.
+    """
+
+    def __init__(self, n_ch: int, enabled, masks, logic_and, combine_and, window, threshold,
+                 alpha, min_amp, min_hops, init_hops) -> None:
+        self.n = n_ch
+        self.enabled, self.masks, self.logic_and = list(enabled), np.asarray(masks), logic_and
+        self.combine_and, self.window, self.threshold = combine_and, window, threshold
+        self.alpha, self.min_amp, self.min_hops, self.init = alpha, min_amp, min_hops, init_hops
+        self.hist: list[list[np.ndarray]] = [[], []]
+        self.trend = np.zeros((2, n_ch))
+        self.run = np.zeros(n_ch, dtype=int)
+        self.seen = 0
+
+    def step(self, f: np.ndarray) -> tuple[int, float]:
+        """(detection 0/1 or -1 for an invalid hop, combined score)."""
+        n = self.n
+        if not np.all(np.isfinite(f)):
+            return -1, math.nan
+        self.seen += 1
+        learning = self.seen <= self.init
+        scores = []
+        for d in range(3):
+            ch_scores = []
+            for c in range(n):
+                if d < 2:
+                    if c == 0:
+                        self.hist[d].append(f[d * n:(d + 1) * n].copy())
+                    w = min(self.window[d], self.seen)
+                    win = float(np.mean([h[c] for h in self.hist[d][-w:]]))
+                    if learning:
+                        self.trend[d, c] += (win - self.trend[d, c]) / self.seen
+                        s = 0.0
+                    else:
+                        tr = self.trend[d, c]
+                        ratio = win / tr if tr > 0 else (math.inf if win > 0 else 1.0)
+                        s = (ratio - 1.0) / self.threshold[d]
+                        if s < 1.0:
+                            self.trend[d, c] += self.alpha[d] * (win - tr)
+                else:
+                    rms = f[2 * n + c]
+                    if rms >= self.min_amp:
+                        self.run[c] += 1
+                        s = min(rms / self.min_amp, self.run[c] / self.min_hops)
+                    else:
+                        self.run[c] = 0
+                        s = 0.0
+                    if learning:
+                        s = 0.0
+                if self.masks[d, c]:
+                    ch_scores.append(s)
+            if self.enabled[d]:
+                scores.append(min(ch_scores) if self.logic_and[d] else max(ch_scores))
+        combined = (min(scores) if self.combine_and else max(scores)) if scores else 0.0
+        return int(combined >= 1.0), combined

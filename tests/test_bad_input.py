@@ -307,6 +307,15 @@ DEFAULTED = frozenset({
     "decoder.shrinkage", "decoder.transition_stay", "decoder.gate_hops",
     "decoder.gate_threshold", "runtime", "runtime.deadline_ms", "runtime.duration_s",
     "runtime.status_interval_s",
+    # the responsive preset's detector pipeline and detectors (docs/responsive.md)
+    "dsp.highpass_hz", "dsp.lowpass_hz", "decoder.combine", "decoder.trend_init_s",
+    "decoder.area", "decoder.area.enabled", "decoder.area.channels",
+    "decoder.area.channel_logic", "decoder.area.window_s", "decoder.area.trend_s",
+    "decoder.area.threshold_pct", "decoder.line_length.channels",
+    "decoder.line_length.channel_logic", "decoder.line_length.window_s",
+    "decoder.line_length.trend_s", "decoder.line_length.threshold_pct",
+    "decoder.bandpass.channels", "decoder.bandpass.channel_logic",
+    "decoder.bandpass.min_amplitude_uv", "decoder.bandpass.min_duration_s",
     # [stimulation] / [safety] / [control]
     "stimulation", "stimulation.array", "stimulation.contact_area_cm2",
     "stimulation.confidence_threshold", "stimulation.programs", "safety", "control",
@@ -320,6 +329,13 @@ RANGES: dict[str, tuple[float, float]] = {
     "decoder.gate_threshold": (0, 1 - 1e-12), "decoder.calibration_s": (1e-9, 3600),
     "runtime.deadline_ms": (0.05, 10000), "runtime.duration_s": (1e-9, 604800),
     "runtime.status_interval_s": (0.01, 60),
+    "dsp.highpass_hz": (0, 15), "dsp.lowpass_hz": (0, 124.9), "decoder.trend_init_s": (0.1, 1e4),
+    "decoder.line_length.window_s": (0.05, 1.0), "decoder.line_length.trend_s": (1.0, 86400),
+    "decoder.line_length.threshold_pct": (1e-9, 1e5),
+    "decoder.area.window_s": (0.05, 1.0), "decoder.area.trend_s": (1.0, 86400),
+    "decoder.area.threshold_pct": (1e-9, 1e5),
+    "decoder.bandpass.min_amplitude_uv": (1e-9, 1e6),
+    "decoder.bandpass.min_duration_s": (0, 600),
     "stimulation.confidence_threshold": (0, 0.99), "control.confidence_threshold": (0, 0.99),
 }
 

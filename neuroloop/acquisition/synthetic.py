@@ -95,6 +95,12 @@ __all__ = ["SyntheticSource", "ArtifactTable", "generate", "PRESET_NAMES", "ARTI
 
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
 
+#: ``synthetic://<name>`` patients that react to stimulation (``stimulation_applied``), each
+#: its own source class (``module:Class``), imported on first use.
+_PATIENT_MODELS: dict[str, str] = {
+    "responsive": "neuroloop.acquisition.responsive:ResponsivePatient",
+}
+
 #: Artifact kind names indexed by the kernel's kind codes.
 ARTIFACT_KINDS: tuple[str, ...] = ("spike", "saturation", "flat")
 _KIND_P = (0.4, 0.3, 0.3)
@@ -280,7 +286,7 @@ def _parse_preset(preset: Any) -> PresetSpec:
     name = str(preset).strip().strip("/") if isinstance(preset, str) else preset
     if name not in PRESETS:
         raise ConfigError(f"unknown synthetic preset {preset!r}; use synthetic://"
-                          + " or synthetic://".join(PRESET_NAMES))
+                          + " or synthetic://".join((*PRESET_NAMES, *_PATIENT_MODELS)))
     return PRESETS[name]
 
 
@@ -452,10 +458,18 @@ class SyntheticSource(BaseSource):
     # -- construction from a URL -------------------------------------------------------------
     @classmethod
     def from_url(cls, scheme: str, location: str, options: Mapping[str, Any]
-                 ) -> SyntheticSource:
-        """Build from ``synthetic://<preset>?key=value...`` (see :func:`open_source`)."""
+                 ) -> BaseSource:
+        """Build from ``synthetic://<preset>?key=value...`` (see :func:`open_source`); a
+        patient model of :data:`_PATIENT_MODELS` is built by its own class."""
         if scheme != cls.scheme:
             raise ConfigError(f"SyntheticSource cannot open scheme {scheme!r}; use synthetic://")
+        plant = _PATIENT_MODELS.get(location.strip().strip("/"))
+        if plant is not None:  # a patient that reacts to stimulation has its own class
+            import importlib
+
+            module_name, _, cls_name = plant.partition(":")
+            model: Any = getattr(importlib.import_module(module_name), cls_name)
+            return model.from_url(scheme, location, options)
         spec = _parse_preset(location)
         _check_known(options)
         return cls(spec.name, **dict(options))

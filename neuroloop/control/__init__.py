@@ -23,6 +23,7 @@ __all__ = [
     "PolicyParams",
     "ProgramPerStatePolicy",
     "ProportionalPolicy",
+    "TriggeredBurstPolicy",
     "check_control",
     "make_policy",
     "policy_class",
@@ -31,7 +32,8 @@ __all__ = [
 ]
 
 
-_LAZY = {"ProgramPerStatePolicy": ".program_per_state", "ProportionalPolicy": ".proportional"}
+_LAZY = {"ProgramPerStatePolicy": ".program_per_state", "ProportionalPolicy": ".proportional",
+         "TriggeredBurstPolicy": ".triggered_burst"}
 
 
 def __getattr__(name: str) -> object:

@@ -9,6 +9,7 @@
 ``"off"``                   :class:`~neuroloop.control.fixed.OffPolicy`
 ``"single-threshold"``      :class:`~neuroloop.control.threshold.SingleThresholdPolicy`
 ``"dual-threshold"``        :class:`~neuroloop.control.threshold.DualThresholdPolicy`
+``"triggered-burst"``       :class:`~neuroloop.control.triggered_burst.TriggeredBurstPolicy`
 ==========================  ===========================================================
 
 Other packages add policies through the entry-point group ``neuroloop.control_policies``
@@ -40,6 +41,7 @@ _POLICIES: dict[str, str | type[ControlPolicy]] = {
     "off": "neuroloop.control.fixed:OffPolicy",
     "single-threshold": "neuroloop.control.threshold:SingleThresholdPolicy",
     "dual-threshold": "neuroloop.control.threshold:DualThresholdPolicy",
+    "triggered-burst": "neuroloop.control.triggered_burst:TriggeredBurstPolicy",
 }
 
 

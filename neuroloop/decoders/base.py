@@ -233,7 +233,7 @@ def make_decoder(name: str, **params: Any) -> BaseDecoder:
 
 
 def _import_builtin() -> None:
-    from . import adaptive, biomarker, csp, kalman, lda, riemann  # noqa: F401  (each registers itself)
+    from . import adaptive, biomarker, csp, kalman, lda, responsive, riemann  # noqa: F401
 
 
 class BaseDecoder:

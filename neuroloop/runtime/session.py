@@ -29,6 +29,7 @@ from ..records import CycleRows, LoopListener
 from ..stimulation.programs import ProgramSet, build_program_set
 from ..stimulation.stimulators import BaseStimulator, SimulatedStimulator
 from .clock import Clock, SimClock, WallClock
+from .detection import detection_summary
 from .loop import ControlLoop, FaultHooks
 from .safety_inputs import SafetyInputProvider, safety_input_providers
 from .summary import summarise
@@ -84,6 +85,15 @@ def build_pipeline(scenario: Scenario) -> Any:
             band_hz=list(d.bands_hz[0]), smoothing_s=d.biomarker_smoothing_s,
             channels=d.biomarker_channels, filter_order=d.filter_order, car=d.car,
             notch_hz=list(d.notch_hz), notch_q=d.notch_q)
+    if d.features == "detector":
+        from ..dsp.detectors import DetectorPipeline
+
+        return DetectorPipeline(
+            n_channels=scenario.source.n_channels,
+            sampling_rate_hz=scenario.source.sampling_rate_hz,
+            hop_samples=d.hop_samples, band_hz=d.bands_hz[0], filter_order=d.filter_order,
+            highpass_hz=d.highpass_hz, lowpass_hz=d.lowpass_hz, notch_hz=list(d.notch_hz),
+            notch_q=d.notch_q)
     kind = CovariancePipeline if d.features == "covariance" \
         else FeaturePipeline
     return kind(
@@ -138,6 +148,24 @@ def check_source(scenario: Scenario, source: BaseSource, url: str) -> None:
             f"source {url} labels intentions {', '.join(info.intention_names)} but scenario "
             f"{scenario.name} has {', '.join(scenario.intention_names)}, and it cannot map "
             "them by name; use a source derived from BaseSource")
+
+
+def decoder_params(scenario: Scenario) -> dict[str, Any]:
+    """The ``[decoder]`` parameters, plus ``n_states`` and whatever the decoder kind takes
+    from the scenario (its ``SCENARIO_PARAMS``: ``hop_s``, ``n_channels``)."""
+    from ..decoders.base import _decoder_class
+
+    params = dict(scenario.decoder.params)
+    params.setdefault("n_states", len(scenario.intention_names))
+    cls = _decoder_class(scenario.decoder.kind)
+    given = {"hop_s": scenario.hop_s, "n_channels": scenario.source.n_channels,
+             "sampling_rate_hz": scenario.source.sampling_rate_hz}
+    for key in getattr(cls, "SCENARIO_PARAMS", ()):
+        if key in params:
+            raise ConfigError(f"{scenario.path}: decoder.{key} is set from the scenario "
+                              f"(its [source] and [dsp]); remove it from [decoder]")
+        params[key] = given[key]
+    return params
 
 
 def calibration_data(scenario: Scenario, pipeline: Any, *, url: str | None = None,
@@ -235,8 +263,7 @@ def train_decoder(scenario: Scenario, pipeline: Any, *, url: str | None = None,
         names = ", ".join(scenario.intention_names[i] for i in missing)
         raise ConfigError(f"calibration data has no hops of {names}; lengthen "
                           "decoder.calibration_s")
-    params = dict(scenario.decoder.params)
-    params.setdefault("n_states", n_states)
+    params = decoder_params(scenario)
     try:
         decoder = make_decoder(scenario.decoder.kind, **params)
     except TypeError as exc:
@@ -381,8 +408,7 @@ class Session:
         """A decoder kind declares its outputs before it is fitted: refuse a control policy
         that needs an output the trained decoder will not have, without calibrating first."""
         sc = self.scenario
-        params = dict(sc.decoder.params)
-        params.setdefault("n_states", len(sc.intention_names))
+        params = decoder_params(sc)
         try:
             planned = make_decoder(sc.decoder.kind, **params)
         except TypeError:
@@ -401,6 +427,14 @@ class Session:
             raise ConfigError(
                 f"decoder {self.options.decoder_path} has {self.decoder.n_states} states but "
                 f"scenario {self.scenario.name} has {n_states}; retrain it for this scenario")
+        for key, want in (("hop_s", self.scenario.hop_s),
+                          ("n_channels", self.scenario.source.n_channels)):
+            have = getattr(self.decoder, key, None)  # a decoder that takes it from a scenario
+            if key in getattr(self.decoder, "SCENARIO_PARAMS", ()) and have is not None \
+                    and abs(float(have) - float(want)) > 1e-9 * max(1.0, abs(float(want))):
+                raise ConfigError(
+                    f"decoder {self.options.decoder_path} was made for {key} = {have:g} but "
+                    f"scenario {self.scenario.name} has {want:g}; retrain it for this scenario")
         schema = self.decoder.output_schema_
         if schema.states_named and schema.state_names != self.scenario.intention_names:
             raise ConfigError(
@@ -525,6 +559,9 @@ class Session:
             if self.velocity_score is not None:
                 summary["velocity"] = self.velocity_score.result(
                     self.source, skip_s=2.0, hop_s=self.scenario.hop_s)
+            detection = detection_summary(result, self.source, self.decoder)
+            if detection is not None:  # a seizure detector: sensitivity, false/h, latency
+                summary["detection"] = detection
             if rt is not None:
                 summary["realtime"] = rt.describe()
             if loop.device_error is not None:

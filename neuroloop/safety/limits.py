@@ -87,6 +87,13 @@ class SafetyLimits:
     increase_blanking_s : float
         After the summed cathodic current falls, it may not rise again for this long, s
         (blanking after a change, PMC8558614). 0 switches the rule off.
+    burst_max_s : float
+        Longest uninterrupted stimulation (a burst), s: the output is cut when one more cycle
+        would pass it, and stays off until the request turns off (responsive stimulation;
+        the built-in ceiling, 7 days, never limits a run).
+    daily_on_max_s : float
+        Largest stimulation on-time in any rolling 24 h, s (the built-in 86400 s never
+        limits).
     contact_area_cm2 : float or None
         If set, an effective electrochemical area, cm^2 (> 0), that may only make the charge
         limits stricter: each contact's limits use min(catalogue area, this). Geometry itself
@@ -119,6 +126,8 @@ class SafetyLimits:
     contact_area_cm2: float | None = None
     ramp_up_max_ma_per_s: float = 255.0
     increase_blanking_s: float = 0.0
+    burst_max_s: float = 604800.0
+    daily_on_max_s: float = 86400.0
 
     def __post_init__(self) -> None:
         # Constructing directly (not through load_limits) is validated the same way.
@@ -239,6 +248,12 @@ LIMIT_SPECS: Mapping[str, LimitSpec] = {s.name: s for s in (
           "255 = the 25.5 mA ceiling within 0.1 s", lo_open=True),
     _spec("increase_blanking_s", "s", 0.0, 600.0, "higher",
           "no rise within this time after a fall: blanking after a change (RC+S, PMC8558614)"),
+    _spec("burst_max_s", "s", 0.0, 604800.0, "lower",
+          "RNS bursts last 10-5000 ms (RNS System Physician Manual); the ceiling (7 days, the "
+          "longest run) leaves continuous therapies unlimited", lo_open=True),
+    _spec("daily_on_max_s", "s", 0.0, 86400.0, "lower",
+          "rolling 24 h therapy limit of responsive stimulation (RNS System Physician "
+          "Manual: a daily maximum of therapies); 86400 s = no limit", lo_open=True),
 )}
 
 #: Built-in bounds nothing may loosen, by limit name (the ceilings of :data:`LIMIT_SPECS`).

@@ -30,6 +30,7 @@ __all__ = [
     "DEADLINE_MISS", "DEADLINE_FAULT", "ESTOP", "ARM", "REARM", "DISARM", "ARM_REFUSED",
     "REARM_REFUSED", "DISARM_REFUSED", "HEARTBEAT_LOST", "DEVICE_FAULT", "IMPEDANCE_REPORT",
     "NOT_ARMED", "LATCHED", "CLOCK_BACKWARDS", "INTERNAL_ERROR", "RAMP_RATE", "BLANKING",
+    "BURST", "DAILY_ON",
     # interlocks that are not a reason of their own
     "RECOVERY", "ESTOP_LATCH", "FAULT_LATCH", "ARMED_ONLY",
 ]
@@ -80,6 +81,8 @@ CLOCK_BACKWARDS = "clock_backwards"
 INTERNAL_ERROR = "internal_error"
 RAMP_RATE = "ramp_rate"
 BLANKING = "blanking"
+BURST = "burst"
+DAILY_ON = "daily_on"
 # --- interlocks that are not event reasons of their own (names for the test-only switch) -------
 RECOVERY = "recovery"
 ESTOP_LATCH = "estop_latch"
@@ -192,6 +195,10 @@ TABLE: tuple[Reason, ...] = (
     _s(BLANKING, 19, "mA (summed cathodic current)",
        "a rise within increase_blanking_s of the last fall; held at the previous level",
        interlock=True),
+    _s(BURST, 20, "s", "one more cycle would make the burst longer than burst_max_s; output "
+       "off until the request turns off", interlock=True),
+    _s(DAILY_ON, 20, "s", "one more cycle would pass daily_on_max_s of on-time in the rolling "
+       "24 h; output off", interlock=True),
     # --- interlocks that are not event reasons of their own ---
     _i(RECOVERY, 9, "M-cycle hysteresis before leaving HOLD"),
     _i(ESTOP_LATCH, 12, "STOP latches zero output until rearm"),

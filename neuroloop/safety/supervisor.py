@@ -53,6 +53,9 @@ __all__ = ["SafetySupervisor", "check_programs"]
 _S = SupervisorState
 _EMPTY: tuple[InterlockEvent, ...] = ()
 _N_DOSE_BUCKETS = 64
+#: Slots of the rolling-24 h on-time ledger (bucket width 86400 s / 1440 = 60 s).
+_N_DAY_BUCKETS = 1442
+_DAY_NS = 86_400 * 1_000_000_000
 _INT64_MAX = np.iinfo(np.int64).max
 
 #: Slew credit starts this long after (re-)arming, ns. A device's own slew limit counts from
@@ -152,6 +155,8 @@ class _Config:
         Rows of the program tables (program id = row).
     stale_ns, window_ns, bucket_ns : int
         Stale-input threshold, dose window and dose-ledger bucket width, ns.
+    day_bucket_ns : int
+        Bucket width of the rolling-24 h on-time ledger, ns (about 60 s).
     prog_sf : ndarray, (n_rows, n) float64
         Signed contact fraction of each program (anode +, cathode -).
     prog_info : ndarray, (n_rows, N_PROG) float64
@@ -174,6 +179,7 @@ class _Config:
     stale_ns: int
     window_ns: int
     bucket_ns: int
+    day_bucket_ns: int
     prog_sf: np.ndarray
     prog_info: np.ndarray
     caps: np.ndarray
@@ -210,6 +216,7 @@ class _Config:
                    shape=(n,), n_rows=n_rows,
                    stale_ns=int(round(limits.stale_input_ms * 1e6)), window_ns=window_ns,
                    bucket_ns=max(1, -(-window_ns // (_N_DOSE_BUCKETS - 2))),
+                   day_bucket_ns=-(-_DAY_NS // (_N_DAY_BUCKETS - 2)),
                    prog_sf=prog_sf, prog_info=info, caps=caps, lim=lim)
 
 
@@ -253,6 +260,14 @@ class _State:
         Bucket index held by each dose-ledger slot.
     dose_sums : ndarray, (N_DOSE_BUCKETS,) float64
         Charge committed in each slot, uC.
+    day_ids, day_sums : ndarray, (N_DAY_BUCKETS,)
+        The rolling-24 h on-time ledger (bucket index, on-time in s), like the dose ledger.
+    burst_on_s : float
+        Uninterrupted on-time emitted so far in the current burst, s.
+    burst_cut : bool
+        The current burst reached ``burst_max_s``: output stays off until the request is off.
+    day_reported : bool
+        A ``daily_on`` event was raised for the current refusal run.
     """
 
     out: StimCommand
@@ -263,6 +278,8 @@ class _State:
     blocked: np.ndarray
     dose_ids: np.ndarray
     dose_sums: np.ndarray
+    day_ids: np.ndarray
+    day_sums: np.ndarray
     active: np.ndarray
     time_in_state: list[int]
     counts: dict[str, int]
@@ -282,6 +299,9 @@ class _State:
     last_step_total_ma: float = 0.0
     last_fall_ns: int = -(1 << 62)
     ramp_acting: str = ""
+    burst_on_s: float = 0.0
+    burst_cut: bool = False
+    day_reported: bool = False
 
     @classmethod
     def initial(cls, n: int) -> _State:
@@ -295,6 +315,9 @@ class _State:
                    dose_ids=np.full(_N_DOSE_BUCKETS, np.iinfo(np.int64).min // 2,
                                     dtype=np.int64),
                    dose_sums=np.zeros(_N_DOSE_BUCKETS),
+                   day_ids=np.full(_N_DAY_BUCKETS, np.iinfo(np.int64).min // 2,
+                                   dtype=np.int64),
+                   day_sums=np.zeros(_N_DAY_BUCKETS),
                    active=np.zeros(K.N_BITS, dtype=np.int64), time_in_state=[0] * len(_S),
                    counts={})
 
@@ -900,6 +923,8 @@ class SafetySupervisor:
         o.program_id = int(s[K.S_PROGRAM])
         o.waveform = int(s[K.S_WAVEFORM])
         events = self._ramp_guard(ref_total, now, dt_s, events)
+        if o.program_id != PROGRAM_OFF or st.burst_on_s or st.burst_cut:
+            events = self._burst_gate(now, events)
         if st.state in (_S.ARMED, _S.STIMULATING):
             st.state = _S.STIMULATING if o.program_id != PROGRAM_OFF else _S.ARMED
         if flags:
@@ -959,6 +984,52 @@ class SafetySupervisor:
         st.ramp_acting = reason
         return events
 
+    def _burst_gate(self, now: int, events: list[InterlockEvent] | None
+                    ) -> list[InterlockEvent] | None:
+        """Invariant 20 after the kernel: cut the output when one more cycle would make the
+        burst longer than ``burst_max_s`` (and keep it off until the request turns off), or
+        pass ``daily_on_max_s`` of on-time in the rolling 24 h; else account this cycle."""
+        cfg, st = self._cfg, self._st
+        lim = cfg.limits
+        period = cfg.cycle_period_s
+        if self._request_is_off():
+            st.burst_cut = False
+        if st.out.program_id == PROGRAM_OFF:
+            st.burst_on_s = 0.0
+            st.day_reported = False
+            return events
+        if st.burst_cut and self._on(R.BURST):
+            self._zero_output()
+            st.burst_on_s = 0.0
+            return events
+        if self._on(R.BURST) and st.burst_on_s + period > lim.burst_max_s * (1.0 - 1e-12):
+            events = self._add(events, R.BURST, requested=st.burst_on_s + period,
+                               allowed=lim.burst_max_s,
+                               detail="burst cut; output off until the request turns off")
+            self._zero_output()
+            st.burst_on_s = 0.0
+            st.burst_cut = True
+            return events
+        used = K.dose_used_uc(st.day_ids, st.day_sums, now, cfg.day_bucket_ns, _DAY_NS)
+        if self._on(R.DAILY_ON) and used + period > lim.daily_on_max_s * (1.0 - 1e-12):
+            if not st.day_reported:
+                events = self._add(events, R.DAILY_ON, requested=used + period,
+                                   allowed=lim.daily_on_max_s,
+                                   detail="rolling 24 h on-time spent; output off")
+                st.day_reported = True
+            self._zero_output()
+            st.burst_on_s = 0.0
+            return events
+        st.burst_on_s += period
+        K._commit_dose(st.day_ids, st.day_sums, now, cfg.day_bucket_ns, period)
+        return events
+
+    def day_on_time_s(self, now_ns: int) -> float:
+        """On-time committed in the rolling 24 h ending at ``now_ns`` (conservative), s."""
+        cfg, st = self._cfg, self._st
+        return float(K.dose_used_uc(st.day_ids, st.day_sums, int(now_ns), cfg.day_bucket_ns,
+                                    _DAY_NS))
+
     # ------------------------------------------------------------------ warm-up
     def warmup(self) -> None:
         """Compile every kernel with the real shapes (on scratch copies; state untouched)."""
@@ -978,6 +1049,10 @@ class SafetySupervisor:
         _ramp.cathodic_total(req)
         _ramp.scale_output(out_amp, prev_amp, 1.0)
         K.dose_used_uc(ids, sums, 0, cfg.bucket_ns, cfg.window_ns)
+        # the burst gate's day ledger (_burst_gate): the same kernels, called from Python
+        day_ids, day_sums = st.day_ids.copy(), st.day_sums.copy()
+        K.dose_used_uc(day_ids, day_sums, 0, cfg.day_bucket_ns, _DAY_NS)
+        K._commit_dose(day_ids, day_sums, 0, cfg.day_bucket_ns, cfg.cycle_period_s)
         for mode in (K.MODE_REQUEST, K.MODE_RAMP):
             req_s[K.R_MODE] = mode
             K.supervise(req, req_s, cfg.prog_sf, cfg.prog_info, cfg.caps, cfg.lim,

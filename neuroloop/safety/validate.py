@@ -95,7 +95,8 @@ def validate(command: StimCommand, limits: SafetyLimits, array: ElectrodeArray, 
              previous: StimCommand | None = None, dt_s: float | None = None,
              impedance_ohm: np.ndarray | None = None, programs: ProgramSet | None = None,
              dose_used_uc: float | None = None, horizon_s: float | None = None,
-             blanking_left_s: float | None = None) -> list[Violation]:
+             blanking_left_s: float | None = None, burst_on_s: float | None = None,
+             day_on_s: float | None = None) -> list[Violation]:
     """Every invariant ``command`` breaks (empty list: safe).
 
     Parameters
@@ -120,6 +121,12 @@ def validate(command: StimCommand, limits: SafetyLimits, array: ElectrodeArray, 
     blanking_left_s : float, optional
         Time left of the blanking period after the last fall of the summed cathodic
         current, s (> 0: no rise above ``previous`` allowed; needs ``previous``).
+    burst_on_s : float, optional
+        Uninterrupted on-time delivered just before ``command``, s (burst check: with the
+        horizon it must stay within ``burst_max_s``).
+    day_on_s : float, optional
+        On-time delivered in the rolling 24 h before ``command``, s (daily check against
+        ``daily_on_max_s``).
 
     Returns
     -------
@@ -309,6 +316,19 @@ def validate(command: StimCommand, limits: SafetyLimits, array: ElectrodeArray, 
         if _above(total_dose, limits.dose_budget_uc) and rate > 0.0:
             bad(16, "dose", -1, total_dose, limits.dose_budget_uc,
                 f"charge in the {limits.dose_window_s:g} s window would exceed the budget")
+
+    # --- invariant 20: burst length and rolling daily on-time
+    if horizon is not None and is_on:
+        if burst_on_s is not None:
+            total_on = float(burst_on_s) + float(horizon)
+            if _above(total_on, limits.burst_max_s):
+                bad(20, "burst", -1, total_on, limits.burst_max_s,
+                    "uninterrupted stimulation would last longer than burst_max_s")
+        if day_on_s is not None:
+            total_day = float(day_on_s) + float(horizon)
+            if _above(total_day, limits.daily_on_max_s):
+                bad(20, "daily_on", -1, total_day, limits.daily_on_max_s,
+                    "on-time in the rolling 24 h would pass daily_on_max_s")
     return out
 
 

@@ -156,6 +156,9 @@ class Monitor:
         self.last_step_ns: int | None = None
         self.z: np.ndarray | None = None
         self.commits: list[tuple[int, float]] = []
+        #: invariant 20: uninterrupted on-time before this step, and (time, on-time) commits
+        self.burst_on_s = 0.0
+        self.on_commits: list[tuple[int, float]] = []
         self.period_ns = int(round(self.cycle_period_s * 1e9))
         self.steps = 0
         # invariant 19: the monitor's own record of when the summed cathodic current of a
@@ -181,6 +184,10 @@ class Monitor:
     def check(self) -> None:
         if self.problems:
             raise AssertionError("\n".join(self.problems[:10]))
+
+    def exact_day_on_s(self, now_ns: int) -> float:
+        day = 86_400 * 1_000_000_000
+        return float(sum(d for t, d in self.on_commits if now_ns - day < t <= now_ns))
 
     def exact_dose_used_uc(self, now_ns: int) -> float:
         w = int(round(self.limits.dose_window_s * 1e9))
@@ -280,7 +287,8 @@ class Monitor:
         violations = validate(out, lim, self.array, previous=self.prev, dt_s=dt_s,
                               impedance_ohm=self.z, programs=self.programs,
                               dose_used_uc=used, horizon_s=self.cycle_period_s,
-                              blanking_left_s=blank_left)
+                              blanking_left_s=blank_left,
+                              burst_on_s=self.burst_on_s, day_on_s=self.exact_day_on_s(now))
         for v in violations:
             self._problem(f"validate: {v}")
 
@@ -319,6 +327,11 @@ class Monitor:
             if cath < self.last_step_total - 1e-9:
                 self.last_fall_ns = self.clock_ns
             self.last_step_total = cath
+        if on:
+            self.burst_on_s += self.cycle_period_s
+            self.on_commits.append((now, self.cycle_period_s))
+        else:
+            self.burst_on_s = 0.0
         self.prev = out.copy()
         self.last_step_ns = now
         self.outputs.append(out.to_dict())

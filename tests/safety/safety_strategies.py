@@ -60,6 +60,8 @@ def limits_strategy(draw: st.DrawFn) -> SafetyLimits:
         contact_area_cm2=draw(st.one_of(st.none(), _fl(0.005, 0.3))),
         ramp_up_max_ma_per_s=draw(_or(255.0, 0.02, 20.0)),
         increase_blanking_s=draw(_or(0.0, 0.0, 2.0)),
+        burst_max_s=draw(st.one_of(st.just(604800.0), _fl(0.05, 2.0))),
+        daily_on_max_s=draw(st.one_of(st.just(86400.0), _fl(0.05, 5.0))),
     )
 
 

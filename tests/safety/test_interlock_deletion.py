@@ -296,6 +296,24 @@ def sc_heartbeat_lost(d):
     return m
 
 
+def sc_burst(d):
+    # 0.3 s bursts at most: a request held for 1 s is cut after three 0.1 s cycles
+    lim = SafetyLimits(burst_max_s=0.3)
+    m, ps = _monitor(lim, d)
+    _ramp(m, ps, amp=1.0, n=10)
+    return m
+
+
+def sc_daily_on(d):
+    # 0.5 s of on-time per rolling day: the third 0.2 s burst would pass it
+    lim = SafetyLimits(daily_on_max_s=0.5)
+    m, ps = _monitor(lim, d)
+    for _ in range(4):
+        _ramp(m, ps, amp=1.0, n=2)
+        m.step(StimCommand.off(N))
+    return m
+
+
 SCENARIOS: dict[str, Callable[[frozenset[str]], Monitor]] = {
     name[3:]: fn for name, fn in globals().items() if name.startswith("sc_")
 }
