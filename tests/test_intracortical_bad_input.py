@@ -66,5 +66,9 @@ def test_capacity_figures() -> None:
     assert 0.6 < report["utilisation"] < 0.8
     with pytest.raises(ConfigError, match="use uart-3000000"):
         check_link(2048, 50.0, 1, transport_for("/dev/pts/3", 921600))
+    # the bsi stream takes 84 % of 921 600 baud: fine without headroom, refused with 20 %
+    assert check_link(64, 586.0, 59, TRANSPORTS[0])["utilisation"] < 0.85
+    with pytest.raises(ConfigError, match="keep below 80"):
+        check_link(64, 586.0, 59, TRANSPORTS[0], headroom=0.2)
     with pytest.raises(ConfigError, match="not a stream"):
         check_link(1024, float("nan"), 1, TRANSPORTS[0])

@@ -253,7 +253,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                    what=f"scenario {scenario.name}'s stream",
                    binned_hint=('set [dsp] acquisition = "binned" (features computed on the '
                                 "implant)" if scenario.dsp.params.get("acquisition") == "raw"
-                                else ""))
+                                else ""),
+                   headroom=0.2 if scenario.dsp.kind == "spike-band" else 0.0)
         link = open_device_link(args.device, key_file=args.key_file, baudrate=args.baud)
         source_url = args.device
         stimulator = link.stimulator
