@@ -166,14 +166,20 @@ def test_mne_source_reads_fif_and_brainvision_with_annotations_as_labels(shared_
 def test_a_file_mne_cannot_read_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "noise.fif"
     bad.write_bytes(bytes(range(256)) * 64)
-    for url in (f"mne://{bad}", f"mne://{tmp_path / 'missing.vhdr'}", f"mne://{tmp_path}"):
-        r = neuroloop("train", "--scenario", "eeg-bci", "--source", url, "--out",
-                      str(tmp_path / "d.npz"), "--json")  # train opens the source first
-        lines = r.stderr.strip().splitlines()
-        assert r.returncode == 2 and len(lines) == 1, r.stderr
-        assert "Traceback" not in r.stderr
+    r = neuroloop("train", "--scenario", "eeg-bci", "--source", f"mne://{bad}", "--out",
+                  str(tmp_path / "d.npz"), "--json")  # train opens the source first
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "MNE-Python cannot read" in lines[0] and "Traceback" not in r.stderr
+    from neuroloop.errors import NeuroloopError
+
+    for url in (f"mne://{tmp_path / 'missing.vhdr'}", f"mne://{tmp_path}", "mne://"):
+        with pytest.raises(NeuroloopError) as err:
+            open_source(url)
+        assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # four command-line runs; the calibration bar is tested in process below
 def test_progress_bars_on_a_terminal_and_never_with_json(session, tmp_path):
     import os
 
