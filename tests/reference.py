@@ -32,6 +32,7 @@ __all__ = [
     "tangent_vector_ref",
     "csp_log_variance_ref",
     "AdaptiveRef",
+    "CovariancePipelineRef",
 ]
 
 
@@ -438,3 +439,25 @@ class AdaptiveRef:
                     or np.trace(self.P) > self.max_trace):
                 self.diverged = True
         return state, raw, p, valid
+
+
+class CovariancePipelineRef:
+    """CAR -> notch -> band-pass per band (``sosfilt`` with ``zi``) -> ``Y'Y / hop`` packed as
+    the upper triangle (``numpy.triu_indices``), band-major, one hop at a time."""
+
+    def __init__(self, n_channels: int, bank_sos: Sequence[np.ndarray], notch_sos: np.ndarray,
+                 car: bool) -> None:
+        self.car = car
+        self.notch = SosfiltStream(notch_sos, n_channels)
+        self.bands = [SosfiltStream(s, n_channels) for s in bank_sos]
+        self.iu = np.triu_indices(n_channels)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        if self.car:
+            x = car_ref(x)
+        x = self.notch.step(x)
+        out = []
+        for band in self.bands:
+            y = band.step(x)
+            out.append((y.T @ y / y.shape[0])[self.iu])
+        return np.concatenate(out)
