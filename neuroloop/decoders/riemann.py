@@ -46,6 +46,17 @@ def _binary_to_two_rows(coef: np.ndarray, intercept: np.ndarray) -> tuple[np.nda
     return coef, intercept
 
 
+_BLAS_LIMIT: list[Any] = []
+
+
+def _keep_blas_single_threaded() -> None:
+    """Process-wide: BLAS/LAPACK on one thread from now on (kept for the process's life)."""
+    if not _BLAS_LIMIT:
+        from threadpoolctl import threadpool_limits
+
+        _BLAS_LIMIT.append(threadpool_limits(limits=1, user_api="blas"))
+
+
 @register_decoder
 class RiemannDecoder(CovarianceClassifier):
     """Tangent-space + logistic-regression decoder of windowed spatial covariances.
@@ -136,6 +147,14 @@ class RiemannDecoder(CovarianceClassifier):
         self._chars = np.array([ord("V"), ord("L")], dtype=np.uint8)
         self._p = packed_size(n)
         self._set_linear(n, coef, intercept, priors, state_names, self._p)
+
+    def warmup(self) -> None:
+        """Limit BLAS/LAPACK to one thread for the process (the online step calls LAPACK
+        ``dsyev``: OpenBLAS would spread a 64 x 64 eigen-decomposition over threads that cost
+        more than they save and fight the loop for the cores; measured on the loaded 2-core
+        machine: a 20 ms decoder stage), then compile and reset."""
+        _keep_blas_single_threaded()
+        super().warmup()
 
     def _transform(self, band: int) -> bool:
         return bool(ck.tangent_vector(self._C, self._isqrt[band], self._M, self._V, self._w,
