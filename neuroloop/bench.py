@@ -455,11 +455,11 @@ def bench_decoder_riemann(n_hops: int = 5000, warmup_hops: int = 200,
                           n_channels: int = 64) -> dict[str, Any]:
     """``riemann`` step on 64 channels (1 s window of 10 hops, no gate) against NumPy:
     window mean, shrinkage, ``eigh`` inverse square root and log, matmul, softmax."""
-    from .decoders import make_decoder
+    from .decoders.riemann import RiemannDecoder
 
     hop = 59
     X, y = _cov_features(1200, n_channels, hop, 0)
-    dec = make_decoder("riemann", gate=False).fit(X, y)
+    dec = RiemannDecoder(gate=False).fit(X, y)
     dec.warmup()
     Xt, _ = _cov_features(min(n_hops, 2000) + warmup_hops, n_channels, hop, 1)
     Xt = np.resize(Xt, (n_hops + warmup_hops, Xt.shape[1]))
@@ -496,11 +496,11 @@ def bench_decoder_riemann(n_hops: int = 5000, warmup_hops: int = 200,
 def bench_decoder_csp(n_hops: int = 5000, warmup_hops: int = 200,
                       n_channels: int = 64) -> dict[str, Any]:
     """``csp-lda`` step on 64 channels against NumPy (window mean, ``w' C w``, log, LDA)."""
-    from .decoders import make_decoder
+    from .decoders.csp import CSPLDADecoder
 
     hop = 59
     X, y = _cov_features(1200, n_channels, hop, 0)
-    dec = make_decoder("csp-lda", gate=False).fit(X, y)
+    dec = CSPLDADecoder(gate=False).fit(X, y)
     dec.warmup()
     Xt, _ = _cov_features(min(n_hops, 2000) + warmup_hops, n_channels, hop, 1)
     Xt = np.resize(Xt, (n_hops + warmup_hops, Xt.shape[1]))
@@ -534,7 +534,7 @@ def bench_decoder_kalman(n_hops: int = 5000, warmup_hops: int = 200,
                          n_features: int = 256) -> dict[str, Any]:
     """``kalman`` step (information form, 2D velocity, 256 features) against the textbook
     covariance-form update (a p x p solve per hop)."""
-    from .decoders import make_decoder
+    from .decoders.kalman import KalmanDecoder
 
     rng = np.random.default_rng(0)
     n = n_hops + warmup_hops + 2000
@@ -542,7 +542,7 @@ def bench_decoder_kalman(n_hops: int = 5000, warmup_hops: int = 200,
     for t in range(1, n):
         v[t] = 0.95 * v[t - 1] + rng.normal(0.0, 0.02, 2)
     X = 5.0 + v @ rng.normal(0.0, 20.0, (2, n_features)) + rng.normal(0, 1.0, (n, n_features))
-    dec = make_decoder("kalman").fit(X[:2000], v[:2000])
+    dec = KalmanDecoder().fit(X[:2000], v[:2000])
     dec.warmup()
     st = {"s": np.zeros(2), "P": dec.P0_.copy()}
 
@@ -570,7 +570,7 @@ def bench_decoder_adaptive(n_hops: int = 5000, warmup_hops: int = 200,
                            n_features: int = 512) -> dict[str, Any]:
     """``adaptive`` step with an RLS update every hop (512 features, 7 states, as bsi)
     against NumPy (scores, softmax, rank-one RLS update)."""
-    from .decoders import make_decoder
+    from .decoders.adaptive import AdaptiveDecoder
 
     rng = np.random.default_rng(0)
     k = 7
@@ -578,8 +578,8 @@ def bench_decoder_adaptive(n_hops: int = 5000, warmup_hops: int = 200,
     n = n_hops + warmup_hops + 3000
     y = np.repeat(np.arange(n // 20 + 1) % k, 20)[:n]
     X = means[y] + rng.normal(0.0, 1.0, (n, n_features))
-    dec = make_decoder("adaptive", gate=False, adapt_confidence=0.0, max_drift=1e6,
-                       forgetting=0.9995).fit(X[:3000], y[:3000])
+    dec = AdaptiveDecoder(gate=False, adapt_confidence=0.0, max_drift=1e6,
+                          forgetting=0.9995).fit(X[:3000], y[:3000])
     dec.warmup()
     st = {"W": dec.weights0_.copy(), "P": dec.p0_.copy()}
 
