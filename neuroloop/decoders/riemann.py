@@ -8,7 +8,7 @@ pyRiemann and scikit-learn at fit time and stepped online through compiled kerne
 2. tangent space at the training Riemannian mean ``Cref`` (``pyriemann`` ``mean_riemann``):
    ``t = upper(logm(Cref^-1/2 C Cref^-1/2))``, off-diagonal terms times sqrt(2) (pyRiemann's
    ``tangent_space``); online the congruence is two compiled products and the matrix log an
-   eigen-decomposition by LAPACK ``dsyev`` on preallocated workspace;
+   eigen-decomposition by LAPACK ``dsyevd`` on preallocated workspace;
 3. multinomial logistic regression (scikit-learn, L2, inverse strength ``lr_c``) on the
    concatenated per-band tangent vectors;
 4. optionally the HMM-style gate (``gate = true``, as the ``lda`` decoder).
@@ -142,15 +142,17 @@ class RiemannDecoder(CovarianceClassifier):
         self._M = np.zeros((n, n))
         self._V = np.zeros((n, n))
         self._w = np.zeros(n)
-        self._work = np.zeros(ck.EIG_LWORK_PER_N * n)
-        self._ints = np.array([n, ck.EIG_LWORK_PER_N * n, 0], dtype=np.int32)
+        lwork, liwork = ck.eig_workspace(n)
+        self._work = np.zeros(lwork)
+        self._iwork = np.zeros(liwork, dtype=np.int32)
+        self._ints = np.array([n, lwork, liwork, 0], dtype=np.int32)
         self._chars = np.array([ord("V"), ord("L")], dtype=np.uint8)
         self._p = packed_size(n)
         self._set_linear(n, coef, intercept, priors, state_names, self._p)
 
     def warmup(self) -> None:
         """Limit BLAS/LAPACK to one thread for the process (the online step calls LAPACK
-        ``dsyev``: OpenBLAS would spread a 64 x 64 eigen-decomposition over threads that cost
+        ``dsyevd``: OpenBLAS would spread a 64 x 64 eigen-decomposition over threads that cost
         more than they save and fight the loop for the cores; measured on the loaded 2-core
         machine: a 20 ms decoder stage), then compile and reset."""
         _keep_blas_single_threaded()
@@ -158,8 +160,8 @@ class RiemannDecoder(CovarianceClassifier):
 
     def _transform(self, band: int) -> bool:
         return bool(ck.tangent_vector(self._C, self._isqrt[band], self._M, self._V, self._w,
-                                      self._work, self._ints, self._chars, self._f,
-                                      band * self._p))
+                                      self._work, self._iwork, self._ints, self._chars,
+                                      self._f, band * self._p))
 
     def _arrays(self) -> dict[str, np.ndarray]:
         self._check_fitted()
