@@ -235,6 +235,10 @@ class KalmanDecoder(BaseDecoder):
             For shapes that disagree, too few valid hops, output names of the wrong length.
         """
         X = np.asarray(X, dtype=np.float64)
+        if np.issubdtype(np.asarray(y).dtype, np.integer):
+            raise ConfigError("the kalman decoder fits continuous targets (kinematics as "
+                              "floats, e.g. velocities in m/s), not integer state labels; "
+                              "calibrate it on a source that provides kinematics")
         Y = np.asarray(y, dtype=np.float64)
         if Y.ndim == 1:
             Y = Y[:, None]
