@@ -757,6 +757,225 @@ register_workload("recorder", "neuroloop.io.recorder:bench_recorder")
 register_workload("monitor", "neuroloop.monitor.bench:bench_monitor")
 
 
+# ------------------------------------------------------------------------- decoder families
+def _time_steps(step: Callable[[np.ndarray], np.ndarray], X: np.ndarray, warmup_hops: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Time ``step(X[k])`` per hop (gc off as in the loop); returns (ns after warm-up,
+    outputs after warm-up)."""
+    perf = time.perf_counter_ns
+    n = X.shape[0] - warmup_hops
+    times = np.zeros(n, dtype=np.int64)
+    first = step(X[0])
+    outs = np.zeros((n, np.asarray(first).shape[0]))
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for k in range(1, X.shape[0]):
+            t0 = perf()
+            out = step(X[k])
+            t1 = perf()
+            if k >= warmup_hops:
+                times[k - warmup_hops] = t1 - t0
+                outs[k - warmup_hops] = out
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return times, outs
+
+
+def _decoder_result(name: str, description: str, fast: Callable[[np.ndarray], np.ndarray],
+                    ref: Callable[[np.ndarray], np.ndarray], X: np.ndarray, warmup_hops: int,
+                    extra: dict[str, Any], budget_us: float | None = None) -> dict[str, Any]:
+    t_fast, o_fast = _time_steps(fast, X, warmup_hops)
+    t_ref, o_ref = _time_steps(ref, X, warmup_hops)
+    d = np.abs(o_fast - o_ref)
+    den = np.maximum(np.abs(o_ref), 1e-300)
+    fast_us, ref_us = latency_stats_us(t_fast), latency_stats_us(t_ref)
+    res: dict[str, Any] = {
+        "workload": name, "description": description, "n_hops": int(t_fast.size),
+        "warmup_hops": int(warmup_hops), **extra, "n_outputs": int(o_fast.shape[1]),
+        "neuroloop_us": fast_us, "reference_us": ref_us,
+        "speedup_median": ref_us["p50"] / fast_us["p50"] if fast_us["p50"] > 0 else float("inf"),
+        "max_abs_diff": float(np.nanmax(d)) if d.size else 0.0,
+        "max_rel_diff": float(np.nanmax(d / den)) if d.size else 0.0,
+        "state_mismatches": int(np.count_nonzero(np.argmax(o_fast, axis=1)
+                                                 != np.argmax(o_ref, axis=1))),
+        "state_changes": int(np.count_nonzero(np.diff(np.argmax(o_fast, axis=1)))),
+        "targets": {"matches_reference_1e-9": bool(np.all(d <= 1e-9 * np.maximum(
+            np.abs(o_ref), 1.0)))},
+    }
+    if budget_us is not None:
+        res["targets"][f"p99_within_{budget_us:g}_us"] = bool(fast_us["p99"] <= budget_us)
+    return res
+
+
+def _cov_features(n: int, n_channels: int, hop: int, seed: int) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
+    from .decoders._covariance import example_covariance_data
+
+    return example_covariance_data(n, seed, n_channels=n_channels, hop=hop)
+
+
+def bench_decoder_riemann(n_hops: int = 5000, warmup_hops: int = 200,
+                          n_channels: int = 64) -> dict[str, Any]:
+    """``riemann`` step on 64 channels (1 s window of 10 hops, no gate) against NumPy:
+    window mean, shrinkage, ``eigh`` inverse square root and log, matmul, softmax."""
+    from .decoders.riemann import RiemannDecoder
+
+    hop = 59
+    X, y = _cov_features(1200, n_channels, hop, 0)
+    dec = RiemannDecoder(gate=False).fit(X, y)
+    dec.warmup()
+    Xt, _ = _cov_features(min(n_hops, 2000) + warmup_hops, n_channels, hop, 1)
+    Xt = np.resize(Xt, (n_hops + warmup_hops, Xt.shape[1]))
+    iu = np.triu_indices(n_channels)
+    wts = np.where(iu[0] == iu[1], 1.0, np.sqrt(2.0))
+    w, V = np.linalg.eigh(dec.reference_[0])
+    isq = (V / np.sqrt(w)) @ V.T
+    win: list[np.ndarray] = []
+    lam = dec.shrinkage
+
+    def fast(x: np.ndarray) -> np.ndarray:
+        return dec.step(x).probabilities
+
+    def ref(x: np.ndarray) -> np.ndarray:
+        win.append(x)
+        if len(win) > dec.window_hops:
+            win.pop(0)
+        m = np.mean(win, axis=0)
+        C = np.zeros((n_channels, n_channels))
+        C[iu] = m
+        C = C + np.triu(C, 1).T
+        C = (1 - lam) * C + lam * np.trace(C) / n_channels * np.eye(n_channels)
+        e, U = np.linalg.eigh(isq @ C @ isq)
+        t = wts * ((U * np.log(e)) @ U.T)[iu]
+        return _softmax(dec.coef_ @ t + dec.intercept_)
+
+    dec.reset()
+    return _decoder_result("decoder-riemann", f"riemann step, {n_channels} channels, 1 s "
+                           "window, no gate", fast, ref, Xt, warmup_hops,
+                           {"n_channels": n_channels, "n_features": int(X.shape[1])},
+                           budget_us=10_000.0)
+
+
+def bench_decoder_csp(n_hops: int = 5000, warmup_hops: int = 200,
+                      n_channels: int = 64) -> dict[str, Any]:
+    """``csp-lda`` step on 64 channels against NumPy (window mean, ``w' C w``, log, LDA)."""
+    from .decoders.csp import CSPLDADecoder
+
+    hop = 59
+    X, y = _cov_features(1200, n_channels, hop, 0)
+    dec = CSPLDADecoder(gate=False).fit(X, y)
+    dec.warmup()
+    Xt, _ = _cov_features(min(n_hops, 2000) + warmup_hops, n_channels, hop, 1)
+    Xt = np.resize(Xt, (n_hops + warmup_hops, Xt.shape[1]))
+    iu = np.triu_indices(n_channels)
+    win: list[np.ndarray] = []
+    lam = dec.shrinkage
+    F = dec.filters_[0]
+
+    def fast(x: np.ndarray) -> np.ndarray:
+        return dec.step(x).probabilities
+
+    def ref(x: np.ndarray) -> np.ndarray:
+        win.append(x)
+        if len(win) > dec.window_hops:
+            win.pop(0)
+        C = np.zeros((n_channels, n_channels))
+        C[iu] = np.mean(win, axis=0)
+        C = C + np.triu(C, 1).T
+        C = (1 - lam) * C + lam * np.trace(C) / n_channels * np.eye(n_channels)
+        f = np.log(np.einsum("fi,ij,fj->f", F, C, F))
+        return _softmax(dec.coef_ @ f + dec.intercept_)
+
+    dec.reset()
+    return _decoder_result("decoder-csp-lda", f"csp-lda step, {n_channels} channels, "
+                           f"{F.shape[0]} filters, no gate", fast, ref, Xt, warmup_hops,
+                           {"n_channels": n_channels, "n_features": int(X.shape[1])},
+                           budget_us=10_000.0)
+
+
+def bench_decoder_kalman(n_hops: int = 5000, warmup_hops: int = 200,
+                         n_features: int = 256) -> dict[str, Any]:
+    """``kalman`` step (information form, 2D velocity, 256 features) against the textbook
+    covariance-form update (a p x p solve per hop)."""
+    from .decoders.kalman import KalmanDecoder
+
+    rng = np.random.default_rng(0)
+    n = n_hops + warmup_hops + 2000
+    v = np.zeros((n, 2))
+    for t in range(1, n):
+        v[t] = 0.95 * v[t - 1] + rng.normal(0.0, 0.02, 2)
+    X = 5.0 + v @ rng.normal(0.0, 20.0, (2, n_features)) + rng.normal(0, 1.0, (n, n_features))
+    dec = KalmanDecoder().fit(X[:2000], v[:2000])
+    dec.warmup()
+    st = {"s": np.zeros(2), "P": dec.P0_.copy()}
+
+    def fast(x: np.ndarray) -> np.ndarray:
+        return dec.step(x).values
+
+    def ref(x: np.ndarray) -> np.ndarray:
+        sp = dec.A_ @ st["s"]
+        Pp = dec.A_ @ st["P"] @ dec.A_.T + dec.W_
+        S = dec.H_ @ Pp @ dec.H_.T + dec.Q_
+        K = np.linalg.solve(S, dec.H_ @ Pp).T
+        st["P"] = (np.eye(2) - K @ dec.H_) @ Pp
+        st["s"] = sp + K @ (x - dec.mu_z_ - dec.H_ @ sp)
+        return dec.mu_x_ + st["s"]
+
+    dec.reset()
+    res = _decoder_result("decoder-kalman", f"kalman step, 2D velocity from {n_features} "
+                          "features", fast, ref, np.ascontiguousarray(X[2000:]), warmup_hops,
+                          {"n_features": n_features})
+    res["state_mismatches"] = res["state_changes"] = None
+    return res
+
+
+def bench_decoder_adaptive(n_hops: int = 5000, warmup_hops: int = 200,
+                           n_features: int = 512) -> dict[str, Any]:
+    """``adaptive`` step with an RLS update every hop (512 features, 7 states, as bsi)
+    against NumPy (scores, softmax, rank-one RLS update)."""
+    from .decoders.adaptive import AdaptiveDecoder
+
+    rng = np.random.default_rng(0)
+    k = 7
+    means = rng.normal(0.0, 1.0, (k, n_features))
+    n = n_hops + warmup_hops + 3000
+    y = np.repeat(np.arange(n // 20 + 1) % k, 20)[:n]
+    X = means[y] + rng.normal(0.0, 1.0, (n, n_features))
+    dec = AdaptiveDecoder(gate=False, adapt_confidence=0.0, max_drift=1e6,
+                          forgetting=0.9995).fit(X[:3000], y[:3000])
+    dec.warmup()
+    st = {"W": dec.weights0_.copy(), "P": dec.p0_.copy()}
+
+    def fast(x: np.ndarray) -> np.ndarray:
+        return dec.step(x).probabilities
+
+    def ref(x: np.ndarray) -> np.ndarray:
+        phi = np.append((x - dec.mean_) / dec.scale_, 1.0)
+        s = st["W"].T @ phi
+        p = _softmax(dec.beta_ * s)
+        t = np.zeros(k)
+        t[int(np.argmax(p))] = 1.0
+        Pphi = st["P"] @ phi
+        g = Pphi / (dec.forgetting + phi @ Pphi)
+        st["W"] = st["W"] + np.outer(g, t - s)
+        st["P"] = (st["P"] - np.outer(g, Pphi)) / dec.forgetting
+        return p
+
+    dec.reset()
+    return _decoder_result("decoder-adaptive", f"adaptive step + RLS update, {n_features} "
+                           f"features, {k} states", fast, ref, np.ascontiguousarray(X[3000:]),
+                           warmup_hops, {"n_features": n_features})
+
+
+register_workload("decoder-riemann", bench_decoder_riemann)
+register_workload("decoder-csp-lda", bench_decoder_csp)
+register_workload("decoder-kalman", bench_decoder_kalman)
+register_workload("decoder-adaptive", bench_decoder_adaptive)
+
+
 # ------------------------------------------------------------------------------------ driver
 def run_bench(workloads: list[str] | None = None, n_hops: int = 5000, warmup_hops: int = 200,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:

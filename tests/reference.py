@@ -37,6 +37,7 @@ __all__ = [
     "biomarker_ref",
     "detector_measures_ref",
     "ResponsiveDetectorRef",
+    "CovariancePipelineRef",
 ]
 
 
@@ -672,3 +673,25 @@ class ResponsiveDetectorRef:
                 scores.append(min(ch_scores) if self.logic_and[d] else max(ch_scores))
         combined = (min(scores) if self.combine_and else max(scores)) if scores else 0.0
         return int(combined >= 1.0), combined
+
+
+class CovariancePipelineRef:
+    """CAR -> notch -> band-pass per band (``sosfilt`` with ``zi``) -> ``Y'Y / hop`` packed as
+    the upper triangle (``numpy.triu_indices``), band-major, one hop at a time."""
+
+    def __init__(self, n_channels: int, bank_sos: Sequence[np.ndarray], notch_sos: np.ndarray,
+                 car: bool) -> None:
+        self.car = car
+        self.notch = SosfiltStream(notch_sos, n_channels)
+        self.bands = [SosfiltStream(s, n_channels) for s in bank_sos]
+        self.iu = np.triu_indices(n_channels)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        if self.car:
+            x = car_ref(x)
+        x = self.notch.step(x)
+        out = []
+        for band in self.bands:
+            y = band.step(x)
+            out.append((y.T @ y / y.shape[0])[self.iu])
+        return np.concatenate(out)

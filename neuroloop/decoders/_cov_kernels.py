@@ -8,7 +8,7 @@ identity, and then either
 
 * projects it onto the tangent space at the training mean ``Cref`` (riemann):
   ``t = upper(logm(Cref^-1/2 C Cref^-1/2))`` with off-diagonal terms times sqrt(2), the
-  matrix logarithm through LAPACK ``dsyev`` on preallocated workspace; or
+  matrix logarithm through LAPACK ``dsyevd`` on preallocated workspace; or
 * takes the log-variance of CSP-filtered signals (csp-lda): ``f_j = log(w_j' C w_j)``.
 
 Ring state vector ``ring_state`` (int64): ``[0]`` next row to write, ``[1]`` rows filled.
@@ -21,15 +21,20 @@ import numpy as np
 from .._jit import jit, jit_uncached, lapack_function
 
 __all__ = ["ring_push", "ring_reset", "window_cov", "tangent_vector", "csp_log_variance",
-           "RING_POS", "RING_COUNT", "EIG_LWORK_PER_N"]
+           "RING_POS", "RING_COUNT", "eig_workspace"]
 
 RING_POS = 0
 RING_COUNT = 1
-#: LAPACK ``dsyev`` workspace per matrix dimension (``lwork = EIG_LWORK_PER_N * n``).
-EIG_LWORK_PER_N = 66
+# dsyevd(jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info): divide and conquer,
+# faster than dsyev for the eigenvectors
 
-# dsyev(jobz, uplo, n, a, lda, w, work, lwork, info)
-_dsyev = lapack_function("dsyev", 9)
+
+def eig_workspace(n: int) -> tuple[int, int]:
+    """``(lwork, liwork)`` of LAPACK ``dsyevd`` with eigenvectors for an n x n matrix."""
+    return 1 + 6 * n + 2 * n * n, 3 + 5 * n
+
+
+_dsyevd = lapack_function("dsyevd", 11)
 
 
 @jit
@@ -92,17 +97,18 @@ def window_cov(ring, count, band, shrinkage, C):
 
 
 @jit_uncached
-def _eigh_inplace(A, w, work, ints, chars):
-    """Eigen-decomposition of symmetric ``A`` in place (LAPACK dsyev): on return the rows of
+def _eigh_inplace(A, w, work, iwork, ints, chars):
+    """Eigen-decomposition of symmetric ``A`` in place (LAPACK dsyevd): on return the rows of
     ``A`` (column-major view of Fortran) are the eigenvectors, ``w`` the ascending eigenvalues.
-    Returns LAPACK's ``info`` (0 = success)."""
-    _dsyev(chars[0:1].ctypes, chars[1:2].ctypes, ints[0:1].ctypes, A.ctypes, ints[0:1].ctypes,
-           w.ctypes, work.ctypes, ints[1:2].ctypes, ints[2:3].ctypes)
-    return ints[2]
+    ``ints`` = ``[n, lwork, liwork, info]`` (int32). Returns LAPACK's ``info`` (0 = success)."""
+    _dsyevd(chars[0:1].ctypes, chars[1:2].ctypes, ints[0:1].ctypes, A.ctypes, ints[0:1].ctypes,
+            w.ctypes, work.ctypes, ints[1:2].ctypes, iwork.ctypes, ints[2:3].ctypes,
+            ints[3:4].ctypes)
+    return ints[3]
 
 
 @jit_uncached
-def tangent_vector(C, isqrt_ref, M, V, w, work, ints, chars, out, out_offset):
+def tangent_vector(C, isqrt_ref, M, V, w, work, iwork, ints, chars, out, out_offset):
     """Tangent-space vector of SPD ``C`` at the reference whose inverse square root is
     ``isqrt_ref``: ``upper(logm(R C R))``, ``R = isqrt_ref``, off-diagonal terms times sqrt(2)
     (pyRiemann's ``tangent_space``), written to ``out[out_offset:out_offset + n(n+1)/2]``.
@@ -116,10 +122,11 @@ def tangent_vector(C, isqrt_ref, M, V, w, work, ints, chars, out, out_offset):
         Scratch.
     w : ndarray, shape (n,)
         Scratch (eigenvalues).
-    work : ndarray, shape (EIG_LWORK_PER_N * n,)
-        LAPACK workspace.
-    ints : ndarray, shape (3,), int32
-        ``[n, lwork, info]``.
+    work : ndarray, shape (lwork,)
+    iwork : ndarray, shape (liwork,), int32
+        LAPACK workspace (:func:`eig_workspace`).
+    ints : ndarray, shape (4,), int32
+        ``[n, lwork, liwork, info]``.
     chars : ndarray, shape (2,), uint8
         ``[ord('V'), ord('L')]``.
     out : ndarray
@@ -150,7 +157,7 @@ def tangent_vector(C, isqrt_ref, M, V, w, work, ints, chars, out, out_offset):
             mk = M[k]
             for j in range(n):
                 V[i, j] += rik * mk[j]
-    info = _eigh_inplace(V, w, work, ints, chars)
+    info = _eigh_inplace(V, w, work, iwork, ints, chars)
     p = n * (n + 1) // 2
     ok = info == 0
     if ok:
@@ -163,7 +170,7 @@ def tangent_vector(C, isqrt_ref, M, V, w, work, ints, chars, out, out_offset):
         return False
     for i in range(n):
         w[i] = np.log(w[i])
-    # dsyev wrote Fortran order into the C array: row i of V is eigenvector i.
+    # dsyevd wrote Fortran order into the C array: row i of V is eigenvector i.
     # S = sum_e log(w_e) v_e v_e'; only the upper triangle is needed.
     sq2 = np.sqrt(2.0)
     k = out_offset

@@ -32,6 +32,7 @@ from .._checks import Range
 from ..errors import ConfigError, DecoderFileError
 from . import _adaptive_kernels as ak
 from . import _gate_kernels as gk
+from ._blas import single_threaded_blas
 from ._classifier import ClassifierDecoder, check_labels, check_param
 from .base import DecoderOutput, OutputSchema, register_decoder
 
@@ -106,6 +107,12 @@ class AdaptiveDecoder(ClassifierDecoder):
     # -- training --------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray, *,
             state_names: Sequence[str] | None = None) -> AdaptiveDecoder:
+        """Fit (BLAS on one thread: :mod:`neuroloop.decoders._blas`); see :meth:`_fit`."""
+        with single_threaded_blas():
+            return self._fit(X, y, state_names=state_names)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, *,
+             state_names: Sequence[str] | None = None) -> AdaptiveDecoder:
         """Fit the calibrated model on labelled hops (X (n_hops, n_features), y ints)."""
         from scipy.optimize import minimize_scalar
         from sklearn.linear_model import Ridge

@@ -23,6 +23,7 @@ import numpy as np
 from .._checks import Range
 from ..errors import ConfigError, DecoderFileError
 from . import _cov_kernels as ck
+from ._blas import single_threaded_blas
 from ._classifier import check_int_param, check_labels
 from ._covariance import CovarianceClassifier
 from .base import OutputSchema, register_decoder
@@ -93,6 +94,12 @@ class CSPLDADecoder(CovarianceClassifier):
 
     def fit(self, X: np.ndarray, y: np.ndarray, *,
             state_names: Sequence[str] | None = None) -> CSPLDADecoder:
+        """Fit (BLAS on one thread: :mod:`neuroloop.decoders._blas`); see :meth:`_fit`."""
+        with single_threaded_blas():
+            return self._fit(X, y, state_names=state_names)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, *,
+             state_names: Sequence[str] | None = None) -> CSPLDADecoder:
         """Fit on a calibration sequence (as :meth:`RiemannDecoder.fit`)."""
         from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 

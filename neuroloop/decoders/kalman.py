@@ -41,6 +41,7 @@ from .._buffers import copy_into
 from .._checks import Range, check_number
 from ..errors import ConfigError, DecoderFileError
 from . import _kalman_kernels as kk
+from ._blas import single_threaded_blas
 from .base import BaseDecoder, DecoderOutput, OutputSchema, register_decoder
 
 __all__ = ["KalmanDecoder", "steady_state_covariance"]
@@ -210,6 +211,12 @@ class KalmanDecoder(BaseDecoder):
     # -- training --------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray, *,
             state_names: Sequence[str] | None = None) -> KalmanDecoder:
+        """Fit (BLAS on one thread: :mod:`neuroloop.decoders._blas`); see :meth:`_fit`."""
+        with single_threaded_blas():
+            return self._fit(X, y, state_names=state_names)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, *,
+             state_names: Sequence[str] | None = None) -> KalmanDecoder:
         """Fit by least squares on a calibration block.
 
         Parameters
@@ -228,6 +235,10 @@ class KalmanDecoder(BaseDecoder):
             For shapes that disagree, too few valid hops, output names of the wrong length.
         """
         X = np.asarray(X, dtype=np.float64)
+        if np.issubdtype(np.asarray(y).dtype, np.integer):
+            raise ConfigError("the kalman decoder fits continuous targets (kinematics as "
+                              "floats, e.g. velocities in m/s), not integer state labels; "
+                              "calibrate it on a source that provides kinematics")
         Y = np.asarray(y, dtype=np.float64)
         if Y.ndim == 1:
             Y = Y[:, None]

@@ -8,7 +8,7 @@ pyRiemann and scikit-learn at fit time and stepped online through compiled kerne
 2. tangent space at the training Riemannian mean ``Cref`` (``pyriemann`` ``mean_riemann``):
    ``t = upper(logm(Cref^-1/2 C Cref^-1/2))``, off-diagonal terms times sqrt(2) (pyRiemann's
    ``tangent_space``); online the congruence is two compiled products and the matrix log an
-   eigen-decomposition by LAPACK ``dsyev`` on preallocated workspace;
+   eigen-decomposition by LAPACK ``dsyevd`` on preallocated workspace;
 3. multinomial logistic regression (scikit-learn, L2, inverse strength ``lr_c``) on the
    concatenated per-band tangent vectors;
 4. optionally the HMM-style gate (``gate = true``, as the ``lda`` decoder).
@@ -26,6 +26,7 @@ import numpy as np
 from .._checks import Range
 from ..errors import ConfigError, DecoderFileError
 from . import _cov_kernels as ck
+from ._blas import single_threaded_blas
 from ._classifier import check_labels, check_param
 from ._covariance import CovarianceClassifier, packed_size
 from .base import OutputSchema, register_decoder
@@ -43,6 +44,17 @@ def _binary_to_two_rows(coef: np.ndarray, intercept: np.ndarray) -> tuple[np.nda
         coef = np.vstack([np.zeros_like(coef), coef])
         intercept = np.concatenate([[0.0], intercept])
     return coef, intercept
+
+
+_BLAS_LIMIT: list[Any] = []
+
+
+def _keep_blas_single_threaded() -> None:
+    """Process-wide: BLAS/LAPACK on one thread from now on (kept for the process's life)."""
+    if not _BLAS_LIMIT:
+        from threadpoolctl import threadpool_limits
+
+        _BLAS_LIMIT.append(threadpool_limits(limits=1, user_api="blas"))
 
 
 @register_decoder
@@ -79,6 +91,12 @@ class RiemannDecoder(CovarianceClassifier):
 
     def fit(self, X: np.ndarray, y: np.ndarray, *,
             state_names: Sequence[str] | None = None) -> RiemannDecoder:
+        """Fit (BLAS on one thread: :mod:`neuroloop.decoders._blas`); see :meth:`_fit`."""
+        with single_threaded_blas():
+            return self._fit(X, y, state_names=state_names)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, *,
+             state_names: Sequence[str] | None = None) -> RiemannDecoder:
         """Fit on a calibration sequence.
 
         Parameters
@@ -124,16 +142,26 @@ class RiemannDecoder(CovarianceClassifier):
         self._M = np.zeros((n, n))
         self._V = np.zeros((n, n))
         self._w = np.zeros(n)
-        self._work = np.zeros(ck.EIG_LWORK_PER_N * n)
-        self._ints = np.array([n, ck.EIG_LWORK_PER_N * n, 0], dtype=np.int32)
+        lwork, liwork = ck.eig_workspace(n)
+        self._work = np.zeros(lwork)
+        self._iwork = np.zeros(liwork, dtype=np.int32)
+        self._ints = np.array([n, lwork, liwork, 0], dtype=np.int32)
         self._chars = np.array([ord("V"), ord("L")], dtype=np.uint8)
         self._p = packed_size(n)
         self._set_linear(n, coef, intercept, priors, state_names, self._p)
 
+    def warmup(self) -> None:
+        """Limit BLAS/LAPACK to one thread for the process (the online step calls LAPACK
+        ``dsyevd``: OpenBLAS would spread a 64 x 64 eigen-decomposition over threads that cost
+        more than they save and fight the loop for the cores; measured on the loaded 2-core
+        machine: a 20 ms decoder stage), then compile and reset."""
+        _keep_blas_single_threaded()
+        super().warmup()
+
     def _transform(self, band: int) -> bool:
         return bool(ck.tangent_vector(self._C, self._isqrt[band], self._M, self._V, self._w,
-                                      self._work, self._ints, self._chars, self._f,
-                                      band * self._p))
+                                      self._work, self._iwork, self._ints, self._chars,
+                                      self._f, band * self._p))
 
     def _arrays(self) -> dict[str, np.ndarray]:
         self._check_fitted()

@@ -9,8 +9,9 @@ A dataset is named on the command line as
   annotations map to the scenario's states);
 * any source URL (``replay://``, ``edf://``, ``synthetic://...``).
 
-Samples are streamed hop by hop through the pipeline (memory holds the features, not the
-signal), so a one-hour 64-channel recording needs about 150 MB, not 1 GB.
+Samples are streamed hop by hop through the pipeline: memory holds the features, not the
+signal (a one-hour bsi recording: 146 MB of features instead of 1.1 GB of samples; a 5-fold
+cross-validation of ``lda`` on it peaked at 1.0 GB resident, the folds' copies and the fits).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Scenario
+from ..decoders._blas import single_threaded_blas
 from ..decoders.base import (
     BaseDecoder,
     _decoder_class,
@@ -293,15 +294,6 @@ def evaluate(scenario: Scenario, decoders: Sequence[str | DecoderSpec], *,
         return _evaluate(scenario, decoders, train=train, test=test, folds=folds, gap_s=gap_s,
                          block_s=block_s, duration_s=duration_s,
                          n_permutations=n_permutations, seed=seed, progress=progress)
-
-
-def single_threaded_blas() -> Any:
-    """Context: BLAS/LAPACK on one thread (threadpoolctl). Fits then give the same bits on
-    every machine, and a fit does not spawn threads that fight a running loop for the
-    cores (on a loaded 2-core machine, threaded eigh of a batch ran 15x slower)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _evaluate(scenario: Scenario, decoders: Sequence[str | DecoderSpec], *,

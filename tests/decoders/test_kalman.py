@@ -70,3 +70,5 @@ def test_bad_input() -> None:
         make_decoder("kalman", n_states=3)
     with pytest.raises(ConfigError, match="at least"):
         make_decoder("kalman").fit(X[:5], V[:5])
+    with pytest.raises(ConfigError, match="not integer state labels"):
+        make_decoder("kalman").fit(X, np.arange(X.shape[0]) % 3)
