@@ -744,12 +744,12 @@ def bench_responsive(n_hops: int = 5000, warmup_hops: int = 200,
 
 
 register_workload("bsi-ecog", bench_bsi_ecog, takes_progress=True)
-register_workload("responsive", bench_responsive, takes_progress=True)
 register_workload("eeg", bench_eeg, takes_progress=True)
 register_workload("adbs", bench_adbs, takes_progress=True)
 register_workload("intracortical-raw", bench_intracortical_raw, takes_progress=True)
 register_workload("intracortical-binned", bench_intracortical_binned, takes_progress=True)
 register_workload("channel-sweep", bench_channel_sweep, takes_progress=True)
+register_workload("responsive", bench_responsive, takes_progress=True)
 # per-cycle cost the safety supervisor (issue target: p99 <= 20 us) and the session
 # recorder (p99 <= 50 us) add to the loop; imported only when they run
 register_workload("supervisor", "neuroloop.safety.bench:bench_supervisor")

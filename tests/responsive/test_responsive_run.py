@@ -25,6 +25,15 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NEUROLOOP, *args], capture_output=True, text=True, timeout=timeout)
 
 
+def _in_process(capsys: pytest.CaptureFixture[str], *args: str
+                ) -> subprocess.CompletedProcess[str]:
+    """``neuroloop ARGS`` in this process (no interpreter start-up), as a CompletedProcess."""
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 def _one_line_exit_2(p: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr
@@ -113,11 +122,11 @@ def test_real_seizure_ecog_detects_after_the_onset_and_not_before(shared_data):
     assert det["detected"] == 1 and 0.0 <= det["median_latency_s"] <= 5.0
 
 
-def test_real_file_at_the_presets_rate_is_refused(shared_data, tmp_path):
+def test_real_file_at_the_presets_rate_is_refused(shared_data, tmp_path, capsys):
     edf = shared_data / "ecog" / "seizure_ecog.edf"
     if not edf.is_file():
         pytest.skip(f"{edf} is absent")
-    p = _cli("run", "--scenario", "responsive", "--fast", "--source",
+    p = _in_process(capsys, "run", "--scenario", "responsive", "--fast", "--source",
              f"edf://{edf}?channels=BTM1,BTM2,BTM3,BTM4&type=ecog")
     _one_line_exit_2(p, "999.412 Hz", "250 Hz", "sampling_rate_hz")
 
@@ -131,10 +140,11 @@ def test_real_file_at_the_presets_rate_is_refused(shared_data, tmp_path):
     ("safety", "charge_density_max_uc_per_cm2 = 40.0", ("charge_density_max_uc_per_cm2",)),
     ("safety", "burst_max_s = 0.0", ("burst_max_s",)),
 ])
-def test_bad_input_is_one_line_exit_2(tmp_path, section, text, needles):
+def test_bad_input_is_one_line_exit_2(tmp_path, section, text, needles, capsys):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(f'base = "responsive"\n[{section}]\n{text}\n')
-    _one_line_exit_2(_cli("run", "--config", str(cfg), "--fast", "--duration", "1"), *needles)
+    _one_line_exit_2(_in_process(capsys, "run", "--config", str(cfg), "--fast", "--duration",
+                                 "1"), *needles)
 
 
 @pytest.mark.slow
@@ -156,18 +166,19 @@ def test_scenarios_lists_responsive():
     assert p.returncode == 0 and "responsive" in p.stdout
 
 
-def test_a_detector_file_for_another_hop_is_refused(tmp_path):
+def test_a_detector_file_for_another_hop_is_refused(tmp_path, capsys):
     dec = tmp_path / "d.npz"
-    p = _cli("train", "--scenario", "responsive", "--out", str(dec))
+    p = _in_process(capsys, "train", "--scenario", "responsive", "--out", str(dec))
     assert p.returncode == 0, p.stderr
     cfg = tmp_path / "hop.toml"
     cfg.write_text('base = "responsive"\n[dsp]\nhop_samples = 50\n')
-    _one_line_exit_2(_cli("run", "--config", str(cfg), "--decoder", str(dec), "--fast",
-                          "--duration", "1"), "hop_s", "retrain")
+    _one_line_exit_2(_in_process(capsys, "run", "--config", str(cfg), "--decoder", str(dec),
+                                 "--fast", "--duration", "1"), "hop_s", "retrain")
 
 
-def test_a_limits_file_cannot_loosen_the_25_uc_cap(tmp_path):
+def test_a_limits_file_cannot_loosen_the_25_uc_cap(tmp_path, capsys):
     lim = tmp_path / "lim.toml"
     lim.write_text("[safety]\ncharge_density_max_uc_per_cm2 = 28.0\n")
-    _one_line_exit_2(_cli("run", "--scenario", "responsive", "--limits", str(lim), "--fast",
-                          "--duration", "1"), "charge_density_max_uc_per_cm2", "loosen")
+    _one_line_exit_2(_in_process(capsys, "run", "--scenario", "responsive", "--limits", str(lim),
+                                 "--fast", "--duration", "1"),
+                     "charge_density_max_uc_per_cm2", "loosen")
