@@ -55,12 +55,12 @@ def covariance_step(x, car_index, notch_sos, notch_z, bank_sos, bank_z, work, ou
         car_subset(x, car_index, work[0])
         src = work[0]
     if notch_sos.shape[0] > 0:
-        _cascade_quads(src, work[1], work[2], notch_sos, notch_z)
+        _cascade_quads(src, work[1], work[2], notch_sos, notch_z, 0, n)
         src = work[1]
     inv = 1.0 / n_samples
     p = n * (n + 1) // 2
     for b in range(bank_sos.shape[0]):
-        _cascade_quads(src, work[2], work[3], bank_sos[b], bank_z[b])
+        _cascade_quads(src, work[2], work[3], bank_sos[b], bank_z[b], 0, n)
         y = work[2]
         base = b * p
         for k in range(base, base + p):
