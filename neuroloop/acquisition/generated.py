@@ -137,11 +137,12 @@ class GeneratedSource(BaseSource):
     def _start_producer(self, fill_method: Callable[[np.ndarray, np.ndarray], int], *,
                         first_index: int, chunk_samples: int, depth: int,
                         release_when_idle: bool,
-                        on_thread_start: Callable[[], None] | None = None) -> ChunkProducer:
+                        on_thread_start: Callable[[], None] | None = None) -> bool:
         """Start a :class:`ChunkProducer` that calls ``fill_method`` in its thread.
 
-        The thread must not keep the source alive: it fills through a weak reference, and
-        collecting an unclosed source stops it.
+        Nothing happens when one is running already; the kernels are compiled first
+        (:meth:`warmup`) when they are not yet. The thread must not keep the source alive:
+        it fills through a weak reference, and collecting an unclosed source stops it.
 
         Parameters
         ----------
@@ -158,9 +159,13 @@ class GeneratedSource(BaseSource):
 
         Returns
         -------
-        ChunkProducer
-            The running producer (also ``self._producer``).
+        bool
+            True (the source prefetches; ``start_prefetch``'s answer).
         """
+        if self._producer is not None:
+            return True
+        if not self._warm:
+            self.warmup()
         fill_next = weakref.WeakMethod(fill_method)
         fill: Callable[[np.ndarray, np.ndarray], int]
         if on_thread_start is None:
@@ -187,7 +192,7 @@ class GeneratedSource(BaseSource):
         self._pf_pending = 0  # chunks read but not yet handed back (release_when_idle)
         self._producer = producer.start()
         weakref.finalize(self, producer.stop)
-        return producer
+        return True
 
     def idle(self) -> None:
         """Hand the chunks read since the last call back to the producer thread."""

@@ -469,16 +469,12 @@ class IntracorticalSource(GeneratedSource):
                        depth: int = 8) -> bool:
         """Generate ``chunk_samples`` rows at a time ahead of the reader, in a thread (the
         kernels are ``nogil``); see :class:`~neuroloop.acquisition.prefetch.ChunkProducer`."""
-        if self._producer is not None:
-            return True
-        if not self._warm:
-            self.warmup()
         # a paced live run: the patient gets a core of its own
-        self._start_producer(self._fill, first_index=self._read_index,
-                             chunk_samples=chunk_samples, depth=depth,
-                             release_when_idle=release_when_idle,
-                             on_thread_start=_producer_priority if release_when_idle else None)
-        return True
+        on_start = _producer_priority if release_when_idle else None
+        return self._start_producer(self._fill, first_index=self._read_index,
+                                    chunk_samples=chunk_samples, depth=depth,
+                                    release_when_idle=release_when_idle,
+                                    on_thread_start=on_start)
 
     # -- GeneratedSource hooks ---------------------------------------------------------------
     def _read_direct(self, max_samples: int) -> Block | None:

@@ -336,10 +336,9 @@ class LfpPatientSource(GeneratedSource):
         self._pf_first = self._next_index
         self._read_metrics[:] = self._metrics
         weakref.finalize(self, self._horizon.close)
-        self._start_producer(self._fill_next, first_index=self._next_index,
-                             chunk_samples=hop, depth=depth,
-                             release_when_idle=release_when_idle)
-        return True
+        return self._start_producer(self._fill_next, first_index=self._next_index,
+                                    chunk_samples=hop, depth=depth,
+                                    release_when_idle=release_when_idle)
 
     # -- prefetch hooks ----------------------------------------------------------------------
     def _chunk_taken(self, slot: int) -> None:

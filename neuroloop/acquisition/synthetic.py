@@ -494,14 +494,9 @@ class SyntheticSource(GeneratedSource):
         bool
             True (this source supports prefetching).
         """
-        if self._producer is not None:
-            return True
-        if not self._warm:
-            self.warmup()
-        self._start_producer(self._fill_next, first_index=self._next_index,
-                             chunk_samples=chunk_samples, depth=depth,
-                             release_when_idle=release_when_idle)
-        return True
+        return self._start_producer(self._fill_next, first_index=self._next_index,
+                                    chunk_samples=chunk_samples, depth=depth,
+                                    release_when_idle=release_when_idle)
 
     def warmup(self) -> None:
         """Compile the kernels with the real argument types, without advancing the stream."""
