@@ -50,16 +50,15 @@ the controller runs on the other, as an implant would.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DeviceError
+from ..errors import ConfigError
 from . import _intracortical_kernels as K
-from .base import BaseSource, Block, SourceInfo
-from .prefetch import ChunkProducer
+from .base import Block, SourceInfo
+from .generated import GeneratedSource
 
 __all__ = ["IntracorticalSource", "TaskTable", "TASKS", "MODES", "INTENTION_NAMES",
            "DEFAULT_GAIN_UV"]
@@ -72,7 +71,6 @@ _V_REF = 0.2  # m/s
 _TEMPLATE_MS = 1.6
 _N_NOISE = 1 << 20
 _HORIZON_S = 600.0
-_PREFETCH_WAIT_S = 10.0
 
 
 def _template(fs: float) -> np.ndarray:
@@ -208,7 +206,7 @@ def _num(key: str, value: Any, lo: float, hi: float, *, integer: bool = False,
     return v
 
 
-class IntracorticalSource(BaseSource):
+class IntracorticalSource(GeneratedSource):
     """Streaming synthetic intracortical population (module docstring).
 
     Parameters
@@ -240,6 +238,7 @@ class IntracorticalSource(BaseSource):
 
     scheme = "intracortical"
     paced_by_device = False
+    _PATIENT_NAME = "intracortical patient"
 
     def __init__(self, mode: str = "raw", *, seed: Any = 0, segment: Any = 0, patient: Any = 0,
                  snr: Any = 1.0, task: str = "centre-out", n_channels: Any = 1024,
@@ -317,16 +316,8 @@ class IntracorticalSource(BaseSource):
         self._counts = np.zeros((raw_rows, n_ch), np.int16)
         self._raw_labels = np.zeros(raw_rows, np.int8)
         self._comp = np.zeros((raw_rows, self._lfp_f.shape[0] + 1))
-        self._buf = np.zeros((block_rows, self.info.n_channels))
-        self._lab = np.zeros(block_rows, np.int8)
-        self._block = Block(data=self._buf, labels=self._lab)
+        self._allocate_blocks(block_rows, self.info.n_channels)
         self._next_raw = 0  # next raw sample the generator produces
-        self._read_index = 0
-        self._producer: ChunkProducer | None = None
-        self._pf_slot = -1
-        self._pf_off = 0
-        self._pf_block = Block(data=self._buf[:0], labels=self._lab[:0])
-        self._warm = False
         self._vel = np.zeros((1, 2))
 
     # -- construction helpers ----------------------------------------------------------------
@@ -478,77 +469,16 @@ class IntracorticalSource(BaseSource):
                        depth: int = 8) -> bool:
         """Generate ``chunk_samples`` rows at a time ahead of the reader, in a thread (the
         kernels are ``nogil``); see :class:`~neuroloop.acquisition.prefetch.ChunkProducer`."""
-        if self._producer is not None:
-            return True
-        if not self._warm:
-            self.warmup()
-        fill = weakref.WeakMethod(self._fill)
-        first_call = [bool(release_when_idle)]
+        # a paced live run: the patient gets a core of its own
+        on_start = _producer_priority if release_when_idle else None
+        return self._start_producer(self._fill, first_index=self._read_index,
+                                    chunk_samples=chunk_samples, depth=depth,
+                                    release_when_idle=release_when_idle,
+                                    on_thread_start=on_start)
 
-        def produce(out: np.ndarray, labels: np.ndarray) -> int:
-            if first_call[0]:  # a paced live run: the patient gets a core of its own
-                first_call[0] = False
-                _producer_priority()
-            method = fill()
-            return 0 if method is None else method(out, labels)
-
-        producer = ChunkProducer(produce, first_index=self._read_index,
-                                 n_channels=self.info.n_channels,
-                                 chunk_samples=int(chunk_samples), depth=depth)
-        self._pf_views = [(producer.data[i], producer.labels[i]) for i in range(depth)]
-        self._pf_pending = 0
-        self._release_when_idle = bool(release_when_idle)
-        self._producer = producer.start()
-        weakref.finalize(self, producer.stop)
-        return True
-
-    def idle(self) -> None:
-        p = self._producer
-        if p is None:
-            return
-        while self._pf_pending:
-            self._pf_pending -= 1
-            p.release()
-
-    def _read_prefetched(self, max_samples: int) -> Block | None:
-        p = self._producer
-        assert p is not None
-        if self._pf_slot >= 0 and self._pf_off >= p.n[self._pf_slot]:
-            if self._release_when_idle and self._pf_pending < p.depth - 1:
-                self._pf_pending += 1
-            else:
-                p.release()
-            self._pf_slot = -1
-        if self._pf_slot < 0:
-            slot = p.take(timeout=_PREFETCH_WAIT_S)
-            if slot < 0:
-                if p.ended:
-                    return None
-                raise DeviceError(f"the intracortical patient produced nothing for "
-                                  f"{_PREFETCH_WAIT_S:g} s; its thread is stuck")
-            self._pf_slot, self._pf_off = slot, 0
-        slot, off = self._pf_slot, self._pf_off
-        n_slot = int(p.n[slot])
-        n = min(max_samples, n_slot - off)
-        block = self._pf_block
-        if off == 0 and n == n_slot == p.chunk_samples:
-            block.data, block.labels = self._pf_views[slot]
-        else:
-            block.data = p.data[slot, off:off + n]
-            block.labels = p.labels[slot, off:off + n]
-        block.first_index = int(p.first[slot]) + off
-        self._pf_off = off + n
-        self._read_index = block.first_index + n
-        return block
-
-    # -- BaseSource hooks --------------------------------------------------------------------
-    def _open(self) -> None:
-        if not self._warm:
-            self.warmup()
-
-    def _read(self, max_samples: int, timeout: float | None) -> Block | None:
-        if self._producer is not None:
-            return self._read_prefetched(max_samples)
+    # -- GeneratedSource hooks ---------------------------------------------------------------
+    def _read_direct(self, max_samples: int) -> Block | None:
+        """The next rows into the preallocated buffer (rows of raw samples or bins)."""
         n = min(max_samples, self._block_rows)
         block = self._block
         first = self._read_index
@@ -570,9 +500,3 @@ class IntracorticalSource(BaseSource):
             return self._producer.ended
         return self._total_raw is not None and \
             self._next_raw + self._row_samples > self._total_raw
-
-    def _close(self) -> None:
-        if self._producer is not None:
-            self._producer.stop()
-            self._producer = None
-            self._pf_slot = -1

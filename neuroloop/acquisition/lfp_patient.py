@@ -53,8 +53,9 @@ from .._jit import jit
 from ..errors import ConfigError, DeviceError
 from . import _lfp_kernels as L
 from ._synth_kernels import xoshiro_seed_state
-from .base import BaseSource, Block, SourceInfo, stimulation_effect_sample
-from .prefetch import ChunkProducer, StimulationHorizon
+from .base import SourceInfo, stimulation_effect_sample
+from .generated import GeneratedSource
+from .prefetch import StimulationHorizon
 
 __all__ = ["LfpPatientSource", "OPTIONS", "INTENTIONS", "CHANNELS"]
 
@@ -64,7 +65,6 @@ INTENTIONS = ("rest", "beta_burst")
 CHANNELS = ("LFP0-2", "LFP1-3")
 _GAINS = np.array([1.0, 0.7])
 _ART_GAINS = np.array([1.0, 1.6])  # the pair that straddles the stimulating contact less
-_PREFETCH_WAIT_S = 30.0
 _MAX_COMMANDS = 256
 
 #: option -> (range, default, hint)
@@ -114,7 +114,7 @@ def _cathodic(amplitude_ma: np.ndarray) -> float:
     return total
 
 
-class LfpPatientSource(BaseSource):
+class LfpPatientSource(GeneratedSource):
     """Streaming synthetic STN LFP that reacts to stimulation (module docstring).
 
     Parameters
@@ -133,6 +133,9 @@ class LfpPatientSource(BaseSource):
     scheme = "lfp"
     paced_by_device = False
     reacts_to_stimulation = True
+    _PREFETCH_WAIT_S = 30.0
+    _PATIENT_NAME = "STN patient"
+    _STUCK_HINT = " (or no stimulation command came)"
 
     def __init__(self, seed: int | str = 0, **options: Any) -> None:
         super().__init__()
@@ -151,8 +154,7 @@ class LfpPatientSource(BaseSource):
         self.seed = int(o["seed"])
         self.info = SourceInfo(channel_names=CHANNELS, channel_types=("lfp", "lfp"),
                                sampling_rate_hz=fs, unit="uV", intention_names=INTENTIONS)
-        self._total: int | None = (int(round(o["duration_s"] * fs)) if o["duration_s"] > 0
-                                   else None)
+        self._total = int(round(o["duration_s"] * fs)) if o["duration_s"] > 0 else None
         self.params = self._params(o)
         self._state = np.zeros(L.N_STATE)
         self._rng = xoshiro_seed_state(self.seed, int(o["segment"]), 0x57A7)
@@ -164,7 +166,6 @@ class LfpPatientSource(BaseSource):
         self._read_metrics = np.zeros(L.N_METRIC)
         self._gains = _GAINS * o["snr"]
         self._art_gains = _ART_GAINS.copy()
-        self._next_index = 0
         # commands: a ring written by stimulation_applied, read by the generator
         self._cmd_from = np.zeros(_MAX_COMMANDS, np.int64)
         self._cmd = np.zeros((_MAX_COMMANDS, 3))  # cathodic mA, Hz, us
@@ -174,21 +175,9 @@ class LfpPatientSource(BaseSource):
         self._last_from = -1
         n_max = int(o["max_block_samples"])
         self.max_block_samples = n_max
-        self._buf = np.zeros((n_max, 2))
-        self._lab = np.zeros(n_max, np.int8)
-        self._block = Block(data=self._buf[:0], first_index=0, labels=self._lab[:0])
-        self._view_n = 0
-        self._producer: ChunkProducer | None = None
+        self._allocate_blocks(n_max, 2)
         self._horizon: StimulationHorizon | None = None
-        self._pf_views: list[tuple[np.ndarray, np.ndarray]] = []
-        self._pf_block = Block(data=self._buf[:0], first_index=0, labels=self._lab[:0])
-        self._pf_slot = -1
-        self._pf_off = 0
-        self._pf_pending = 0
-        self._release_when_idle = False
-        self._read_index = 0
         self._pf_first = 0
-        self._warm = False
 
     @staticmethod
     def _params(o: Mapping[str, float]) -> np.ndarray:
@@ -343,99 +332,27 @@ class LfpPatientSource(BaseSource):
         hop = int(chunk_samples)
         self._horizon = StimulationHorizon(
             max(self._last_from, stimulation_effect_sample(self._next_index - 1, hop)))
-        fill_next = weakref.WeakMethod(self._fill_next)
-
-        def fill(out: np.ndarray, labels: np.ndarray) -> int:
-            method = fill_next()
-            return 0 if method is None else method(out, labels)
-
-        producer = ChunkProducer(fill, first_index=self._next_index, n_channels=2,
-                                 chunk_samples=hop, depth=depth)
-        self._pf_views = [(producer.data[i], producer.labels[i]) for i in range(depth)]
-        self._read_index = self._next_index
+        # the reader's figures start from those of the samples made so far (before the thread)
         self._pf_first = self._next_index
         self._read_metrics[:] = self._metrics
-        self._release_when_idle = bool(release_when_idle)
-        self._pf_pending = 0
-        self._producer = producer.start()
-        horizon = self._horizon
-        weakref.finalize(self, horizon.close)
-        weakref.finalize(self, producer.stop)
-        return True
+        weakref.finalize(self, self._horizon.close)
+        return self._start_producer(self._fill_next, first_index=self._next_index,
+                                    chunk_samples=hop, depth=depth,
+                                    release_when_idle=release_when_idle)
 
-    def idle(self) -> None:
-        p = self._producer
-        if p is None:
-            return
-        while self._pf_pending:
-            self._pf_pending -= 1
-            p.release()
-
-    def _read_prefetched(self, max_samples: int) -> Block | None:
+    # -- prefetch hooks ----------------------------------------------------------------------
+    def _chunk_taken(self, slot: int) -> None:
+        """The reader starts on a produced chunk: its figures become that chunk's."""
         p = self._producer
         assert p is not None
-        if self._pf_slot >= 0 and self._pf_off >= p.n[self._pf_slot]:
-            if self._release_when_idle and self._pf_pending < p.depth - 1:
-                self._pf_pending += 1
-            else:
-                p.release()
-            self._pf_slot = -1
-        if self._pf_slot < 0:
-            slot = p.take(timeout=_PREFETCH_WAIT_S)
-            if slot < 0:
-                if p.ended:
-                    return None
-                raise DeviceError(f"the STN patient produced nothing for {_PREFETCH_WAIT_S:g}"
-                                  " s; its thread is stuck (or no stimulation command came)")
-            self._pf_slot, self._pf_off = slot, 0
-            k = (int(p.first[slot]) - self._pf_first) // p.chunk_samples
-            self._read_metrics[:] = self._snapshots[k % self._snapshots.shape[0]]
-        slot, off = self._pf_slot, self._pf_off
-        n_slot = int(p.n[slot])
-        n = min(max_samples, n_slot - off)
-        block = self._pf_block
-        if off == 0 and n == n_slot == p.chunk_samples:
-            block.data, block.labels = self._pf_views[slot]
-        else:
-            block.data = p.data[slot, off:off + n]
-            block.labels = p.labels[slot, off:off + n]
-        block.first_index = int(p.first[slot]) + off
-        self._pf_off = off + n
-        self._read_index = block.first_index + n
-        return block
+        k = (int(p.first[slot]) - self._pf_first) // p.chunk_samples
+        self._read_metrics[:] = self._snapshots[k % self._snapshots.shape[0]]
+
+    def _prefetch_stopped(self) -> None:
+        self._metrics[:] = self._read_metrics  # figures of what was read
 
     # -- BaseSource hooks --------------------------------------------------------------------
-    @property
-    def exhausted(self) -> bool:
-        idx = self._read_index if self._producer is not None else self._next_index
-        return self._total is not None and idx >= self._total
-
-    def _open(self) -> None:
-        if not self._warm:
-            self.warmup()
-
-    def _read(self, max_samples: int, timeout: float | None) -> Block | None:
-        if self._producer is not None:
-            return self._read_prefetched(max_samples)
-        n = min(max_samples, self.max_block_samples)
-        if self._total is not None:
-            n = min(n, self._total - self._next_index)
-            if n <= 0:
-                return None
-        block = self._block
-        if n != self._view_n:
-            block.data = self._buf[:n]
-            block.labels = self._lab[:n]
-            self._view_n = n
-        block.first_index = self._next_index
-        self._generate(n, self._buf, self._lab)
-        return block
-
     def _close(self) -> None:
         if self._horizon is not None:
             self._horizon.close()
-        if self._producer is not None:
-            self._producer.stop()
-            self._metrics[:] = self._read_metrics  # figures of what was read
-            self._producer = None
-            self._pf_slot = -1
+        super()._close()

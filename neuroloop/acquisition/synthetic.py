@@ -77,18 +77,17 @@ when the schedule and artifact tables are extended (every hour of stream, doubli
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DeviceError
+from ..errors import ConfigError
 from . import _synth_kernels as K
 from ._synth_models import PRESETS, Model, PresetSpec, build_model
-from .base import BaseSource, Block, SourceInfo
-from .prefetch import ChunkProducer
+from .base import BaseSource, SourceInfo
+from .generated import GeneratedSource
 from .schedule import Schedule
 
 __all__ = ["SyntheticSource", "ArtifactTable", "generate", "PRESET_NAMES", "ARTIFACT_KINDS"]
@@ -108,7 +107,6 @@ _KIND_P = (0.4, 0.3, 0.3)
 _STREAM_NOISE = 0x401CE
 _STREAM_ARTIFACTS = 0xA27F
 _HORIZON_S = 3600.0  # schedule/artifact tables are drawn this far ahead, then doubled
-_PREFETCH_WAIT_S = 10.0  # a prefetching read waits this long for the producer thread
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +336,7 @@ def _parse_options(spec: PresetSpec, options: Mapping[str, Any]) -> _Options:
 # --------------------------------------------------------------------------------------------
 # the source
 # --------------------------------------------------------------------------------------------
-class SyntheticSource(BaseSource):
+class SyntheticSource(GeneratedSource):
     """Streaming synthetic patient (see the module docstring for the model).
 
     Parameters
@@ -371,6 +369,7 @@ class SyntheticSource(BaseSource):
 
     scheme = "synthetic"
     paced_by_device = False
+    _PATIENT_NAME = "synthetic patient"
 
     def __init__(
         self,
@@ -416,8 +415,7 @@ class SyntheticSource(BaseSource):
         self.artifact_rate_per_min = rate
         self.rail_uv = spec.rail_uv
         self._model = build_model(spec.name, opts.patient, opts.snr, line_hz)
-        self._total: int | None = (None if opts.duration_s is None
-                                   else int(round(opts.duration_s * fs)))
+        self._total = (None if opts.duration_s is None else int(round(opts.duration_s * fs)))
 
         self.schedule = Schedule(spec.intention_names, fs, opts.seed, segment=opts.segment)
         self.artifacts = ArtifactTable(self._model, spec, rate, opts.seed, opts.segment)
@@ -436,24 +434,10 @@ class SyntheticSource(BaseSource):
         self._target = np.ones(n_src)
         self._cursor = np.array([0, 0, -1], np.int64)
         self._env_alpha = 1.0 - math.exp(-1.0 / (m.envelope_tau_s * fs))
-        self._next_index = 0
 
         n_max = opts.max_block_samples
         self.max_block_samples = n_max
-        self._buf = np.zeros((n_max, len(spec.channel_names)))
-        self._lab = np.zeros(n_max, np.int8)
-        self._block = Block(data=self._buf[:0], first_index=0, labels=self._lab[:0])
-        self._view_n = 0
-        self._warm = False
-        # prefetch (start_prefetch): a producer thread generates chunks ahead of the reader
-        self._producer: ChunkProducer | None = None
-        self._release_when_idle = False
-        self._pf_pending = 0
-        self._pf_views: list[tuple[np.ndarray, np.ndarray]] = []
-        self._pf_slot = -1
-        self._pf_off = 0
-        self._pf_block = Block(data=self._buf[:0], first_index=0, labels=self._lab[:0])
-        self._read_index = 0
+        self._allocate_blocks(n_max, len(spec.channel_names))
 
     # -- construction from a URL -------------------------------------------------------------
     @classmethod
@@ -494,12 +478,6 @@ class SyntheticSource(BaseSource):
         """
         return {k: v.copy() for k, v in self._model.task_maps.items()}
 
-    @property
-    def exhausted(self) -> bool:
-        if self._producer is not None:
-            return self._total is not None and self._read_index >= self._total
-        return self._total is not None and self._next_index >= self._total
-
     def start_prefetch(self, chunk_samples: int, *, release_when_idle: bool = False,
                        depth: int = 8) -> bool:
         """Generate the stream ahead of the reader, ``chunk_samples`` at a time, in a thread.
@@ -516,80 +494,9 @@ class SyntheticSource(BaseSource):
         bool
             True (this source supports prefetching).
         """
-        if self._producer is not None:
-            return True
-        if not self._warm:
-            self.warmup()
-        # The thread must not keep the source alive: it fills through a weak reference, and
-        # collecting an unclosed source stops it.
-        fill_next = weakref.WeakMethod(self._fill_next)
-
-        def fill(out: np.ndarray, labels: np.ndarray) -> int:
-            method = fill_next()
-            return 0 if method is None else method(out, labels)
-
-        producer = ChunkProducer(fill, first_index=self._next_index,
-                                 n_channels=self.info.n_channels,
-                                 chunk_samples=int(chunk_samples), depth=depth)
-        self._pf_views = [(producer.data[i], producer.labels[i]) for i in range(depth)]
-        self._read_index = self._next_index
-        self._release_when_idle = bool(release_when_idle)
-        self._pf_pending = 0  # chunks read but not yet handed back (release_when_idle)
-        self._producer = producer.start()
-        weakref.finalize(self, producer.stop)
-        return True
-
-    def idle(self) -> None:
-        """Hand the chunks read since the last call back to the producer thread."""
-        p = self._producer
-        if p is None:
-            return
-        while self._pf_pending:
-            self._pf_pending -= 1
-            p.release()
-
-    def _fill_next(self, out: np.ndarray, labels: np.ndarray) -> int:
-        """The next ``len(out)`` samples (fewer at the end): the producer thread and read_into."""
-        n = out.shape[0]
-        if self._total is not None:
-            n = min(n, self._total - self._next_index)
-        if n <= 0:
-            return 0
-        self._generate(n, out, labels)
-        return n
-
-    def _read_prefetched(self, max_samples: int) -> Block | None:
-        p = self._producer
-        assert p is not None
-        if self._pf_slot >= 0 and self._pf_off >= p.n[self._pf_slot]:
-            if self._release_when_idle and self._pf_pending < p.depth - 1:
-                self._pf_pending += 1  # handed back by idle(), while the reader waits
-            else:
-                p.release()
-            self._pf_slot = -1
-        if self._pf_slot < 0:
-            # The generator always produces: a long wait is a bug, never a stall to simulate
-            # (a spurious stall would make a --fast run depend on the machine's load).
-            slot = p.take(timeout=_PREFETCH_WAIT_S)
-            if slot < 0:
-                if p.ended:
-                    return None
-                raise DeviceError(f"the synthetic patient produced nothing for "
-                                  f"{_PREFETCH_WAIT_S:g} s; its thread is stuck")
-            self._pf_slot, self._pf_off = slot, 0
-        slot, off = self._pf_slot, self._pf_off
-        n_slot = int(p.n[slot])
-        n = min(max_samples, n_slot - off)
-        block = self._pf_block
-        if off == 0 and n == n_slot == p.chunk_samples:
-            block.data, block.labels = self._pf_views[slot]  # prebuilt views: no allocation
-        else:
-            block.data = p.data[slot, off:off + n]
-            block.labels = p.labels[slot, off:off + n]
-        block.first_index = int(p.first[slot]) + off
-        self._pf_off = off + n
-        self._read_index = block.first_index + n
-        return block
+        return self._start_producer(self._fill_next, first_index=self._next_index,
+                                    chunk_samples=chunk_samples, depth=depth,
+                                    release_when_idle=release_when_idle)
 
     def warmup(self) -> None:
         """Compile the kernels with the real argument types, without advancing the stream."""
@@ -633,34 +540,6 @@ class SyntheticSource(BaseSource):
         elif labels.shape != (n,) or labels.dtype != np.int8:
             raise ValueError(f"labels must be an int8 array of shape ({n},)")
         return self._fill_next(out, labels)
-
-    # -- BaseSource hooks --------------------------------------------------------------------
-    def _open(self) -> None:
-        if not self._warm:
-            self.warmup()
-
-    def _read(self, max_samples: int, timeout: float | None) -> Block | None:
-        if self._producer is not None:
-            return self._read_prefetched(max_samples)
-        n = min(max_samples, self.max_block_samples)
-        if self._total is not None:
-            n = min(n, self._total - self._next_index)
-            if n <= 0:
-                return None
-        block = self._block
-        if n != self._view_n:
-            block.data = self._buf[:n]
-            block.labels = self._lab[:n]
-            self._view_n = n
-        block.first_index = self._next_index
-        self._generate(n, self._buf, self._lab)
-        return block
-
-    def _close(self) -> None:
-        if self._producer is not None:
-            self._producer.stop()
-            self._producer = None
-            self._pf_slot = -1  # chunks produced but never read are dropped (a visible gap)
 
     # -- internals ---------------------------------------------------------------------------
     def _ensure_horizon(self, n_samples: int) -> None:
