@@ -12,7 +12,7 @@ those to per-state scores.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ from .._checks import Range
 from ..errors import ConfigError
 from . import _cov_kernels as ck
 from . import _gate_kernels as gk
+from ._blas import single_threaded_blas
 from ._classifier import ClassifierDecoder, check_int_param, check_param
 from .base import DecoderOutput
 
@@ -110,6 +111,17 @@ class CovarianceClassifier(ClassifierDecoder):
     def _cov_params(self) -> dict[str, Any]:
         return {"n_bands": self.n_bands, "window_hops": self.window_hops,
                 "shrinkage": self.shrinkage, **self._gate_params()}
+
+    def fit(self, X: np.ndarray, y: np.ndarray, *,
+            state_names: Sequence[str] | None = None) -> Self:
+        """Fit with BLAS on one thread (:mod:`neuroloop.decoders._blas`); the family's own
+        fitting is :meth:`_fit`."""
+        with single_threaded_blas():
+            return self._fit(X, y, state_names=state_names)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, *,
+             state_names: Sequence[str] | None = None) -> Self:
+        raise NotImplementedError
 
     @classmethod
     def example_data(cls, n_hops: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

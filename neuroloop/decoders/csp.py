@@ -23,7 +23,6 @@ import numpy as np
 from .._checks import Range
 from ..errors import ConfigError, DecoderFileError
 from . import _cov_kernels as ck
-from ._blas import single_threaded_blas
 from ._classifier import check_int_param, check_labels
 from ._covariance import CovarianceClassifier
 from .base import OutputSchema, register_decoder
@@ -91,12 +90,6 @@ class CSPLDADecoder(CovarianceClassifier):
 
     def get_params(self) -> dict[str, Any]:
         return {"filter_pairs": self.filter_pairs, **self._cov_params()}
-
-    def fit(self, X: np.ndarray, y: np.ndarray, *,
-            state_names: Sequence[str] | None = None) -> CSPLDADecoder:
-        """Fit (BLAS on one thread: :mod:`neuroloop.decoders._blas`); see :meth:`_fit`."""
-        with single_threaded_blas():
-            return self._fit(X, y, state_names=state_names)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, *,
              state_names: Sequence[str] | None = None) -> CSPLDADecoder:

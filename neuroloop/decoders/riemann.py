@@ -26,7 +26,6 @@ import numpy as np
 from .._checks import Range
 from ..errors import ConfigError, DecoderFileError
 from . import _cov_kernels as ck
-from ._blas import single_threaded_blas
 from ._classifier import check_labels, check_param
 from ._covariance import CovarianceClassifier, packed_size
 from .base import OutputSchema, register_decoder
@@ -88,12 +87,6 @@ class RiemannDecoder(CovarianceClassifier):
 
     def get_params(self) -> dict[str, Any]:
         return {"lr_c": self.lr_c, **self._cov_params()}
-
-    def fit(self, X: np.ndarray, y: np.ndarray, *,
-            state_names: Sequence[str] | None = None) -> RiemannDecoder:
-        """Fit (BLAS on one thread: :mod:`neuroloop.decoders._blas`); see :meth:`_fit`."""
-        with single_threaded_blas():
-            return self._fit(X, y, state_names=state_names)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, *,
              state_names: Sequence[str] | None = None) -> RiemannDecoder:
