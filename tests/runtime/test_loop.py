@@ -57,9 +57,9 @@ def test_hot_path_does_not_allocate(small_bsi, bsi_decoder_file, monkeypatch) ->
     s = _session(small_bsi, bsi_decoder_file, duration_s=200.0)
     loop = s.open()
     s.supervisor.arm(s.clock.now_ns())
-    for _ in range(300):  # steady state: stimulating, buffers touched, freelists filled
-        assert loop._one_cycle()
-    gc.collect()
+    gc.collect()  # a full collection empties the interpreter's freelists: collect first,
+    for _ in range(300):  # then reach steady state (stimulating, buffers touched, freelists
+        assert loop._one_cycle()  # refilled), so the first measured cycle is not a refill
     peaks = np.zeros(1000, dtype=np.int64)
     growth = np.zeros(1000, dtype=np.int64)
     had_events = np.zeros(1000, dtype=np.bool_)
