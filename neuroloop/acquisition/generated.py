@@ -203,6 +203,20 @@ class GeneratedSource(BaseSource):
             self._pf_pending -= 1
             p.release()
 
+    def upcoming_samples(self) -> np.ndarray | None:
+        """The samples the next read returns, if the producer made them already (else None).
+
+        For cache warming only (:class:`~neuroloop.runtime.shadow.ShadowCycle` reads them in
+        the idle time before a hop: another core wrote them). Never blocks; no allocation.
+        """
+        p = self._producer
+        if p is None:
+            return None
+        slot = self._pf_slot
+        if slot < 0 or self._pf_off >= p.n[slot]:
+            slot = p.peek()
+        return None if slot < 0 else self._pf_views[slot][0]
+
     def _chunk_taken(self, slot: int) -> None:
         """The reader starts on produced chunk ``slot`` (a hook; nothing by default)."""
 

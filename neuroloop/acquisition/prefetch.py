@@ -69,6 +69,8 @@ class ChunkProducer:
         self._error: BaseException | None = None
         self._write = 0  # next slot the producer fills
         self._read = 0   # next slot the consumer takes
+        self._produced = 0  # chunks filled (written by the producer only)
+        self._taken = 0     # chunks taken (written by the consumer only)
         self._ended = False
         self._thread = threading.Thread(target=self._run, name="neuroloop-prefetch", daemon=True)
 
@@ -98,6 +100,7 @@ class ChunkProducer:
                 self.first[slot] = self._next_first
                 self._next_first += n
                 self._write = (slot + 1) % self.depth
+                self._produced += 1
                 self._filled.release()
                 if n == 0:
                     return  # end of a finite stream: the consumer sees an empty chunk
@@ -127,7 +130,15 @@ class ChunkProducer:
             self._ended = True
             return -1
         self._read = (slot + 1) % self.depth
+        self._taken += 1
         return slot
+
+    def peek(self) -> int:
+        """The slot :meth:`take` returns next if it is filled already, else -1 (never waits;
+        for cache warming: the consumer may read the slot, never write it)."""
+        if self._ended or self._produced <= self._taken or self._error is not None:
+            return -1
+        return self._read
 
     def release(self) -> None:
         """Hand the oldest taken slot back to the producer (after its samples were copied

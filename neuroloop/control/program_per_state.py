@@ -43,6 +43,8 @@ class ProgramPerStatePolicy(ControlPolicy):
     """
 
     name = "program-per-state"
+    #: No state between cycles but the request it writes (:mod:`neuroloop.runtime.shadow`).
+    SHADOW_STATE: tuple[str, ...] = ("request",)
     settings: ProgramPerStateSettings
 
     @classmethod

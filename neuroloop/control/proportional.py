@@ -62,6 +62,8 @@ class ProportionalPolicy(ControlPolicy):
     and saturation (module docstring). Keeps no state between cycles."""
 
     name = "proportional"
+    #: No state between cycles but the request it writes (:mod:`neuroloop.runtime.shadow`).
+    SHADOW_STATE: tuple[str, ...] = ("request",)
     settings: ProportionalSettings
 
     @classmethod

@@ -115,6 +115,9 @@ class LDADecoder(BaseDecoder):
 
     name = "lda"
     outputs = (("confidence", "1"), ("state_margin", "1"), ("movement_probability", "1"))
+    #: What carries from hop to hop (a live run's shadow cycle gets private copies of these
+    #: and shares the coefficients and scratch: :mod:`neuroloop.runtime.shadow`).
+    SHADOW_STATE: tuple[str, ...] = ("_p_prev", "_gate", "_intention")
 
     def __init__(self, n_states: int | None = None, shrinkage: float = 0.1,
                  transition_stay: float = 0.9, gate_hops: int = 2,

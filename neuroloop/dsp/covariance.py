@@ -26,6 +26,8 @@ _F64 = np.dtype(np.float64)
 class CovariancePipeline(FeaturePipeline):
     """Hop covariances per band (parameters as :class:`~neuroloop.dsp.FeaturePipeline`)."""
 
+    SHADOW_STATE: tuple[str, ...] = ("_bank_z", "_notch_z")
+
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         n = self.n_channels

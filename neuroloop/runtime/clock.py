@@ -25,6 +25,10 @@ class Clock:
     def sleep_until(self, t_ns: int) -> None:
         raise NotImplementedError
 
+    def spin_until(self, t_ns: int) -> None:
+        """Wait until ``t_ns`` without giving up the CPU (a simulated clock just jumps)."""
+        self.sleep_until(t_ns)
+
 
 class WallClock(Clock):
     """Monotonic wall clock (``time.perf_counter_ns``)."""
@@ -39,6 +43,12 @@ class WallClock(Clock):
         remaining = t_ns - time.perf_counter_ns()
         if remaining > _SPIN_NS:
             time.sleep((remaining - _SPIN_NS) / 1e9)
+        while time.perf_counter_ns() < t_ns:
+            pass
+
+    def spin_until(self, t_ns: int) -> None:
+        """Busy-wait until ``t_ns``: the core stays awake and its caches stay ours (after
+        cache warming, a sleep would hand the core, and its caches, to other work)."""
         while time.perf_counter_ns() < t_ns:
             pass
 

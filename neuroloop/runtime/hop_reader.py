@@ -98,14 +98,20 @@ class HopReader:
         """Time the sample with stream index ``sample_index`` is due (paced sources)."""
         return self.t0_ns + int(round((sample_index + 1) * _NS / self.fs))
 
-    def wait(self, lead_ns: int = 0) -> None:
+    def wait(self, lead_ns: int = 0, *, spin: bool = False) -> None:
         """Paced sources: sleep until ``lead_ns`` before the hop's last sample is due (never
-        part of a stage)."""
+        part of a stage); with ``spin``, busy-wait instead of sleeping."""
         if self.paced:
             if self._idle is not None:
                 self._idle()  # a producer refills while we wait, never while we compute
-            self.clock.sleep_until(
-                self.due_ns(self.next_index + self.n_hop - self._fill - 1) - lead_ns)
+            if spin:
+                self.clock.spin_until(self.hop_due_ns() - lead_ns)
+            else:
+                self.clock.sleep_until(self.hop_due_ns() - lead_ns)
+
+    def hop_due_ns(self) -> int:
+        """Time the last sample of the hop being filled is due (paced sources)."""
+        return self.due_ns(self.next_index + self.n_hop - self._fill - 1)
 
     def read_hop(self) -> int:
         """Fill the hop buffer: :data:`HOP_FULL`, :data:`HOP_STALLED` or :data:`HOP_EXHAUSTED`."""

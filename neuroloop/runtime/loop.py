@@ -264,7 +264,8 @@ class ControlLoop:
             self._shadow = ShadowCycle(
                 pipeline=self.pipeline, decoder=self.decoder, policy=self.policy,
                 supervisor=self.supervisor, stimulator=self.stimulator, hop=self.reader.hop,
-                cycle_period_ns=int(round(self.hop * _NS / self.fs)))
+                cycle_period_ns=int(round(self.hop * _NS / self.fs)),
+                upcoming=getattr(self.source, "upcoming_samples", None))
         if self.replay_cycles is None:
             # a simulated patient produces its hops ahead, in a thread of its own, so the
             # loop times the controller, not the simulation (a device or recording: no-op)
@@ -346,10 +347,12 @@ class ControlLoop:
             stage[S_ACQUIRE] = 0
             self._available_ns = reader.due_ns(reader.last_sample)
             return FLAG_SOURCE_STALL
-        if self._shadow is not None:  # warm the caches just before the hop is due
+        if self._shadow is not None:  # warm the caches until the hop is nearly due, then spin
             reader.wait(lead_ns=SHADOW_LEAD_NS)
-            self._shadow.run()
-        reader.wait()
+            self._shadow.warm(reader.hop_due_ns(), self.clock.now_ns)
+            reader.wait(spin=True)
+        else:
+            reader.wait()
         t_wake = time.perf_counter_ns()
         status = reader.read_hop()
         stage[S_ACQUIRE] = time.perf_counter_ns() - t_wake

@@ -396,6 +396,10 @@ class SafetySupervisor:
     """
 
     __slots__ = ("_cfg", "_st", "_scratch", "_blank_ns")
+    #: A live run's shadow cycle (:mod:`neuroloop.runtime.shadow`) gets a private copy of the
+    #: state and shares the read-only configuration and the per-cycle scratch, which every
+    #: step rewrites before reading.
+    SHADOW_STATE: tuple[str, ...] = ("_st",)
 
     def __init__(self, limits: SafetyLimits, array: ElectrodeArray, programs: ProgramSet, *,
                  cycle_period_s: float, strict_programs: bool = True,
@@ -883,7 +887,8 @@ class SafetySupervisor:
 
     def _request_is_off(self) -> bool:
         sc = self._scratch
-        return not (sc.req_amp.any() or sc.req_s[K.R_CASE] != 0.0)
+        # count_nonzero, not any(): a quarter of the cost per cycle (NaN counts as non-zero)
+        return np.count_nonzero(sc.req_amp) == 0 and sc.req_s[K.R_CASE] == 0.0
 
     def _invalid_requested(self, reason: str, conf: float, now: int,
                            input_ns: int | None) -> float:

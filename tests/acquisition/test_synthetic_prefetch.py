@@ -111,3 +111,58 @@ def test_release_when_idle_refills_only_when_the_reader_waits():
     got = [src.read(59).data.copy() for _ in range(3)]  # samples 177..353
     np.testing.assert_array_equal(np.concatenate(got), ref[177:354])
     src.close()
+
+
+def test_upcoming_samples_are_the_next_read_and_never_wait():
+    """What the shadow cycle reads ahead (upcoming_samples) is exactly what the next read
+    returns, for chunk-aligned and unaligned reads; it is None (never a wait) when the
+    producer has nothing ready, and the stream is unchanged by the peeking."""
+    import time
+
+    src = SyntheticSource("bsi", seed=3).open()
+    assert src.upcoming_samples() is None  # no producer yet
+    assert src.start_prefetch(59, depth=3)
+
+    def ready() -> np.ndarray | None:  # the producer refills in its own time
+        deadline = time.monotonic() + 10.0
+        while (ahead := src.upcoming_samples()) is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return ahead
+
+    got = []
+    for want in (59, 20, 39, 59, 10, 49):
+        ahead = ready()
+        assert ahead is not None
+        ahead = ahead.copy()
+        b = src.read(want)
+        assert b is not None
+        n = b.n_samples
+        # the next read starts inside the chunk that was peeked
+        off = b.first_index % 59
+        np.testing.assert_array_equal(b.data, ahead[off:off + n])
+        got.append(b.data.copy())
+    src.close()
+    ref, _ = _direct(sum(len(g) for g in got))
+    np.testing.assert_array_equal(np.concatenate(got), ref)
+
+
+def test_peek_is_minus_one_until_a_chunk_is_filled():
+    gate = threading.Event()
+
+    def fill(out, labels):
+        gate.wait(5.0)
+        out[:] = 1.0
+        labels[:] = 0
+        return out.shape[0]
+
+    p = ChunkProducer(fill, first_index=0, n_channels=2, chunk_samples=4, depth=2).start()
+    try:
+        assert p.peek() == -1
+        gate.set()
+        assert p.take(timeout=5.0) == 0
+        deadline = __import__("time").monotonic() + 5.0
+        while p.peek() == -1 and __import__("time").monotonic() < deadline:
+            pass
+        assert p.peek() == 1
+    finally:
+        p.stop()

@@ -286,3 +286,68 @@ def test_nothing_slow_runs_between_arm_and_the_first_cycle(small_bsi, bsi_decode
     summary = s.run()
     assert summary["cycles"] == round(0.3 / small_bsi.hop_s)
     assert order == ["enter_realtime", "on_start", "device_arm", "send", "leave_realtime"]
+
+
+def _state_snapshot(loop) -> list:
+    """Every array and scalar the real stages carry from hop to hop, copied."""
+    import copy
+
+    snap = []
+    for stage in (loop.pipeline, loop.decoder, loop.policy, loop.supervisor):
+        names = type(stage).__dict__.get("SHADOW_STATE", ())
+        assert names, f"{type(stage).__name__} declares no SHADOW_STATE"
+        snap.append(copy.deepcopy([getattr(stage, n) for n in names]))
+    return snap
+
+
+def _same(a, b) -> bool:
+    import dataclasses
+    import enum
+
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    if a is None or isinstance(a, int | float | str | bool | enum.Enum | np.generic):
+        return a == b or (a != a and b != b)  # NaN equals NaN here
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if dataclasses.is_dataclass(a):
+        return all(_same(getattr(a, f.name), getattr(b, f.name))
+                   for f in dataclasses.fields(a))
+    if hasattr(a, "__dict__"):
+        return _same(vars(a), vars(b))
+    return a == b
+
+
+def test_warming_leaves_the_real_stages_state_alone(small_bsi, bsi_decoder_file) -> None:
+    """The shadow shares the real stages' coefficients and scratch (to warm them) and reads
+    their state arrays: after any number of shadow cycles every bit of that state is as it
+    was, and the shadow really did read it and the coming hop."""
+    s = _session(small_bsi, bsi_decoder_file, fast=False)
+    s.clock = _RecordingClock()
+    loop = s.open()
+    s.supervisor.arm(s.clock.now_ns())
+    loop.run(max_cycles=150)  # stimulating, gate and filters mid-stream
+    shadow = loop._shadow  # noqa: SLF001
+    assert shadow is not None
+    before = _state_snapshot(loop)
+    runs = shadow.warm(due_ns=10**18, now_ns=lambda: 0)  # time never runs out: the cap
+    assert runs == 4
+    assert _same(before, _state_snapshot(loop))
+    # features, decoder (3), policy request, supervisor state arrays, and the coming hop
+    assert shadow.touch_real_state() >= 8
+
+
+def test_touch_reads_one_byte_per_cache_line() -> None:
+    from neuroloop._buffers import byte_view, touch
+
+    rng = np.random.default_rng(4)
+    for shape in [(1,), (63,), (64,), (65,), (59, 64), (3, 5, 7)]:
+        a = rng.normal(size=shape)
+        b = byte_view(a)
+        assert b is not None and b.dtype == np.uint8 and b.size == a.nbytes
+        assert touch(b) == int(b[::64].astype(np.int64).sum())
+        assert np.shares_memory(a, b)
+    assert byte_view(np.zeros((4, 4))[:, ::2]) is None  # not contiguous: nothing to read
+    assert byte_view(np.zeros(0)) is None
