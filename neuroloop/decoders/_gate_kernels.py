@@ -5,7 +5,16 @@ turns them into the :class:`~neuroloop.decoders.base.DecoderOutput` fields, eith
 HMM-style gate of the LDA decoder (forward smoothing + dwell/hysteresis, chained) or directly
 (posterior = softmax(loglik + log prior), state = most probable).
 
-The ``gate`` vector has the layout of :mod:`neuroloop.decoders._kernels` (``GATE_*``).
+The ``gate`` vector (int64, length :data:`GATE_SIZE`, owned by the decoder; the LDA decoder's
+:func:`neuroloop.decoders._kernels.hmm_gate_step` runs this stage too):
+
+====  ===============================================================================
+ [0]  gated state (0 = rest)
+ [1]  raw state: argmax of this hop's smoothed probabilities
+ [2]  candidate state waiting to be entered (-1: none)
+ [3]  consecutive hops the candidate has been above the threshold
+ [4]  1 if this hop's input was valid (finite), else 0
+====  ===============================================================================
 """
 
 from __future__ import annotations
@@ -13,9 +22,16 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
-from ._kernels import GATE_CANDIDATE, GATE_COUNT, GATE_RAW, GATE_STATE, GATE_VALID
 
-__all__ = ["decide", "invalidate", "all_finite", "affine"]
+__all__ = ["decide", "invalidate", "all_finite", "affine", "GATE_STATE", "GATE_RAW",
+           "GATE_CANDIDATE", "GATE_COUNT", "GATE_VALID", "GATE_SIZE"]
+
+GATE_STATE = 0
+GATE_RAW = 1
+GATE_CANDIDATE = 2
+GATE_COUNT = 3
+GATE_VALID = 4
+GATE_SIZE = 5
 
 
 @jit
@@ -44,7 +60,7 @@ def decide(loglik, log_prior, use_gate, trans, reset_p, p_prev, gate_hops, thres
         Log class priors (used without the gate: posterior ∝ likelihood × prior).
     use_gate : bool
         True: HMM forward recursion ``p_t ∝ lik_t * (trans.T @ p_{t-1})`` and the
-        dwell/hysteresis gate (as :func:`neuroloop.decoders._kernels.hmm_gate_step`).
+        dwell/hysteresis gate (the LDA decoder's).
         False: ``probs = softmax(loglik + log_prior)`` and state = raw state.
     trans : ndarray, shape (n_states, n_states)
         Row-stochastic transition matrix.

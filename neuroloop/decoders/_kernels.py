@@ -4,15 +4,8 @@ All kernels take arrays and scalars only and write into caller-owned outputs.
 
 Gate state vector
 -----------------
-``gate`` is an int64 array of length 5 owned by the decoder:
-
-====  ===============================================================================
- [0]  gated state (0 = rest)
- [1]  raw state: argmax of this hop's smoothed probabilities
- [2]  candidate state waiting to be entered (-1: none)
- [3]  consecutive hops the candidate has been above the threshold
- [4]  1 if this hop's input was valid (finite), else 0
-====  ===============================================================================
+``gate`` (int64, length ``GATE_SIZE``, layout ``GATE_*``) is documented, and its decision
+stage defined, in :mod:`neuroloop.decoders._gate_kernels`; the constants are re-exported here.
 
 Output vector
 -------------
@@ -30,17 +23,23 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
+from ._gate_kernels import (
+    GATE_CANDIDATE,
+    GATE_COUNT,
+    GATE_RAW,
+    GATE_SIZE,
+    GATE_STATE,
+    GATE_VALID,
+    affine,
+    all_finite,
+    decide,
+    invalidate,
+)
 
 __all__ = ["linear_softmax", "linear_softmax_rows", "hmm_gate_step", "lda_outputs",
            "GATE_STATE", "GATE_RAW", "GATE_CANDIDATE", "GATE_COUNT", "GATE_VALID", "GATE_SIZE",
            "OUT_CONFIDENCE", "OUT_STATE_MARGIN", "OUT_MOVEMENT_PROBABILITY", "LDA_N_OUTPUTS"]
 
-GATE_STATE = 0
-GATE_RAW = 1
-GATE_CANDIDATE = 2
-GATE_COUNT = 3
-GATE_VALID = 4
-GATE_SIZE = 5
 
 OUT_CONFIDENCE = 0
 OUT_STATE_MARGIN = 1
@@ -140,73 +139,13 @@ def hmm_gate_step(W, b, x, trans, reset_p, p_prev, gate_hops, threshold, gate, p
     ``reset_p``, the gate returns to rest (state 0, no candidate) and ``gate[4] = 0``.
     The recursion runs in the log domain so that extreme scores cannot underflow to 0/0.
     """
-    n_states, n_features = W.shape
-    valid = True
-    for j in range(n_features):
-        if not np.isfinite(x[j]):
-            valid = False
-            break
-    if valid:
-        for k in range(n_states):
-            s = b[k]
-            wk = W[k]
-            for j in range(n_features):
-                s += wk[j] * x[j]
-            if not np.isfinite(s):
-                valid = False
-            probs[k] = s
-    if not valid:
-        for k in range(n_states):
-            probs[k] = reset_p[k]
-            p_prev[k] = reset_p[k]
-        gate[GATE_STATE] = 0
-        gate[GATE_RAW] = 0
-        gate[GATE_CANDIDATE] = -1
-        gate[GATE_COUNT] = 0
-        gate[GATE_VALID] = 0
+    if not all_finite(x):
+        invalidate(reset_p, p_prev, gate, probs)
         return
-    # forward recursion in the log domain: a_k = loglik_k + log(sum_i trans[i, k] p_prev[i])
-    m = -np.inf
-    for k in range(n_states):
-        pred = 0.0
-        for i in range(n_states):
-            pred += trans[i, k] * p_prev[i]
-        a = probs[k] + np.log(pred)
-        probs[k] = a
-        if a > m:
-            m = a
-    total = 0.0
-    for k in range(n_states):
-        e = np.exp(probs[k] - m)
-        probs[k] = e
-        total += e
-    inv = 1.0 / total
-    raw = 0
-    best = -1.0
-    for k in range(n_states):
-        p = probs[k] * inv
-        probs[k] = p
-        p_prev[k] = p
-        if p > best:
-            best = p
-            raw = k
-    gate[GATE_RAW] = raw
-    gate[GATE_VALID] = 1
-    # dwell / hysteresis gate
-    current = gate[GATE_STATE]
-    if raw != current and best > threshold:
-        if raw == gate[GATE_CANDIDATE]:
-            gate[GATE_COUNT] += 1
-        else:
-            gate[GATE_CANDIDATE] = raw
-            gate[GATE_COUNT] = 1
-        if gate[GATE_COUNT] >= gate_hops:
-            gate[GATE_STATE] = raw
-            gate[GATE_CANDIDATE] = -1
-            gate[GATE_COUNT] = 0
-    else:
-        gate[GATE_CANDIDATE] = -1
-        gate[GATE_COUNT] = 0
+    affine(W, b, x, probs)  # per-state log-likelihood scores, then the shared decision stage
+    # probs doubles as the log-likelihood input: decide reads each score before overwriting it
+    # (log_prior is not used with the gate; reset_p fills the slot)
+    decide(probs, reset_p, True, trans, reset_p, p_prev, gate_hops, threshold, gate, probs)
 
 
 @jit
