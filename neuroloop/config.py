@@ -237,6 +237,15 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _names_a_file(text: str) -> bool:
+    """True when ``text`` is the path of an existing file; False for anything the OS cannot
+    even look up (a name longer than the file system allows, a NUL byte)."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """Load a preset by name (``"bsi"``) or a TOML file by path.
 
@@ -246,7 +255,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     """
     text = str(name_or_path)
     if (isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text
-            or Path(text).is_file()):
+            or _names_a_file(text)):
         path = Path(text)
         table = _read_toml(path, str(path))
         label = str(path)

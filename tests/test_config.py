@@ -32,6 +32,13 @@ def test_unknown_scenario_names_the_choices() -> None:
         load_scenario("nope")
 
 
+@pytest.mark.parametrize("name", ["a" * 300, "bsi\x00", "x" * 5000])
+def test_a_name_the_os_cannot_look_up_is_an_unknown_scenario(name: str) -> None:
+    """Too long for the file system, or a NUL byte: not a crash in the file lookup."""
+    with pytest.raises(ConfigError, match="unknown scenario .*bsi"):
+        load_scenario(name)
+
+
 @pytest.mark.parametrize(
     ("mutate", "pattern"),
     [
