@@ -351,3 +351,24 @@ def test_touch_reads_one_byte_per_cache_line() -> None:
         assert np.shares_memory(a, b)
     assert byte_view(np.zeros((4, 4))[:, ::2]) is None  # not contiguous: nothing to read
     assert byte_view(np.zeros(0)) is None
+
+
+def test_a_fast_run_produces_several_hops_per_chunk(small_bsi, bsi_decoder_file) -> None:
+    """--fast: whole hops per produced chunk, within the byte budget (the producer takes the
+    interpreter once per chunk); a paced run or a patient that hears the stimulation: one."""
+    from neuroloop.runtime.loop import FAST_CHUNK_BYTES
+
+    fast = _session(small_bsi, bsi_decoder_file, duration_s=5.0).open()
+    chunk = fast._prefetch_chunk()  # noqa: SLF001
+    n_ch = fast.source.info.n_channels
+    assert chunk % fast.hop == 0 and chunk > fast.hop
+    assert chunk * n_ch * 8 <= FAST_CHUNK_BYTES < (chunk + fast.hop) * n_ch * 8
+    assert fast.source._producer.chunk_samples == chunk  # noqa: SLF001 - what was started
+    fast.source.reacts_to_stimulation = True  # an instance attribute shadows the class one
+    assert fast._prefetch_chunk() == fast.hop  # noqa: SLF001
+    fast.source.close()
+    s = _session(small_bsi, bsi_decoder_file, fast=False)
+    s.clock = _RecordingClock()
+    paced = s.open()
+    assert paced._prefetch_chunk() == paced.hop  # noqa: SLF001
+    paced.source.close()
