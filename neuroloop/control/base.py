@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..stimulation.command import PROGRAM_OFF, StimCommand
 from ..stimulation.programs import ProgramSet
 
-__all__ = ["ControlPolicy", "PolicyParams"]
+__all__ = ["ControlPolicy", "OneOutputPolicy", "PolicyParams"]
 
 _OUTPUT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -313,3 +313,15 @@ class ControlPolicy(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.settings!r})"
+
+
+class OneOutputPolicy(ControlPolicy):
+    """A policy driven by one continuous decoder output, named by its ``[control] output``
+    key (``settings.output``): proportional, the threshold policies, triggered bursts."""
+
+    @property
+    def required_outputs(self) -> tuple[str, ...]:
+        return (self.settings.output,)
+
+    def _output_key(self, output_name: str) -> str | None:
+        return "output"

@@ -39,7 +39,7 @@ import numpy as np
 from ..decoders.base import DecoderOutput, OutputSchema
 from ..stimulation.command import StimCommand
 from ..stimulation.programs import ProgramSet
-from .base import ControlPolicy, PolicyParams
+from .base import OneOutputPolicy, PolicyParams
 
 __all__ = ["ProportionalPolicy", "ProportionalSettings"]
 
@@ -57,7 +57,7 @@ class ProportionalSettings:
     states: tuple[int, ...] | None = None
 
 
-class ProportionalPolicy(ControlPolicy):
+class ProportionalPolicy(OneOutputPolicy):
     """A continuous output mapped onto one program's clinician envelope, with a dead band
     and saturation (module docstring). Keeps no state between cycles."""
 
@@ -88,13 +88,6 @@ class ProportionalPolicy(ControlPolicy):
             return None
         return {"output": schema.output_names[-1], "program": programs.programs[0].name,
                 "input_range": [0.2, 0.9], "dead_band": 0.05}
-
-    @property
-    def required_outputs(self) -> tuple[str, ...]:
-        return (self.settings.output,)
-
-    def _output_key(self, output_name: str) -> str | None:
-        return "output"
 
     def _bind(self, schema: OutputSchema) -> None:
         s = self.settings

@@ -49,7 +49,7 @@ from ..decoders.base import DecoderOutput, OutputSchema
 from ..errors import ConfigError
 from ..stimulation.command import StimCommand
 from ..stimulation.programs import ProgramSet
-from .base import ControlPolicy, PolicyParams
+from .base import OneOutputPolicy, PolicyParams
 from .therapy import TherapyMeter
 
 __all__ = ["ThresholdSettings", "SingleThresholdPolicy", "DualThresholdPolicy",
@@ -79,7 +79,7 @@ class ThresholdSettings:
     blanking_s: float
 
 
-class _ThresholdPolicy(ControlPolicy):
+class _ThresholdPolicy(OneOutputPolicy):
     """Shared state machine of the threshold policies (module docstring)."""
 
     settings: ThresholdSettings
@@ -150,13 +150,6 @@ class _ThresholdPolicy(ControlPolicy):
         else:
             base["thresholds"] = [0.3, 0.7]
         return base
-
-    @property
-    def required_outputs(self) -> tuple[str, ...]:
-        return (self.settings.output,)
-
-    def _output_key(self, output_name: str) -> str | None:
-        return "output"
 
     def _bind(self, schema: OutputSchema) -> None:
         s = self.settings

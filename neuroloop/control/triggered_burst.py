@@ -41,7 +41,7 @@ from .._checks import Range
 from ..decoders.base import DecoderOutput, OutputSchema
 from ..stimulation.command import StimCommand
 from ..stimulation.programs import ProgramSet
-from .base import ControlPolicy, PolicyParams
+from .base import OneOutputPolicy, PolicyParams
 from .therapy import TherapyMeter
 
 __all__ = ["TriggeredBurstPolicy", "TriggeredBurstSettings", "DAY_NS"]
@@ -68,7 +68,7 @@ class TriggeredBurstSettings:
     daily_limit_s: float
 
 
-class TriggeredBurstPolicy(ControlPolicy):
+class TriggeredBurstPolicy(OneOutputPolicy):
     """Detector-triggered bursts with an episode count, a refractory period and a rolling
     daily limit (module docstring)."""
 
@@ -114,13 +114,6 @@ class TriggeredBurstPolicy(ControlPolicy):
         return {"output": schema.output_names[-1], "program": programs.programs[0].name,
                 "threshold": 0.5, "burst_s": 0.1, "burst_period_s": 0.5,
                 "bursts_per_episode": 3, "refractory_s": 1.0, "daily_limit_s": 2.0}
-
-    @property
-    def required_outputs(self) -> tuple[str, ...]:
-        return (self.settings.output,)
-
-    def _output_key(self, output_name: str) -> str | None:
-        return "output"
 
     def _bind(self, schema: OutputSchema) -> None:
         s = self.settings
