@@ -30,7 +30,8 @@ __all__ = [
     "ZIG_LAYERS", "ZIG_R", "ZIG_V", "ziggurat_tables", "xoshiro_seed_state",
     "splitmix64", "ARTIFACT_SPIKE", "ARTIFACT_SATURATION", "ARTIFACT_FLAT",
     "xoshiro_fill", "normal_fill", "fill_labels", "synth_block", "pack_sections",
-    "lead_field_by_channel",
+    "lead_field_by_channel", "source_runs", "lead_field_slots", "mains_table",
+    "MAINS_TABLE_MAX_ENTRIES",
 ]
 
 _MASK64 = (1 << 64) - 1
@@ -323,6 +324,136 @@ def lead_field_by_channel(mix_ptr: np.ndarray, mix_ch: np.ndarray, mix_w: np.nda
     return ptr, src_of[order].astype(np.int64), np.ascontiguousarray(mix_w[order])
 
 
+def source_runs(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group consecutive sources whose filters are bitwise identical (runs).
+
+    :func:`synth_block` filters a run as one vector with scalar coefficients, which the
+    compiler vectorises (a per-source coefficient would add five more pointers per loop).
+
+    Parameters
+    ----------
+    sos : ndarray, shape (max_sections, 6, n_sources)
+        Packed by :func:`pack_sections`.
+
+    Returns
+    -------
+    run_ptr : ndarray, shape (n_runs + 1,), int64
+        Run ``r`` is sources ``run_ptr[r] .. run_ptr[r + 1] - 1``.
+    run_sos : ndarray, shape (n_runs, max_sections, 6), float64
+        The cascade of each run (identity sections included, as packed).
+    """
+    n_sec, _, n_src = sos.shape
+    cols = np.ascontiguousarray(np.moveaxis(sos, 2, 0))  # (n_src, n_sec, 6)
+    bits = cols.view(np.uint64).reshape(n_src, -1)
+    starts = [0] + [s for s in range(1, n_src) if not np.array_equal(bits[s], bits[s - 1])]
+    run_ptr = np.array([*starts, n_src], np.int64)
+    return run_ptr, np.ascontiguousarray(cols[run_ptr[:-1]]).reshape(-1, n_sec, 6)
+
+
+def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray,
+                     n_sources: int) -> tuple[np.ndarray, np.ndarray]:
+    """The channel-major CSR lead field in slots (ELL layout), for a gather across channels.
+
+    Slot ``s`` of channel ``c`` holds the channel's ``s``-th source (in source order, as in
+    :func:`lead_field_by_channel`); a channel with fewer sources is padded with the pad source
+    ``n_sources`` (whose signal :func:`synth_block` keeps at ``+0.0``) and weight ``+0.0``.
+    A padding term is then exactly ``+0.0``, and adding it changes nothing: a sum that starts
+    at ``+0.0`` is never ``-0.0`` (round to nearest), and ``nan``/``inf`` stay as they are.
+
+    Returns
+    -------
+    slot_src : ndarray, shape (n_slots, n_channels), int64
+    slot_w : ndarray, shape (n_slots, n_channels), float64 (microvolts per unit source)
+    """
+    counts = np.diff(ptr)
+    n_ch = counts.shape[0]
+    n_slots = int(counts.max()) if n_ch else 0
+    slot_src = np.full((n_slots, n_ch), n_sources, np.int64)
+    slot_w = np.zeros((n_slots, n_ch))
+    for ch in range(n_ch):
+        k = int(counts[ch])
+        slot_src[:k, ch] = src[ptr[ch]:ptr[ch + 1]]
+        slot_w[:k, ch] = w[ptr[ch]:ptr[ch + 1]]
+    return slot_src, slot_w
+
+
+#: Largest mains table :func:`mains_table` builds (entries = period x channels; 1 MiB).
+MAINS_TABLE_MAX_ENTRIES = 1 << 17
+
+
+def mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarray,
+                sampling_rate_hz: float,
+                max_entries: int = MAINS_TABLE_MAX_ENTRIES) -> tuple[np.ndarray, int]:
+    """The mains interference of one period, when it is periodic in the sample index.
+
+    Sample ``idx`` carries ``sum_h a[h] sin(phi_h) + b[h] cos(phi_h)`` with
+    ``phi_h = 2 pi ((idx * f_h) mod fs) / fs``. When ``fs`` and every ``f_h`` are whole
+    numbers and ``idx * f_h <= 2**53``, ``idx * f_h`` and the remainder are exact integers,
+    so the remainder (hence every later operation) is the same for ``idx`` and
+    ``idx mod P`` with ``P = lcm_h(fs / gcd(fs, f_h))``: a table of ``P`` rows, computed by
+    the kernel's own code (:func:`_mains_row`), is bit-identical to computing every sample.
+
+    Parameters
+    ----------
+    line_hz : ndarray, shape (n_harmonics,)
+    line_a, line_b : ndarray, shape (n_harmonics, n_channels), microvolts
+    sampling_rate_hz : float
+    max_entries : int
+        No table when ``P * n_channels`` would exceed this.
+
+    Returns
+    -------
+    table : ndarray, shape (P, n_channels), float64, microvolts
+        Row ``m`` is the mains of every sample ``idx`` with ``idx mod P == m``; shape
+        ``(0, n_channels)`` when there is no table.
+    limit : int
+        The table holds for ``0 <= idx < limit`` (0 when there is no table);
+        :func:`synth_block` computes the samples from ``limit`` on directly.
+    """
+    n_ch = line_a.shape[1]
+    fs = float(sampling_rate_hz)
+    freqs = [float(f) for f in line_hz]
+    none = (np.zeros((0, n_ch)), 0)
+    if not (math.isfinite(fs) and fs >= 1.0 and fs.is_integer() and fs < 2.0**53):
+        return none
+    if not all(math.isfinite(f) and 0.0 <= f < 2.0**53 and f.is_integer() for f in freqs):
+        return none
+    period = 1
+    for f in freqs:
+        period = math.lcm(period, int(fs) // math.gcd(int(fs), int(f)))
+        if period * n_ch > max_entries:
+            return none
+    f_max = max(freqs, default=0.0)
+    limit = (1 << 63) - 1 if f_max == 0.0 else min((1 << 53) // int(f_max) + 1, (1 << 63) - 1)
+    table = np.empty((period, n_ch))
+    _fill_mains_table(np.ascontiguousarray(line_hz, np.float64),
+                      np.ascontiguousarray(line_a, np.float64),
+                      np.ascontiguousarray(line_b, np.float64), fs, table)
+    return table, limit
+
+
+@jit
+def _mains_row(idx: int, line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarray,
+               sampling_rate_hz: float, row: np.ndarray) -> None:
+    """The mains interference of sample ``idx`` into ``row`` (n_channels,), microvolts."""
+    two_pi = 2.0 * math.pi
+    for ch in range(row.shape[0]):
+        row[ch] = 0.0
+    for h in range(line_hz.shape[0]):
+        phase = two_pi * ((idx * line_hz[h]) % sampling_rate_hz) / sampling_rate_hz
+        sn = math.sin(phase)
+        cs = math.cos(phase)
+        for ch in range(row.shape[0]):
+            row[ch] += line_a[h, ch] * sn + line_b[h, ch] * cs
+
+
+@jit
+def _fill_mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarray,
+                      sampling_rate_hz: float, table: np.ndarray) -> None:
+    for m in range(table.shape[0]):
+        _mains_row(m, line_hz, line_a, line_b, sampling_rate_hz, table[m])
+
+
 @jit
 def synth_block(
     n: int,
@@ -334,18 +465,20 @@ def synth_block(
     strengths: np.ndarray,
     cursor: np.ndarray,
     rng: np.ndarray,
-    sos: np.ndarray,
+    run_ptr: np.ndarray,
+    run_sos: np.ndarray,
     zi: np.ndarray,
     logmod: np.ndarray,
     env: np.ndarray,
     target: np.ndarray,
     env_alpha: float,
-    lf_ptr: np.ndarray,
-    lf_src: np.ndarray,
-    lf_w: np.ndarray,
+    slot_src: np.ndarray,
+    slot_w: np.ndarray,
     line_hz: np.ndarray,
     line_a: np.ndarray,
     line_b: np.ndarray,
+    mains: np.ndarray,
+    mains_limit: int,
     sampling_rate_hz: float,
     rail_uv: float,
     ev_onset: np.ndarray,
@@ -359,20 +492,22 @@ def synth_block(
 ) -> None:
     """Generate samples ``first_index .. first_index + n - 1`` into ``out[:n]``, ``labels[:n]``.
 
-    Sample-major, like the stream; within a sample the sources are processed as vectors
-    (the deviates of all sources, then each filter section over all sources, the envelopes,
-    then each channel gathers its sources), so the compiler can use SIMD across sources.
-    Every value is computed by the same IEEE operations in the same order as the scalar
-    recursion (no reassociation, no fused multiply-add), so the output does not depend on
-    the vector width or on how the caller cuts the stream into blocks.
+    Sample-major, like the stream; within a sample the sources are processed as vectors:
+    the deviates of all sources, then each run of sources with the same filter through each
+    section (scalar coefficients, SIMD across the run), the envelopes, the mains (a table row
+    when periodic), then the lead field slot by slot (SIMD across channels). Every value is
+    computed by the same IEEE operations in the same order as the scalar recursion (no
+    reassociation, no fused multiply-add; each channel adds its sources in source order), so
+    the output does not depend on the vector width, on the layout the packers chose or on how
+    the caller cuts the stream into blocks.
 
     Parameters
     ----------
     n : int
         Number of samples to generate (``<= out.shape[0]``).
     first_index : int
-        Stream index of the first sample; calls must be consecutive (the filter, envelope and
-        RNG states carry the stream).
+        Stream index (>= 0) of the first sample; calls must be consecutive (the filter,
+        envelope and RNG states carry the stream).
     out : ndarray, shape (>= n, n_channels), float64, microvolts
     labels : ndarray, shape (>= n,), int8
         Ground-truth state per sample (from the schedule).
@@ -384,9 +519,9 @@ def synth_block(
     rng : ndarray, shape (4,), uint64
         xoshiro256** state (advanced in place); one deviate per source per sample, drawn
         sample-major, then source by source.
-    sos : ndarray, shape (max_sections, 6, n_sources)
-        Per-source SOS cascades packed by :func:`pack_sections` (``a0 == 1``; identity
-        sections where a source has fewer).
+    run_ptr, run_sos : ndarray, shapes (n_runs + 1,) int64 and (n_runs, max_sections, 6)
+        Source filters by runs of identical cascades (:func:`source_runs` of
+        :func:`pack_sections`; ``a0 == 1``, identity sections where a source has fewer).
     zi : ndarray, shape (max_sections, 2, n_sources)
         Direct-form-II-transposed filter states (updated in place).
     logmod : ndarray, shape (n_states, n_sources)
@@ -395,14 +530,17 @@ def synth_block(
         Current envelope and its target (``exp(strength * logmod[state])``), in place.
     env_alpha : float
         One-pole smoothing coefficient of the envelope per sample.
-    lf_ptr, lf_src, lf_w : ndarray
-        Channel-major CSR lead field (:func:`lead_field_by_channel`): channel ``c`` adds
-        ``lf_w[j] * signal[lf_src[j]]`` for ``j`` in ``lf_ptr[c] .. lf_ptr[c + 1] - 1``
-        (microvolts per unit source).
+    slot_src, slot_w : ndarray, shape (n_slots, n_channels), int64 and float64
+        Lead field in slots (:func:`lead_field_slots`): channel ``c`` adds
+        ``slot_w[s, c] * signal[slot_src[s, c]]`` for ``s = 0 .. n_slots - 1`` (microvolts
+        per unit source; ``slot_src == n_sources`` is the zero pad source).
     line_hz : ndarray, shape (n_harmonics,)
         Frequencies of the mains components.
     line_a, line_b : ndarray, shape (n_harmonics, n_channels)
         Sine and cosine amplitudes (uV) of each component on each channel.
+    mains, mains_limit : ndarray, shape (P, n_channels), and int
+        One period of the mains and the first sample index it no longer holds for
+        (:func:`mains_table`); samples at or past ``mains_limit`` are computed directly.
     sampling_rate_hz : float
     rail_uv : float
         Amplifier rail: every sample is clipped to ``[-rail_uv, rail_uv]``.
@@ -415,19 +553,22 @@ def synth_block(
         Per-channel weight of each artifact (0 = channel untouched).
     ev_hold : ndarray, shape (n_events, n_channels)
         Value a flat channel holds (written at the artifact's onset).
-    scratch : ndarray, shape (2, n_sources), float64
-        Work space (the sources' signal of the current sample).
+    scratch : ndarray, shape (n_sources + 1,), float64
+        Work space: the sources' signal of the current sample, then the pad source (kept 0).
     """
-    n_sec = sos.shape[0]
-    n_src = sos.shape[2]
+    n_runs = run_ptr.shape[0] - 1
+    n_sec = run_sos.shape[1]
+    n_src = env.shape[0]
     n_ch = out.shape[1]
     n_seg = onsets.shape[0]
     n_ev = ev_onset.shape[0]
-    n_harm = line_hz.shape[0]
-    two_pi = 2.0 * math.pi
+    n_slots = slot_src.shape[0]
     zx = _ZIG_X
     zr = _ZIG_RATIO
-    xv = scratch[0]
+    scratch[n_src] = 0.0  # the pad source of the lead-field slots
+    xv = scratch[:n_src]
+    period = max(mains.shape[0], 1)
+    phase_row = first_index % period
     seg = cursor[0]
     while seg > 0 and onsets[seg] > first_index:
         seg -= 1
@@ -442,40 +583,46 @@ def synth_block(
 
         # sources: white deviate -> SOS cascade -> task envelope (vectors over sources)
         _normals_into(rng, xv, zx, zr)
-        for sec in range(n_sec):
-            b0 = sos[sec, 0]
-            b1 = sos[sec, 1]
-            b2 = sos[sec, 2]
-            a1 = sos[sec, 4]
-            a2 = sos[sec, 5]
-            z0 = zi[sec, 0]
-            z1 = zi[sec, 1]
-            for src in range(n_src):
-                x = xv[src]
-                y = b0[src] * x + z0[src]
-                z0[src] = b1[src] * x - a1[src] * y + z1[src]
-                z1[src] = b2[src] * x - a2[src] * y
-                xv[src] = y
+        for run in range(n_runs):
+            s0 = run_ptr[run]
+            s1 = run_ptr[run + 1]
+            x = xv[s0:s1]  # 1-D slices indexed from 0, coefficients scalars: vectorises
+            for sec in range(n_sec):
+                b0 = run_sos[run, sec, 0]
+                b1 = run_sos[run, sec, 1]
+                b2 = run_sos[run, sec, 2]
+                a1 = run_sos[run, sec, 4]
+                a2 = run_sos[run, sec, 5]
+                z0 = zi[sec, 0, s0:s1]
+                z1 = zi[sec, 1, s0:s1]
+                for i in range(s1 - s0):
+                    xi = x[i]
+                    y = b0 * xi + z0[i]
+                    z0[i] = b1 * xi - a1 * y + z1[i]
+                    z1[i] = b2 * xi - a2 * y
+                    x[i] = y
         for src in range(n_src):
             e = env[src] + env_alpha * (target[src] - env[src])
             env[src] = e
             xv[src] = xv[src] * e
 
-        # mains interference (phase is a function of the absolute sample index only), then
-        # each channel gathers its sources in source order
-        for ch in range(n_ch):
-            out[k, ch] = 0.0
-        for h in range(n_harm):
-            phase = two_pi * ((idx * line_hz[h]) % sampling_rate_hz) / sampling_rate_hz
-            sn = math.sin(phase)
-            cs = math.cos(phase)
+        # mains interference (a function of the absolute sample index only), then each
+        # channel gathers its sources in source order, slot by slot
+        row = out[k]
+        if idx < mains_limit:
+            mrow = mains[phase_row]
             for ch in range(n_ch):
-                out[k, ch] += line_a[h, ch] * sn + line_b[h, ch] * cs
-        for ch in range(n_ch):
-            acc = out[k, ch]
-            for j in range(lf_ptr[ch], lf_ptr[ch + 1]):
-                acc += lf_w[j] * xv[lf_src[j]]
-            out[k, ch] = acc
+                row[ch] = mrow[ch]
+        else:
+            _mains_row(idx, line_hz, line_a, line_b, sampling_rate_hz, row)
+        phase_row += 1
+        if phase_row == period:
+            phase_row = 0
+        for s in range(n_slots):
+            ss = slot_src[s]
+            sw = slot_w[s]
+            for ch in range(n_ch):
+                row[ch] += sw[ch] * scratch[ss[ch]]
 
         # artifacts
         ev = cursor[1]
