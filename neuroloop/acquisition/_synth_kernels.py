@@ -31,7 +31,8 @@ __all__ = [
     "splitmix64", "ARTIFACT_SPIKE", "ARTIFACT_SATURATION", "ARTIFACT_FLAT",
     "xoshiro_fill", "normal_fill", "fill_labels", "synth_block", "pack_sections",
     "lead_field_by_channel", "source_runs", "lead_field_slots", "mains_table",
-    "MAINS_TABLE_MAX_ENTRIES",
+    "MAINS_TABLE_MAX_ENTRIES", "mains_table_limit", "SLOT_GATHER", "SLOT_DIAGONAL",
+    "SLOT_BROADCAST", "SLOT_HEADER",
 ]
 
 _MASK64 = (1 << 64) - 1
@@ -350,31 +351,89 @@ def source_runs(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return run_ptr, np.ascontiguousarray(cols[run_ptr[:-1]]).reshape(-1, n_sec, 6)
 
 
-def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray,
-                     n_sources: int) -> tuple[np.ndarray, np.ndarray]:
-    """The channel-major CSR lead field in slots (ELL layout), for a gather across channels.
+#: Lead-field slot kinds (column 0 of a slot plan, see :func:`lead_field_slots`).
+SLOT_GATHER = 0
+SLOT_DIAGONAL = 1
+SLOT_BROADCAST = 2
+#: Columns of a slot plan before the sources: kind, offset, first channel, last channel + 1.
+SLOT_HEADER = 4
 
-    Slot ``s`` of channel ``c`` holds the channel's ``s``-th source (in source order, as in
-    :func:`lead_field_by_channel`); a channel with fewer sources is padded with the pad source
-    ``n_sources`` (whose signal :func:`synth_block` keeps at ``+0.0``) and weight ``+0.0``.
-    A padding term is then exactly ``+0.0``, and adding it changes nothing: a sum that starts
-    at ``+0.0`` is never ``-0.0`` (round to nearest), and ``nan``/``inf`` stay as they are.
+
+def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray, n_sources: int,
+                     min_share: float = 0.5
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The channel-major CSR lead field in slots, for SIMD across channels.
+
+    Every channel adds its sources in source order (as in :func:`lead_field_by_channel`),
+    one term per slot: slot ``s`` gives channel ``c`` the term
+    ``slot_w[s, c] * signal[src]`` with ``src = slot_plan[s, SLOT_HEADER + c]``, or nothing
+    (a gap, ``src == n_sources``). A slot is
+
+    * *diagonal* (``SLOT_DIAGONAL``, offset ``d``): ``src == c + d`` for every kept
+      channel, so the kernel reads the signal as a contiguous vector;
+    * *broadcast* (``SLOT_BROADCAST``, offset ``d``): every kept channel reads source ``d``;
+    * *gather* (``SLOT_GATHER``): any sources; a gap reads the pad source ``n_sources``
+      (whose signal :func:`synth_block` keeps at ``+0.0``) with weight ``+0.0``.
+
+    A gap adds exactly ``+0.0`` (a gather pad) or is skipped (diagonal and broadcast slots
+    select ``+0.0`` instead of the term), and adding ``+0.0`` changes nothing: a sum that
+    starts at ``+0.0`` is never ``-0.0`` (round to nearest), and ``nan``/``inf`` stay as they
+    are. So the sums are bitwise those of the CSR gather, whatever the slot plan.
+
+    The plan is greedy: each new slot takes, from every channel whose next unplaced entry
+    fits, that entry; it is the diagonal or broadcast pattern that fits the most channels'
+    next entries, or, when none fits at least ``min_share`` of the channels with entries
+    left, a gather slot taking every channel's next entry. The bsi and eeg-bci presets need
+    no gather slot.
 
     Returns
     -------
-    slot_src : ndarray, shape (n_slots, n_channels), int64
-    slot_w : ndarray, shape (n_slots, n_channels), float64 (microvolts per unit source)
+    slot_plan : ndarray, shape (n_slots, SLOT_HEADER + n_channels), int64
+        ``[kind, offset, first channel, last channel + 1]`` (the channels the slot touches),
+        then the source of each channel's term (``n_sources`` for a gap).
+    slot_w : ndarray, shape (n_slots, n_channels), float64
+        Weight of each term (microvolts per unit source; ``+0.0`` for a gap).
     """
-    counts = np.diff(ptr)
-    n_ch = counts.shape[0]
-    n_slots = int(counts.max()) if n_ch else 0
-    slot_src = np.full((n_slots, n_ch), n_sources, np.int64)
+    n_ch = ptr.shape[0] - 1
+    entries = [[(int(src[j]), float(w[j])) for j in range(ptr[c], ptr[c + 1])]
+               for c in range(n_ch)]
+    head = [0] * n_ch
+    meta: list[list[int]] = []
+    cols: list[list[tuple[int, float] | None]] = []
+    while True:
+        active = [c for c in range(n_ch) if head[c] < len(entries[c])]
+        if not active:
+            break
+        votes: dict[tuple[int, int], int] = {}
+        for c in active:
+            s_ = entries[c][head[c]][0]
+            for key in ((SLOT_DIAGONAL, s_ - c), (SLOT_BROADCAST, s_)):
+                votes[key] = votes.get(key, 0) + 1
+        # most channels first; a diagonal before a broadcast of the same count
+        key, count = max(votes.items(), key=lambda kv: (kv[1], kv[0][0] == SLOT_DIAGONAL))
+        if count < min_share * len(active) or count < 2:
+            key = (SLOT_GATHER, 0)
+        kind, off = key
+        col: list[tuple[int, float] | None] = [None] * n_ch
+        for c in active:
+            s_, w_ = entries[c][head[c]]
+            fits = (kind == SLOT_GATHER or (kind == SLOT_DIAGONAL and s_ - c == off)
+                    or (kind == SLOT_BROADCAST and s_ == off))
+            if fits:
+                col[c] = (s_, w_)
+                head[c] += 1
+        kept = [c for c in range(n_ch) if col[c] is not None]
+        meta.append([kind, off, kept[0], kept[-1] + 1])
+        cols.append(col)
+    n_slots = len(meta)
+    slot_plan = np.full((n_slots, SLOT_HEADER + n_ch), n_sources, np.int64)
+    slot_plan[:, :SLOT_HEADER] = np.array(meta, np.int64).reshape(n_slots, SLOT_HEADER)
     slot_w = np.zeros((n_slots, n_ch))
-    for ch in range(n_ch):
-        k = int(counts[ch])
-        slot_src[:k, ch] = src[ptr[ch]:ptr[ch + 1]]
-        slot_w[:k, ch] = w[ptr[ch]:ptr[ch + 1]]
-    return slot_src, slot_w
+    for s_, col in enumerate(cols):
+        for c, entry in enumerate(col):
+            if entry is not None:
+                slot_plan[s_, SLOT_HEADER + c], slot_w[s_, c] = entry
+    return slot_plan, slot_w
 
 
 #: Largest mains table :func:`mains_table` builds (entries = period x channels; 1 MiB).
@@ -383,7 +442,7 @@ MAINS_TABLE_MAX_ENTRIES = 1 << 17
 
 def mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarray,
                 sampling_rate_hz: float,
-                max_entries: int = MAINS_TABLE_MAX_ENTRIES) -> tuple[np.ndarray, int]:
+                max_entries: int = MAINS_TABLE_MAX_ENTRIES) -> np.ndarray:
     """The mains interference of one period, when it is periodic in the sample index.
 
     Sample ``idx`` carries ``sum_h a[h] sin(phi_h) + b[h] cos(phi_h)`` with
@@ -403,17 +462,15 @@ def mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarray,
 
     Returns
     -------
-    table : ndarray, shape (P, n_channels), float64, microvolts
-        Row ``m`` is the mains of every sample ``idx`` with ``idx mod P == m``; shape
-        ``(0, n_channels)`` when there is no table.
-    limit : int
-        The table holds for ``0 <= idx < limit`` (0 when there is no table);
-        :func:`synth_block` computes the samples from ``limit`` on directly.
+    ndarray, shape (P, n_channels), float64, microvolts
+        Row ``m`` is the mains of every sample ``idx`` with ``idx mod P == m``, for
+        ``0 <= idx < mains_table_limit(line_hz)`` (:func:`synth_block` computes later samples
+        directly); shape ``(0, n_channels)`` when there is no table.
     """
     n_ch = line_a.shape[1]
     fs = float(sampling_rate_hz)
     freqs = [float(f) for f in line_hz]
-    none = (np.zeros((0, n_ch)), 0)
+    none = np.zeros((0, n_ch))
     if not (math.isfinite(fs) and fs >= 1.0 and fs.is_integer() and fs < 2.0**53):
         return none
     if not all(math.isfinite(f) and 0.0 <= f < 2.0**53 and f.is_integer() for f in freqs):
@@ -423,13 +480,23 @@ def mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarray,
         period = math.lcm(period, int(fs) // math.gcd(int(fs), int(f)))
         if period * n_ch > max_entries:
             return none
-    f_max = max(freqs, default=0.0)
-    limit = (1 << 63) - 1 if f_max == 0.0 else min((1 << 53) // int(f_max) + 1, (1 << 63) - 1)
     table = np.empty((period, n_ch))
     _fill_mains_table(np.ascontiguousarray(line_hz, np.float64),
                       np.ascontiguousarray(line_a, np.float64),
                       np.ascontiguousarray(line_b, np.float64), fs, table)
-    return table, limit
+    return table
+
+
+@jit
+def mains_table_limit(line_hz: np.ndarray) -> int:
+    """First sample index a :func:`mains_table` of ``line_hz`` no longer holds for: past
+    ``2**53 / max(line_hz)`` the product ``idx * f`` is no longer an exact integer."""
+    f_max = 0.0
+    for h in range(line_hz.shape[0]):
+        f_max = max(f_max, line_hz[h])
+    if f_max < 1.0:
+        return (1 << 63) - 1  # every harmonic is 0 Hz: idx * 0.0 is exact
+    return int((1 << 53) // np.int64(f_max)) + 1  # f_max is a whole number below 2**53
 
 
 @jit
@@ -455,6 +522,71 @@ def _fill_mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarra
 
 
 @jit
+def _one_section(xv: np.ndarray, zi: np.ndarray, sos: np.ndarray, sec: int, s0: int,
+                 s1: int) -> None:
+    """Section ``sec`` of the cascade ``sos`` (max_sections, 6), in place on sources
+    ``s0 <= src < s1`` of ``xv`` with the states ``zi[sec, :, s0:s1]``."""
+    b0 = sos[sec, 0]
+    b1 = sos[sec, 1]
+    b2 = sos[sec, 2]
+    a1 = sos[sec, 4]
+    a2 = sos[sec, 5]
+    # 1-D slices indexed from 0 and scalar coefficients: the loop vectorises
+    x = xv[s0:s1]
+    z0 = zi[sec, 0, s0:s1]
+    z1 = zi[sec, 1, s0:s1]
+    for i in range(s1 - s0):
+        xi = x[i]
+        y = b0 * xi + z0[i]
+        z0[i] = b1 * xi - a1 * y + z1[i]
+        z1[i] = b2 * xi - a2 * y
+        x[i] = y
+
+
+@jit
+def _three_sections(xv: np.ndarray, zi: np.ndarray, sos: np.ndarray, sec: int, s0: int,
+                    s1: int) -> None:
+    """Sections ``sec .. sec + 2`` in one pass (the signal stays in registers between them);
+    the same operations in the same order as three :func:`_one_section` passes."""
+    b00 = sos[sec, 0]
+    b01 = sos[sec, 1]
+    b02 = sos[sec, 2]
+    a01 = sos[sec, 4]
+    a02 = sos[sec, 5]
+    b10 = sos[sec + 1, 0]
+    b11 = sos[sec + 1, 1]
+    b12 = sos[sec + 1, 2]
+    a11 = sos[sec + 1, 4]
+    a12 = sos[sec + 1, 5]
+    b20 = sos[sec + 2, 0]
+    b21 = sos[sec + 2, 1]
+    b22 = sos[sec + 2, 2]
+    a21 = sos[sec + 2, 4]
+    a22 = sos[sec + 2, 5]
+    x = xv[s0:s1]
+    s00 = zi[sec, 0, s0:s1]
+    s01 = zi[sec, 1, s0:s1]
+    s10 = zi[sec + 1, 0, s0:s1]
+    s11 = zi[sec + 1, 1, s0:s1]
+    s20 = zi[sec + 2, 0, s0:s1]
+    s21 = zi[sec + 2, 1, s0:s1]
+    for i in range(s1 - s0):
+        xi = x[i]
+        y = b00 * xi + s00[i]
+        s00[i] = b01 * xi - a01 * y + s01[i]
+        s01[i] = b02 * xi - a02 * y
+        xi = y
+        y = b10 * xi + s10[i]
+        s10[i] = b11 * xi - a11 * y + s11[i]
+        s11[i] = b12 * xi - a12 * y
+        xi = y
+        y = b20 * xi + s20[i]
+        s20[i] = b21 * xi - a21 * y + s21[i]
+        s21[i] = b22 * xi - a22 * y
+        x[i] = y
+
+
+@jit
 def synth_block(
     n: int,
     first_index: int,
@@ -469,16 +601,14 @@ def synth_block(
     run_sos: np.ndarray,
     zi: np.ndarray,
     logmod: np.ndarray,
-    env: np.ndarray,
-    target: np.ndarray,
+    envelope: np.ndarray,
     env_alpha: float,
-    slot_src: np.ndarray,
+    slot_plan: np.ndarray,
     slot_w: np.ndarray,
     line_hz: np.ndarray,
     line_a: np.ndarray,
     line_b: np.ndarray,
     mains: np.ndarray,
-    mains_limit: int,
     sampling_rate_hz: float,
     rail_uv: float,
     ev_onset: np.ndarray,
@@ -526,21 +656,24 @@ def synth_block(
         Direct-form-II-transposed filter states (updated in place).
     logmod : ndarray, shape (n_states, n_sources)
         Natural log of each source's amplitude factor in each state (0 = unmodulated).
-    env, target : ndarray, shape (n_sources,)
-        Current envelope and its target (``exp(strength * logmod[state])``), in place.
+    envelope : ndarray, shape (2, n_sources)
+        Current envelope (row 0) and its target (row 1, ``exp(strength * logmod[state])``),
+        updated in place.
     env_alpha : float
         One-pole smoothing coefficient of the envelope per sample.
-    slot_src, slot_w : ndarray, shape (n_slots, n_channels), int64 and float64
-        Lead field in slots (:func:`lead_field_slots`): channel ``c`` adds
-        ``slot_w[s, c] * signal[slot_src[s, c]]`` for ``s = 0 .. n_slots - 1`` (microvolts
-        per unit source; ``slot_src == n_sources`` is the zero pad source).
+    slot_plan, slot_w : ndarray, shapes (n_slots, SLOT_HEADER + n_channels) int64 and
+        (n_slots, n_channels) float64
+        Lead field in slots (:func:`lead_field_slots`): for ``s = 0 .. n_slots - 1``
+        channel ``c`` adds ``slot_w[s, c] * signal[slot_plan[s, SLOT_HEADER + c]]``
+        (microvolts per unit source; source ``n_sources`` is a gap).
     line_hz : ndarray, shape (n_harmonics,)
         Frequencies of the mains components.
     line_a, line_b : ndarray, shape (n_harmonics, n_channels)
         Sine and cosine amplitudes (uV) of each component on each channel.
-    mains, mains_limit : ndarray, shape (P, n_channels), and int
-        One period of the mains and the first sample index it no longer holds for
-        (:func:`mains_table`); samples at or past ``mains_limit`` are computed directly.
+    mains : ndarray, shape (P, n_channels)
+        One period of the mains (:func:`mains_table` of ``line_hz``, ``line_a``, ``line_b``
+        and ``sampling_rate_hz``), or shape ``(0, n_channels)`` to compute every sample;
+        samples from :func:`mains_table_limit` on are computed directly.
     sampling_rate_hz : float
     rail_uv : float
         Amplifier rail: every sample is clipped to ``[-rail_uv, rail_uv]``.
@@ -558,16 +691,19 @@ def synth_block(
     """
     n_runs = run_ptr.shape[0] - 1
     n_sec = run_sos.shape[1]
+    env = envelope[0]
+    target = envelope[1]
     n_src = env.shape[0]
     n_ch = out.shape[1]
     n_seg = onsets.shape[0]
     n_ev = ev_onset.shape[0]
-    n_slots = slot_src.shape[0]
+    n_slots = slot_plan.shape[0]
     zx = _ZIG_X
     zr = _ZIG_RATIO
     scratch[n_src] = 0.0  # the pad source of the lead-field slots
     xv = scratch[:n_src]
     period = max(mains.shape[0], 1)
+    mains_limit = mains_table_limit(line_hz) if mains.shape[0] > 0 else 0
     phase_row = first_index % period
     seg = cursor[0]
     while seg > 0 and onsets[seg] > first_index:
@@ -586,21 +722,13 @@ def synth_block(
         for run in range(n_runs):
             s0 = run_ptr[run]
             s1 = run_ptr[run + 1]
-            x = xv[s0:s1]  # 1-D slices indexed from 0, coefficients scalars: vectorises
-            for sec in range(n_sec):
-                b0 = run_sos[run, sec, 0]
-                b1 = run_sos[run, sec, 1]
-                b2 = run_sos[run, sec, 2]
-                a1 = run_sos[run, sec, 4]
-                a2 = run_sos[run, sec, 5]
-                z0 = zi[sec, 0, s0:s1]
-                z1 = zi[sec, 1, s0:s1]
-                for i in range(s1 - s0):
-                    xi = x[i]
-                    y = b0 * xi + z0[i]
-                    z0[i] = b1 * xi - a1 * y + z1[i]
-                    z1[i] = b2 * xi - a2 * y
-                    x[i] = y
+            sec = 0
+            while n_sec - sec >= 3:
+                _three_sections(xv, zi, run_sos[run], sec, s0, s1)
+                sec += 3
+            while sec < n_sec:
+                _one_section(xv, zi, run_sos[run], sec, s0, s1)
+                sec += 1
         for src in range(n_src):
             e = env[src] + env_alpha * (target[src] - env[src])
             env[src] = e
@@ -619,10 +747,24 @@ def synth_block(
         if phase_row == period:
             phase_row = 0
         for s in range(n_slots):
-            ss = slot_src[s]
-            sw = slot_w[s]
-            for ch in range(n_ch):
-                row[ch] += sw[ch] * scratch[ss[ch]]
+            kind = slot_plan[s, 0]
+            off = slot_plan[s, 1]
+            c0 = slot_plan[s, 2]
+            c1 = slot_plan[s, 3]
+            ss = slot_plan[s, SLOT_HEADER + c0:SLOT_HEADER + c1]
+            sw = slot_w[s, c0:c1]
+            acc = row[c0:c1]
+            if kind == SLOT_DIAGONAL:
+                sx = scratch[c0 + off:c1 + off]
+                for i in range(c1 - c0):
+                    acc[i] += sw[i] * sx[i] if ss[i] != n_src else 0.0
+            elif kind == SLOT_BROADCAST:
+                xb = scratch[off]
+                for i in range(c1 - c0):
+                    acc[i] += sw[i] * xb if ss[i] != n_src else 0.0
+            else:
+                for i in range(c1 - c0):
+                    acc[i] += sw[i] * scratch[ss[i]]
 
         # artifacts
         ev = cursor[1]

@@ -432,8 +432,7 @@ class SyntheticSource(GeneratedSource):
             n_src)
         self._mains = K.mains_table(m.line_hz, m.line_a, m.line_b, fs)
         self._scratch = np.zeros(n_src + 1)
-        self._env = np.ones(n_src)
-        self._target = np.ones(n_src)
+        self._envelope = np.ones((2, n_src))  # current envelope, its target
         self._cursor = np.array([0, 0, -1], np.int64)
         self._env_alpha = 1.0 - math.exp(-1.0 / (m.envelope_tau_s * fs))
 
@@ -507,8 +506,8 @@ class SyntheticSource(GeneratedSource):
             1, self._next_index, self._buf, self._lab,
             self.schedule.onsets, self.schedule.states, self.schedule.strengths,
             self._cursor.copy(), self._rng.copy(), *self._runs, self._zi.copy(),
-            m.logmod, self._env.copy(), self._target.copy(), self._env_alpha,
-            *self._slots, m.line_hz, m.line_a, m.line_b, *self._mains,
+            m.logmod, self._envelope.copy(), self._env_alpha,
+            *self._slots, m.line_hz, m.line_a, m.line_b, self._mains,
             self.info.sampling_rate_hz, self.rail_uv,
             self.artifacts.onset, self.artifacts.length, self.artifacts.kind,
             self.artifacts.amp, self.artifacts.tau, self.artifacts.weights,
@@ -560,11 +559,13 @@ class SyntheticSource(GeneratedSource):
         m = self._model
         a = self.artifacts
         s = self.schedule
-        K.synth_block(
+        run_ptr, run_sos = self._runs
+        slot_plan, slot_w = self._slots
+        K.synth_block(  # no *args: a star call builds a list before the argument tuple
             n, first, out, labels, s.onsets, s.states, s.strengths, self._cursor, self._rng,
-            *self._runs, self._zi, m.logmod, self._env, self._target,
-            self._env_alpha, *self._slots, m.line_hz, m.line_a, m.line_b, *self._mains,
-            self.info.sampling_rate_hz, self.rail_uv,
+            run_ptr, run_sos, self._zi, m.logmod, self._envelope,
+            self._env_alpha, slot_plan, slot_w, m.line_hz, m.line_a, m.line_b,
+            self._mains, self.info.sampling_rate_hz, self.rail_uv,
             a.onset, a.length, a.kind, a.amp, a.tau, a.weights, a.hold, self._scratch,
         )
         self._next_index = first + n

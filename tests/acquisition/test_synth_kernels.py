@@ -142,7 +142,7 @@ def test_source_filter_is_sosfilt_with_state_across_blocks(sos: np.ndarray) -> N
     args = dict(
         onsets=np.zeros(1, np.int64), states=np.zeros(1, np.int8), strengths=np.ones(1),
         cursor=np.array([0, 0, -1], np.int64), rng=rng,
-        zi=zi, logmod=np.zeros((1, 1)), env=np.ones(1), target=np.ones(1), env_alpha=0.5,
+        zi=zi, logmod=np.zeros((1, 1)), envelope=np.ones((2, 1)), env_alpha=0.5,
         line_hz=np.zeros(0), line_a=np.zeros((0, 1)),
         line_b=np.zeros((0, 1)), sampling_rate_hz=586.0, rail_uv=1e300,
         ev_onset=np.zeros(0, np.int64), ev_len=np.zeros(0, np.int64),
@@ -151,9 +151,9 @@ def test_source_filter_is_sosfilt_with_state_across_blocks(sos: np.ndarray) -> N
     )
     args["run_ptr"], args["run_sos"] = K.source_runs(
         K.pack_sections(sos3, np.array([sos.shape[0]], np.int64)))
-    args["slot_src"], args["slot_w"] = K.lead_field_slots(
+    args["slot_plan"], args["slot_w"] = K.lead_field_slots(
         np.array([0, 1], np.int64), np.zeros(1, np.int64), np.array([2.5]), 1)
-    args["mains"], args["mains_limit"] = K.mains_table(
+    args["mains"] = K.mains_table(
         args["line_hz"], args["line_a"], args["line_b"], 586.0)
     pos = 0
     for size in (1, 1000, 59, 1940):
