@@ -14,8 +14,24 @@ Signal synthesis
     white deviate goes through that source's SOS cascade (direct form II transposed, exactly
     the recursion of ``scipy.signal.sosfilt``; the states are carried across calls), is
     scaled by a smoothed task envelope and is gathered by the channels through a sparse
-    (CSR) lead field; line noise and artifacts are added and the result clipped at the
-    amplifier rail. Within a sample the sources are processed as vectors (SIMD).
+    lead field; line noise and artifacts are added and the result clipped at the
+    amplifier rail.
+
+Layouts for SIMD (built once, in Python)
+    Within a sample the work runs as vectors, and every value is still computed by the same
+    IEEE operations in the same order as the scalar recursion (no reassociation, no fused
+    multiply-add), so the output is bit-identical to the plain loops whatever the vector
+    width (``tests/acquisition/test_synth_block_identity.py`` checks it against the scalar
+    kernel this one replaced):
+
+    * :func:`source_runs` groups consecutive sources with the same cascade (the presets have
+      three filters in three runs), so a run is filtered with scalar coefficients;
+    * :func:`lead_field_slots` lays the lead field out in slots across channels, each slot a
+      contiguous (diagonal), broadcast or gathered read of the sources, each channel still
+      adding its sources in source order;
+    * :func:`mains_table` tabulates one period of the mains when the sampling rate and the
+      mains frequencies are whole numbers (the phase is then exactly periodic in the sample
+      index), with the kernel's own code.
 """
 
 from __future__ import annotations
@@ -75,6 +91,7 @@ def ziggurat_tables(
 
 _ZIG_X, _ZIG_RATIO = ziggurat_tables()
 _TWO_M53 = 1.0 / 9007199254740992.0
+_TWO_M52 = 2.0 * _TWO_M53
 
 
 def splitmix64(value: int) -> tuple[int, int]:
@@ -211,7 +228,9 @@ def _normals_into(state: np.ndarray, out: np.ndarray, zx: np.ndarray, zr: np.nda
         s0 ^= s3
         s2 ^= t
         s3 = _rotl(s3, np.uint64(45))
-        u = 2.0 * (float(np.int64(bits >> np.uint64(11))) * _TWO_M53) - 1.0
+        # = 2.0 * (x * 2**-53) - 1.0 bit for bit (scaling an integer below 2**53 by a power
+        # of two is exact), one multiplication less per deviate
+        u = float(np.int64(bits >> np.uint64(11))) * _TWO_M52 - 1.0
         i = np.int64(bits & np.uint64(0xFF))
         if abs(u) < zr[i]:
             out[k] = u * zx[i]
@@ -355,8 +374,9 @@ def source_runs(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 SLOT_GATHER = 0
 SLOT_DIAGONAL = 1
 SLOT_BROADCAST = 2
-#: Columns of a slot plan before the sources: kind, offset, first channel, last channel + 1.
-SLOT_HEADER = 4
+#: Columns of a slot plan before the sources: kind, offset, first channel, last channel + 1,
+#: gaps (1 when a channel in that range has no term in the slot).
+SLOT_HEADER = 5
 
 
 def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray, n_sources: int,
@@ -389,8 +409,9 @@ def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray, n_sources:
     Returns
     -------
     slot_plan : ndarray, shape (n_slots, SLOT_HEADER + n_channels), int64
-        ``[kind, offset, first channel, last channel + 1]`` (the channels the slot touches),
-        then the source of each channel's term (``n_sources`` for a gap).
+        ``[kind, offset, first channel, last channel + 1, gaps]`` (the channels the slot
+        touches, and 1 when one of them has no term in it), then the source of each
+        channel's term (``n_sources`` for a gap).
     slot_w : ndarray, shape (n_slots, n_channels), float64
         Weight of each term (microvolts per unit source; ``+0.0`` for a gap).
     """
@@ -423,7 +444,8 @@ def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray, n_sources:
                 col[c] = (s_, w_)
                 head[c] += 1
         kept = [c for c in range(n_ch) if col[c] is not None]
-        meta.append([kind, off, kept[0], kept[-1] + 1])
+        gaps = int(len(kept) < kept[-1] + 1 - kept[0])
+        meta.append([kind, off, kept[0], kept[-1] + 1, gaps])
         cols.append(col)
     n_slots = len(meta)
     slot_plan = np.full((n_slots, SLOT_HEADER + n_ch), n_sources, np.int64)
@@ -751,17 +773,26 @@ def synth_block(
             off = slot_plan[s, 1]
             c0 = slot_plan[s, 2]
             c1 = slot_plan[s, 3]
+            gaps = slot_plan[s, 4]
             ss = slot_plan[s, SLOT_HEADER + c0:SLOT_HEADER + c1]
             sw = slot_w[s, c0:c1]
             acc = row[c0:c1]
             if kind == SLOT_DIAGONAL:
                 sx = scratch[c0 + off:c1 + off]
-                for i in range(c1 - c0):
-                    acc[i] += sw[i] * sx[i] if ss[i] != n_src else 0.0
+                if gaps:  # a gap adds +0.0 (never w * x, which may be nan or -0.0)
+                    for i in range(c1 - c0):
+                        acc[i] += sw[i] * sx[i] if ss[i] != n_src else 0.0
+                else:
+                    for i in range(c1 - c0):
+                        acc[i] += sw[i] * sx[i]
             elif kind == SLOT_BROADCAST:
                 xb = scratch[off]
-                for i in range(c1 - c0):
-                    acc[i] += sw[i] * xb if ss[i] != n_src else 0.0
+                if gaps:
+                    for i in range(c1 - c0):
+                        acc[i] += sw[i] * xb if ss[i] != n_src else 0.0
+                else:
+                    for i in range(c1 - c0):
+                        acc[i] += sw[i] * xb
             else:
                 for i in range(c1 - c0):
                     acc[i] += sw[i] * scratch[ss[i]]

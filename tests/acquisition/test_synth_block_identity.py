@@ -249,6 +249,7 @@ def test_preset_plans_use_runs_slots_and_a_mains_table() -> None:
     bsi = SyntheticSource("bsi")
     assert bsi._runs[0].tolist() == [0, 65, 129, 193]
     assert K.SLOT_GATHER not in bsi._slots[0][:, 0]
+    assert bsi._slots[0][:, 4].tolist() == [0, 0, 0, 1, 0, 1, 0, 0]  # gaps: grid columns 0, 7
     assert bsi._mains.shape == (293, 64)
     eeg = SyntheticSource("eeg-bci")
     assert K.SLOT_GATHER not in eeg._slots[0][:, 0]
