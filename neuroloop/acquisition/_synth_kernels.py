@@ -544,6 +544,16 @@ def _fill_mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarra
 
 
 @jit
+def _is_identity(section: np.ndarray) -> bool:
+    """True when ``section`` (6,) is exactly ``[1, 0, 0, 1, 0, 0]`` with ``+0.0`` zeros (a
+    ``-0.0`` coefficient changes the sign of a zero product, so it is not the identity)."""
+    for c in (1, 2, 4, 5):
+        if section[c] != 0.0 or math.copysign(1.0, section[c]) < 0.0:
+            return False
+    return section[0] == 1.0 and section[3] == 1.0
+
+
+@jit
 def _one_section(xv: np.ndarray, zi: np.ndarray, sos: np.ndarray, sec: int, s0: int,
                  s1: int) -> None:
     """Section ``sec`` of the cascade ``sos`` (max_sections, 6), in place on sources
@@ -592,6 +602,25 @@ def _three_sections(xv: np.ndarray, zi: np.ndarray, sos: np.ndarray, sec: int, s
     s11 = zi[sec + 1, 1, s0:s1]
     s20 = zi[sec + 2, 0, s0:s1]
     s21 = zi[sec + 2, 1, s0:s1]
+    if _is_identity(sos[sec + 2]):
+        # a padding section ([1, 0, 0, 1, 0, 0]): 1.0 * x == x, and both state updates
+        # share 0.0 * x - 0.0 * y, so it is computed once (same values, -0.0 and nan too)
+        for i in range(s1 - s0):
+            xi = x[i]
+            y = b00 * xi + s00[i]
+            s00[i] = b01 * xi - a01 * y + s01[i]
+            s01[i] = b02 * xi - a02 * y
+            xi = y
+            y = b10 * xi + s10[i]
+            s10[i] = b11 * xi - a11 * y + s11[i]
+            s11[i] = b12 * xi - a12 * y
+            xi = y
+            y = xi + s20[i]
+            t = 0.0 * xi - 0.0 * y
+            s20[i] = t + s21[i]
+            s21[i] = t
+            x[i] = y
+        return
     for i in range(s1 - s0):
         xi = x[i]
         y = b00 * xi + s00[i]

@@ -255,3 +255,35 @@ def test_preset_plans_use_runs_slots_and_a_mains_table() -> None:
     assert K.SLOT_GATHER not in eeg._slots[0][:, 0]
     assert eeg._mains.shape == (5, 32)
     assert SyntheticSource("bsi", line_hz=50.5)._mains.shape[0] == 0
+
+
+_SPECIALS = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e308, -1e308]
+
+
+@given(x=st.lists(st.sampled_from(_SPECIALS) | st.floats(allow_nan=True), min_size=1,
+                  max_size=9),
+       z=st.lists(st.sampled_from(_SPECIALS), min_size=6, max_size=6),
+       real=st.lists(st.sampled_from([0.0, -0.0, 1.0, -0.5, 0.3, 2.0, np.nan]), min_size=12,
+                     max_size=12),
+       third=st.sampled_from(["identity", "negative-zero", "real"]))
+def test_fused_sections_match_one_section_passes(x: list[float], z: list[float],
+                                                 real: list[float], third: str) -> None:
+    """``_three_sections`` (with its shortcut for an identity padding section) against three
+    ``_one_section`` passes, on zeros of both signs, infinities, nan and subnormals."""
+    sos = np.zeros((3, 6))
+    sos[:2, [0, 1, 2, 4, 5]] = np.array(real).reshape(2, 6)[:, :5]
+    sos[:, 3] = 1.0
+    sos[2] = {"identity": [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+              "negative-zero": [1.0, -0.0, 0.0, 1.0, 0.0, 0.0],
+              "real": [0.5, 0.25, -0.125, 1.0, 0.5, 0.25]}[third]
+    assert bool(K._is_identity(sos[2])) == (third == "identity")
+    n = len(x)
+    xv = np.array(x)
+    zi = np.repeat(np.array(z).reshape(3, 2, 1), n, axis=2)
+    x1, z1 = xv.copy(), zi.copy()
+    for sec in range(3):
+        K._one_section(x1, z1, sos, sec, 0, n)
+    x3, z3 = xv.copy(), zi.copy()
+    K._three_sections(x3, z3, sos, 0, 0, n)
+    _assert_identical(x3, x1, "signal")
+    _assert_identical(z3, z1, "states")
