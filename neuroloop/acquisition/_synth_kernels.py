@@ -91,7 +91,6 @@ def ziggurat_tables(
 
 _ZIG_X, _ZIG_RATIO = ziggurat_tables()
 _TWO_M53 = 1.0 / 9007199254740992.0
-_TWO_M52 = 2.0 * _TWO_M53
 
 
 def splitmix64(value: int) -> tuple[int, int]:
@@ -228,9 +227,7 @@ def _normals_into(state: np.ndarray, out: np.ndarray, zx: np.ndarray, zr: np.nda
         s0 ^= s3
         s2 ^= t
         s3 = _rotl(s3, np.uint64(45))
-        # = 2.0 * (x * 2**-53) - 1.0 bit for bit (scaling an integer below 2**53 by a power
-        # of two is exact), one multiplication less per deviate
-        u = float(np.int64(bits >> np.uint64(11))) * _TWO_M52 - 1.0
+        u = 2.0 * (float(np.int64(bits >> np.uint64(11))) * _TWO_M53) - 1.0
         i = np.int64(bits & np.uint64(0xFF))
         if abs(u) < zr[i]:
             out[k] = u * zx[i]
@@ -374,9 +371,8 @@ def source_runs(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 SLOT_GATHER = 0
 SLOT_DIAGONAL = 1
 SLOT_BROADCAST = 2
-#: Columns of a slot plan before the sources: kind, offset, first channel, last channel + 1,
-#: gaps (1 when a channel in that range has no term in the slot).
-SLOT_HEADER = 5
+#: Columns of a slot plan before the sources: kind, offset, first channel, last channel + 1.
+SLOT_HEADER = 4
 
 
 def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray, n_sources: int,
@@ -409,9 +405,8 @@ def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray, n_sources:
     Returns
     -------
     slot_plan : ndarray, shape (n_slots, SLOT_HEADER + n_channels), int64
-        ``[kind, offset, first channel, last channel + 1, gaps]`` (the channels the slot
-        touches, and 1 when one of them has no term in it), then the source of each
-        channel's term (``n_sources`` for a gap).
+        ``[kind, offset, first channel, last channel + 1]`` (the channels the slot touches),
+        then the source of each channel's term (``n_sources`` for a gap).
     slot_w : ndarray, shape (n_slots, n_channels), float64
         Weight of each term (microvolts per unit source; ``+0.0`` for a gap).
     """
@@ -444,8 +439,7 @@ def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray, n_sources:
                 col[c] = (s_, w_)
                 head[c] += 1
         kept = [c for c in range(n_ch) if col[c] is not None]
-        gaps = int(len(kept) < kept[-1] + 1 - kept[0])
-        meta.append([kind, off, kept[0], kept[-1] + 1, gaps])
+        meta.append([kind, off, kept[0], kept[-1] + 1])
         cols.append(col)
     n_slots = len(meta)
     slot_plan = np.full((n_slots, SLOT_HEADER + n_ch), n_sources, np.int64)
@@ -544,16 +538,6 @@ def _fill_mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarra
 
 
 @jit
-def _is_identity(section: np.ndarray) -> bool:
-    """True when ``section`` (6,) is exactly ``[1, 0, 0, 1, 0, 0]`` with ``+0.0`` zeros (a
-    ``-0.0`` coefficient changes the sign of a zero product, so it is not the identity)."""
-    for c in (1, 2, 4, 5):
-        if section[c] != 0.0 or math.copysign(1.0, section[c]) < 0.0:
-            return False
-    return section[0] == 1.0 and section[3] == 1.0
-
-
-@jit
 def _one_section(xv: np.ndarray, zi: np.ndarray, sos: np.ndarray, sec: int, s0: int,
                  s1: int) -> None:
     """Section ``sec`` of the cascade ``sos`` (max_sections, 6), in place on sources
@@ -602,25 +586,6 @@ def _three_sections(xv: np.ndarray, zi: np.ndarray, sos: np.ndarray, sec: int, s
     s11 = zi[sec + 1, 1, s0:s1]
     s20 = zi[sec + 2, 0, s0:s1]
     s21 = zi[sec + 2, 1, s0:s1]
-    if _is_identity(sos[sec + 2]):
-        # a padding section ([1, 0, 0, 1, 0, 0]): 1.0 * x == x, and both state updates
-        # share 0.0 * x - 0.0 * y, so it is computed once (same values, -0.0 and nan too)
-        for i in range(s1 - s0):
-            xi = x[i]
-            y = b00 * xi + s00[i]
-            s00[i] = b01 * xi - a01 * y + s01[i]
-            s01[i] = b02 * xi - a02 * y
-            xi = y
-            y = b10 * xi + s10[i]
-            s10[i] = b11 * xi - a11 * y + s11[i]
-            s11[i] = b12 * xi - a12 * y
-            xi = y
-            y = xi + s20[i]
-            t = 0.0 * xi - 0.0 * y
-            s20[i] = t + s21[i]
-            s21[i] = t
-            x[i] = y
-        return
     for i in range(s1 - s0):
         xi = x[i]
         y = b00 * xi + s00[i]
@@ -802,26 +767,17 @@ def synth_block(
             off = slot_plan[s, 1]
             c0 = slot_plan[s, 2]
             c1 = slot_plan[s, 3]
-            gaps = slot_plan[s, 4]
             ss = slot_plan[s, SLOT_HEADER + c0:SLOT_HEADER + c1]
             sw = slot_w[s, c0:c1]
             acc = row[c0:c1]
             if kind == SLOT_DIAGONAL:
                 sx = scratch[c0 + off:c1 + off]
-                if gaps:  # a gap adds +0.0 (never w * x, which may be nan or -0.0)
-                    for i in range(c1 - c0):
-                        acc[i] += sw[i] * sx[i] if ss[i] != n_src else 0.0
-                else:
-                    for i in range(c1 - c0):
-                        acc[i] += sw[i] * sx[i]
+                for i in range(c1 - c0):
+                    acc[i] += sw[i] * sx[i] if ss[i] != n_src else 0.0
             elif kind == SLOT_BROADCAST:
                 xb = scratch[off]
-                if gaps:
-                    for i in range(c1 - c0):
-                        acc[i] += sw[i] * xb if ss[i] != n_src else 0.0
-                else:
-                    for i in range(c1 - c0):
-                        acc[i] += sw[i] * xb
+                for i in range(c1 - c0):
+                    acc[i] += sw[i] * xb if ss[i] != n_src else 0.0
             else:
                 for i in range(c1 - c0):
                     acc[i] += sw[i] * scratch[ss[i]]
