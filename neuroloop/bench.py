@@ -755,6 +755,9 @@ register_workload("responsive", bench_responsive, takes_progress=True)
 register_workload("supervisor", "neuroloop.safety.bench:bench_supervisor")
 register_workload("recorder", "neuroloop.io.recorder:bench_recorder")
 register_workload("monitor", "neuroloop.monitor.bench:bench_monitor")
+# the synthetic patient the prefetch thread runs (a --fast run cannot outpace it)
+register_workload("patient-bsi", "neuroloop.acquisition.bench:bench_patient_bsi")
+register_workload("patient-eeg-bci", "neuroloop.acquisition.bench:bench_patient_eeg")
 
 
 # ------------------------------------------------------------------------- decoder families

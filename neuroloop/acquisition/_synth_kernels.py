@@ -14,8 +14,24 @@ Signal synthesis
     white deviate goes through that source's SOS cascade (direct form II transposed, exactly
     the recursion of ``scipy.signal.sosfilt``; the states are carried across calls), is
     scaled by a smoothed task envelope and is gathered by the channels through a sparse
-    (CSR) lead field; line noise and artifacts are added and the result clipped at the
-    amplifier rail. Within a sample the sources are processed as vectors (SIMD).
+    lead field; line noise and artifacts are added and the result clipped at the
+    amplifier rail.
+
+Layouts for SIMD (built once, in Python)
+    Within a sample the work runs as vectors, and every value is still computed by the same
+    IEEE operations in the same order as the scalar recursion (no reassociation, no fused
+    multiply-add), so the output is bit-identical to the plain loops whatever the vector
+    width (``tests/acquisition/test_synth_block_identity.py`` checks it against the scalar
+    kernel this one replaced):
+
+    * :func:`source_runs` groups consecutive sources with the same cascade (the presets have
+      three filters in three runs), so a run is filtered with scalar coefficients;
+    * :func:`lead_field_slots` lays the lead field out in slots across channels, each slot a
+      contiguous (diagonal), broadcast or gathered read of the sources, each channel still
+      adding its sources in source order;
+    * :func:`mains_table` tabulates one period of the mains when the sampling rate and the
+      mains frequencies are whole numbers (the phase is then exactly periodic in the sample
+      index), with the kernel's own code.
 """
 
 from __future__ import annotations
@@ -30,7 +46,9 @@ __all__ = [
     "ZIG_LAYERS", "ZIG_R", "ZIG_V", "ziggurat_tables", "xoshiro_seed_state",
     "splitmix64", "ARTIFACT_SPIKE", "ARTIFACT_SATURATION", "ARTIFACT_FLAT",
     "xoshiro_fill", "normal_fill", "fill_labels", "synth_block", "pack_sections",
-    "lead_field_by_channel",
+    "lead_field_by_channel", "source_runs", "lead_field_slots", "mains_table",
+    "MAINS_TABLE_MAX_ENTRIES", "mains_table_limit", "SLOT_GATHER", "SLOT_DIAGONAL",
+    "SLOT_BROADCAST", "SLOT_HEADER",
 ]
 
 _MASK64 = (1 << 64) - 1
@@ -323,6 +341,267 @@ def lead_field_by_channel(mix_ptr: np.ndarray, mix_ch: np.ndarray, mix_w: np.nda
     return ptr, src_of[order].astype(np.int64), np.ascontiguousarray(mix_w[order])
 
 
+def source_runs(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group consecutive sources whose filters are bitwise identical (runs).
+
+    :func:`synth_block` filters a run as one vector with scalar coefficients, which the
+    compiler vectorises (a per-source coefficient would add five more pointers per loop).
+
+    Parameters
+    ----------
+    sos : ndarray, shape (max_sections, 6, n_sources)
+        Packed by :func:`pack_sections`.
+
+    Returns
+    -------
+    run_ptr : ndarray, shape (n_runs + 1,), int64
+        Run ``r`` is sources ``run_ptr[r] .. run_ptr[r + 1] - 1``.
+    run_sos : ndarray, shape (n_runs, max_sections, 6), float64
+        The cascade of each run (identity sections included, as packed).
+    """
+    n_sec, _, n_src = sos.shape
+    cols = np.ascontiguousarray(np.moveaxis(sos, 2, 0))  # (n_src, n_sec, 6)
+    bits = cols.view(np.uint64).reshape(n_src, -1)
+    starts = [0] + [s for s in range(1, n_src) if not np.array_equal(bits[s], bits[s - 1])]
+    run_ptr = np.array([*starts, n_src], np.int64)
+    return run_ptr, np.ascontiguousarray(cols[run_ptr[:-1]]).reshape(-1, n_sec, 6)
+
+
+#: Lead-field slot kinds (column 0 of a slot plan, see :func:`lead_field_slots`).
+SLOT_GATHER = 0
+SLOT_DIAGONAL = 1
+SLOT_BROADCAST = 2
+#: Columns of a slot plan before the sources: kind, offset, first channel, last channel + 1.
+SLOT_HEADER = 4
+
+
+def lead_field_slots(ptr: np.ndarray, src: np.ndarray, w: np.ndarray, n_sources: int,
+                     min_share: float = 0.5
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The channel-major CSR lead field in slots, for SIMD across channels.
+
+    Every channel adds its sources in source order (as in :func:`lead_field_by_channel`),
+    one term per slot: slot ``s`` gives channel ``c`` the term
+    ``slot_w[s, c] * signal[src]`` with ``src = slot_plan[s, SLOT_HEADER + c]``, or nothing
+    (a gap, ``src == n_sources``). A slot is
+
+    * *diagonal* (``SLOT_DIAGONAL``, offset ``d``): ``src == c + d`` for every kept
+      channel, so the kernel reads the signal as a contiguous vector;
+    * *broadcast* (``SLOT_BROADCAST``, offset ``d``): every kept channel reads source ``d``;
+    * *gather* (``SLOT_GATHER``): any sources; a gap reads the pad source ``n_sources``
+      (whose signal :func:`synth_block` keeps at ``+0.0``) with weight ``+0.0``.
+
+    A gap adds exactly ``+0.0`` (a gather pad) or is skipped (diagonal and broadcast slots
+    select ``+0.0`` instead of the term), and adding ``+0.0`` changes nothing: a sum that
+    starts at ``+0.0`` is never ``-0.0`` (round to nearest), and ``nan``/``inf`` stay as they
+    are. So the sums are bitwise those of the CSR gather, whatever the slot plan.
+
+    The plan is greedy: each new slot takes, from every channel whose next unplaced entry
+    fits, that entry; it is the diagonal or broadcast pattern that fits the most channels'
+    next entries, or, when none fits at least ``min_share`` of the channels with entries
+    left, a gather slot taking every channel's next entry. The bsi and eeg-bci presets need
+    no gather slot.
+
+    Returns
+    -------
+    slot_plan : ndarray, shape (n_slots, SLOT_HEADER + n_channels), int64
+        ``[kind, offset, first channel, last channel + 1]`` (the channels the slot touches),
+        then the source of each channel's term (``n_sources`` for a gap).
+    slot_w : ndarray, shape (n_slots, n_channels), float64
+        Weight of each term (microvolts per unit source; ``+0.0`` for a gap).
+    """
+    n_ch = ptr.shape[0] - 1
+    entries = [[(int(src[j]), float(w[j])) for j in range(ptr[c], ptr[c + 1])]
+               for c in range(n_ch)]
+    head = [0] * n_ch
+    meta: list[list[int]] = []
+    cols: list[list[tuple[int, float] | None]] = []
+    while True:
+        active = [c for c in range(n_ch) if head[c] < len(entries[c])]
+        if not active:
+            break
+        votes: dict[tuple[int, int], int] = {}
+        for c in active:
+            s_ = entries[c][head[c]][0]
+            for key in ((SLOT_DIAGONAL, s_ - c), (SLOT_BROADCAST, s_)):
+                votes[key] = votes.get(key, 0) + 1
+        # most channels first; a diagonal before a broadcast of the same count
+        key, count = max(votes.items(), key=lambda kv: (kv[1], kv[0][0] == SLOT_DIAGONAL))
+        if count < min_share * len(active) or count < 2:
+            key = (SLOT_GATHER, 0)
+        kind, off = key
+        col: list[tuple[int, float] | None] = [None] * n_ch
+        for c in active:
+            s_, w_ = entries[c][head[c]]
+            fits = (kind == SLOT_GATHER or (kind == SLOT_DIAGONAL and s_ - c == off)
+                    or (kind == SLOT_BROADCAST and s_ == off))
+            if fits:
+                col[c] = (s_, w_)
+                head[c] += 1
+        kept = [c for c in range(n_ch) if col[c] is not None]
+        meta.append([kind, off, kept[0], kept[-1] + 1])
+        cols.append(col)
+    n_slots = len(meta)
+    slot_plan = np.full((n_slots, SLOT_HEADER + n_ch), n_sources, np.int64)
+    slot_plan[:, :SLOT_HEADER] = np.array(meta, np.int64).reshape(n_slots, SLOT_HEADER)
+    slot_w = np.zeros((n_slots, n_ch))
+    for s_, col in enumerate(cols):
+        for c, entry in enumerate(col):
+            if entry is not None:
+                slot_plan[s_, SLOT_HEADER + c], slot_w[s_, c] = entry
+    return slot_plan, slot_w
+
+
+#: Largest mains table :func:`mains_table` builds (entries = period x channels; 1 MiB).
+MAINS_TABLE_MAX_ENTRIES = 1 << 17
+
+
+def mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarray,
+                sampling_rate_hz: float,
+                max_entries: int = MAINS_TABLE_MAX_ENTRIES) -> np.ndarray:
+    """The mains interference of one period, when it is periodic in the sample index.
+
+    Sample ``idx`` carries ``sum_h a[h] sin(phi_h) + b[h] cos(phi_h)`` with
+    ``phi_h = 2 pi ((idx * f_h) mod fs) / fs``. When ``fs`` and every ``f_h`` are whole
+    numbers and ``idx * f_h <= 2**53``, ``idx * f_h`` and the remainder are exact integers,
+    so the remainder (hence every later operation) is the same for ``idx`` and
+    ``idx mod P`` with ``P = lcm_h(fs / gcd(fs, f_h))``: a table of ``P`` rows, computed by
+    the kernel's own code (:func:`_mains_row`), is bit-identical to computing every sample.
+
+    Parameters
+    ----------
+    line_hz : ndarray, shape (n_harmonics,)
+    line_a, line_b : ndarray, shape (n_harmonics, n_channels), microvolts
+    sampling_rate_hz : float
+    max_entries : int
+        No table when ``P * n_channels`` would exceed this.
+
+    Returns
+    -------
+    ndarray, shape (P, n_channels), float64, microvolts
+        Row ``m`` is the mains of every sample ``idx`` with ``idx mod P == m``, for
+        ``0 <= idx < mains_table_limit(line_hz)`` (:func:`synth_block` computes later samples
+        directly); shape ``(0, n_channels)`` when there is no table.
+    """
+    n_ch = line_a.shape[1]
+    fs = float(sampling_rate_hz)
+    freqs = [float(f) for f in line_hz]
+    none = np.zeros((0, n_ch))
+    if not (math.isfinite(fs) and fs >= 1.0 and fs.is_integer() and fs < 2.0**53):
+        return none
+    if not all(math.isfinite(f) and 0.0 <= f < 2.0**53 and f.is_integer() for f in freqs):
+        return none
+    period = 1
+    for f in freqs:
+        period = math.lcm(period, int(fs) // math.gcd(int(fs), int(f)))
+        if period * n_ch > max_entries:
+            return none
+    table = np.empty((period, n_ch))
+    _fill_mains_table(np.ascontiguousarray(line_hz, np.float64),
+                      np.ascontiguousarray(line_a, np.float64),
+                      np.ascontiguousarray(line_b, np.float64), fs, table)
+    return table
+
+
+@jit
+def mains_table_limit(line_hz: np.ndarray) -> int:
+    """First sample index a :func:`mains_table` of ``line_hz`` no longer holds for: past
+    ``2**53 / max(line_hz)`` the product ``idx * f`` is no longer an exact integer."""
+    f_max = 0.0
+    for h in range(line_hz.shape[0]):
+        f_max = max(f_max, line_hz[h])
+    if f_max < 1.0:
+        return (1 << 63) - 1  # every harmonic is 0 Hz: idx * 0.0 is exact
+    return int((1 << 53) // np.int64(f_max)) + 1  # f_max is a whole number below 2**53
+
+
+@jit
+def _mains_row(idx: int, line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarray,
+               sampling_rate_hz: float, row: np.ndarray) -> None:
+    """The mains interference of sample ``idx`` into ``row`` (n_channels,), microvolts."""
+    two_pi = 2.0 * math.pi
+    for ch in range(row.shape[0]):
+        row[ch] = 0.0
+    for h in range(line_hz.shape[0]):
+        phase = two_pi * ((idx * line_hz[h]) % sampling_rate_hz) / sampling_rate_hz
+        sn = math.sin(phase)
+        cs = math.cos(phase)
+        for ch in range(row.shape[0]):
+            row[ch] += line_a[h, ch] * sn + line_b[h, ch] * cs
+
+
+@jit
+def _fill_mains_table(line_hz: np.ndarray, line_a: np.ndarray, line_b: np.ndarray,
+                      sampling_rate_hz: float, table: np.ndarray) -> None:
+    for m in range(table.shape[0]):
+        _mains_row(m, line_hz, line_a, line_b, sampling_rate_hz, table[m])
+
+
+@jit
+def _one_section(xv: np.ndarray, zi: np.ndarray, sos: np.ndarray, sec: int, s0: int,
+                 s1: int) -> None:
+    """Section ``sec`` of the cascade ``sos`` (max_sections, 6), in place on sources
+    ``s0 <= src < s1`` of ``xv`` with the states ``zi[sec, :, s0:s1]``."""
+    b0 = sos[sec, 0]
+    b1 = sos[sec, 1]
+    b2 = sos[sec, 2]
+    a1 = sos[sec, 4]
+    a2 = sos[sec, 5]
+    # 1-D slices indexed from 0 and scalar coefficients: the loop vectorises
+    x = xv[s0:s1]
+    z0 = zi[sec, 0, s0:s1]
+    z1 = zi[sec, 1, s0:s1]
+    for i in range(s1 - s0):
+        xi = x[i]
+        y = b0 * xi + z0[i]
+        z0[i] = b1 * xi - a1 * y + z1[i]
+        z1[i] = b2 * xi - a2 * y
+        x[i] = y
+
+
+@jit
+def _three_sections(xv: np.ndarray, zi: np.ndarray, sos: np.ndarray, sec: int, s0: int,
+                    s1: int) -> None:
+    """Sections ``sec .. sec + 2`` in one pass (the signal stays in registers between them);
+    the same operations in the same order as three :func:`_one_section` passes."""
+    b00 = sos[sec, 0]
+    b01 = sos[sec, 1]
+    b02 = sos[sec, 2]
+    a01 = sos[sec, 4]
+    a02 = sos[sec, 5]
+    b10 = sos[sec + 1, 0]
+    b11 = sos[sec + 1, 1]
+    b12 = sos[sec + 1, 2]
+    a11 = sos[sec + 1, 4]
+    a12 = sos[sec + 1, 5]
+    b20 = sos[sec + 2, 0]
+    b21 = sos[sec + 2, 1]
+    b22 = sos[sec + 2, 2]
+    a21 = sos[sec + 2, 4]
+    a22 = sos[sec + 2, 5]
+    x = xv[s0:s1]
+    s00 = zi[sec, 0, s0:s1]
+    s01 = zi[sec, 1, s0:s1]
+    s10 = zi[sec + 1, 0, s0:s1]
+    s11 = zi[sec + 1, 1, s0:s1]
+    s20 = zi[sec + 2, 0, s0:s1]
+    s21 = zi[sec + 2, 1, s0:s1]
+    for i in range(s1 - s0):
+        xi = x[i]
+        y = b00 * xi + s00[i]
+        s00[i] = b01 * xi - a01 * y + s01[i]
+        s01[i] = b02 * xi - a02 * y
+        xi = y
+        y = b10 * xi + s10[i]
+        s10[i] = b11 * xi - a11 * y + s11[i]
+        s11[i] = b12 * xi - a12 * y
+        xi = y
+        y = b20 * xi + s20[i]
+        s20[i] = b21 * xi - a21 * y + s21[i]
+        s21[i] = b22 * xi - a22 * y
+        x[i] = y
+
+
 @jit
 def synth_block(
     n: int,
@@ -334,18 +613,18 @@ def synth_block(
     strengths: np.ndarray,
     cursor: np.ndarray,
     rng: np.ndarray,
-    sos: np.ndarray,
+    run_ptr: np.ndarray,
+    run_sos: np.ndarray,
     zi: np.ndarray,
     logmod: np.ndarray,
-    env: np.ndarray,
-    target: np.ndarray,
+    envelope: np.ndarray,
     env_alpha: float,
-    lf_ptr: np.ndarray,
-    lf_src: np.ndarray,
-    lf_w: np.ndarray,
+    slot_plan: np.ndarray,
+    slot_w: np.ndarray,
     line_hz: np.ndarray,
     line_a: np.ndarray,
     line_b: np.ndarray,
+    mains: np.ndarray,
     sampling_rate_hz: float,
     rail_uv: float,
     ev_onset: np.ndarray,
@@ -359,20 +638,22 @@ def synth_block(
 ) -> None:
     """Generate samples ``first_index .. first_index + n - 1`` into ``out[:n]``, ``labels[:n]``.
 
-    Sample-major, like the stream; within a sample the sources are processed as vectors
-    (the deviates of all sources, then each filter section over all sources, the envelopes,
-    then each channel gathers its sources), so the compiler can use SIMD across sources.
-    Every value is computed by the same IEEE operations in the same order as the scalar
-    recursion (no reassociation, no fused multiply-add), so the output does not depend on
-    the vector width or on how the caller cuts the stream into blocks.
+    Sample-major, like the stream; within a sample the sources are processed as vectors:
+    the deviates of all sources, then each run of sources with the same filter through each
+    section (scalar coefficients, SIMD across the run), the envelopes, the mains (a table row
+    when periodic), then the lead field slot by slot (SIMD across channels). Every value is
+    computed by the same IEEE operations in the same order as the scalar recursion (no
+    reassociation, no fused multiply-add; each channel adds its sources in source order), so
+    the output does not depend on the vector width, on the layout the packers chose or on how
+    the caller cuts the stream into blocks.
 
     Parameters
     ----------
     n : int
         Number of samples to generate (``<= out.shape[0]``).
     first_index : int
-        Stream index of the first sample; calls must be consecutive (the filter, envelope and
-        RNG states carry the stream).
+        Stream index (>= 0) of the first sample; calls must be consecutive (the filter,
+        envelope and RNG states carry the stream).
     out : ndarray, shape (>= n, n_channels), float64, microvolts
     labels : ndarray, shape (>= n,), int8
         Ground-truth state per sample (from the schedule).
@@ -384,25 +665,31 @@ def synth_block(
     rng : ndarray, shape (4,), uint64
         xoshiro256** state (advanced in place); one deviate per source per sample, drawn
         sample-major, then source by source.
-    sos : ndarray, shape (max_sections, 6, n_sources)
-        Per-source SOS cascades packed by :func:`pack_sections` (``a0 == 1``; identity
-        sections where a source has fewer).
+    run_ptr, run_sos : ndarray, shapes (n_runs + 1,) int64 and (n_runs, max_sections, 6)
+        Source filters by runs of identical cascades (:func:`source_runs` of
+        :func:`pack_sections`; ``a0 == 1``, identity sections where a source has fewer).
     zi : ndarray, shape (max_sections, 2, n_sources)
         Direct-form-II-transposed filter states (updated in place).
     logmod : ndarray, shape (n_states, n_sources)
         Natural log of each source's amplitude factor in each state (0 = unmodulated).
-    env, target : ndarray, shape (n_sources,)
-        Current envelope and its target (``exp(strength * logmod[state])``), in place.
+    envelope : ndarray, shape (2, n_sources)
+        Current envelope (row 0) and its target (row 1, ``exp(strength * logmod[state])``),
+        updated in place.
     env_alpha : float
         One-pole smoothing coefficient of the envelope per sample.
-    lf_ptr, lf_src, lf_w : ndarray
-        Channel-major CSR lead field (:func:`lead_field_by_channel`): channel ``c`` adds
-        ``lf_w[j] * signal[lf_src[j]]`` for ``j`` in ``lf_ptr[c] .. lf_ptr[c + 1] - 1``
-        (microvolts per unit source).
+    slot_plan, slot_w : ndarray, shapes (n_slots, SLOT_HEADER + n_channels) int64 and
+        (n_slots, n_channels) float64
+        Lead field in slots (:func:`lead_field_slots`): for ``s = 0 .. n_slots - 1``
+        channel ``c`` adds ``slot_w[s, c] * signal[slot_plan[s, SLOT_HEADER + c]]``
+        (microvolts per unit source; source ``n_sources`` is a gap).
     line_hz : ndarray, shape (n_harmonics,)
         Frequencies of the mains components.
     line_a, line_b : ndarray, shape (n_harmonics, n_channels)
         Sine and cosine amplitudes (uV) of each component on each channel.
+    mains : ndarray, shape (P, n_channels)
+        One period of the mains (:func:`mains_table` of ``line_hz``, ``line_a``, ``line_b``
+        and ``sampling_rate_hz``), or shape ``(0, n_channels)`` to compute every sample;
+        samples from :func:`mains_table_limit` on are computed directly.
     sampling_rate_hz : float
     rail_uv : float
         Amplifier rail: every sample is clipped to ``[-rail_uv, rail_uv]``.
@@ -415,19 +702,25 @@ def synth_block(
         Per-channel weight of each artifact (0 = channel untouched).
     ev_hold : ndarray, shape (n_events, n_channels)
         Value a flat channel holds (written at the artifact's onset).
-    scratch : ndarray, shape (2, n_sources), float64
-        Work space (the sources' signal of the current sample).
+    scratch : ndarray, shape (n_sources + 1,), float64
+        Work space: the sources' signal of the current sample, then the pad source (kept 0).
     """
-    n_sec = sos.shape[0]
-    n_src = sos.shape[2]
+    n_runs = run_ptr.shape[0] - 1
+    n_sec = run_sos.shape[1]
+    env = envelope[0]
+    target = envelope[1]
+    n_src = env.shape[0]
     n_ch = out.shape[1]
     n_seg = onsets.shape[0]
     n_ev = ev_onset.shape[0]
-    n_harm = line_hz.shape[0]
-    two_pi = 2.0 * math.pi
+    n_slots = slot_plan.shape[0]
     zx = _ZIG_X
     zr = _ZIG_RATIO
-    xv = scratch[0]
+    scratch[n_src] = 0.0  # the pad source of the lead-field slots
+    xv = scratch[:n_src]
+    period = max(mains.shape[0], 1)
+    mains_limit = mains_table_limit(line_hz) if mains.shape[0] > 0 else 0
+    phase_row = first_index % period
     seg = cursor[0]
     while seg > 0 and onsets[seg] > first_index:
         seg -= 1
@@ -442,40 +735,52 @@ def synth_block(
 
         # sources: white deviate -> SOS cascade -> task envelope (vectors over sources)
         _normals_into(rng, xv, zx, zr)
-        for sec in range(n_sec):
-            b0 = sos[sec, 0]
-            b1 = sos[sec, 1]
-            b2 = sos[sec, 2]
-            a1 = sos[sec, 4]
-            a2 = sos[sec, 5]
-            z0 = zi[sec, 0]
-            z1 = zi[sec, 1]
-            for src in range(n_src):
-                x = xv[src]
-                y = b0[src] * x + z0[src]
-                z0[src] = b1[src] * x - a1[src] * y + z1[src]
-                z1[src] = b2[src] * x - a2[src] * y
-                xv[src] = y
+        for run in range(n_runs):
+            s0 = run_ptr[run]
+            s1 = run_ptr[run + 1]
+            sec = 0
+            while n_sec - sec >= 3:
+                _three_sections(xv, zi, run_sos[run], sec, s0, s1)
+                sec += 3
+            while sec < n_sec:
+                _one_section(xv, zi, run_sos[run], sec, s0, s1)
+                sec += 1
         for src in range(n_src):
             e = env[src] + env_alpha * (target[src] - env[src])
             env[src] = e
             xv[src] = xv[src] * e
 
-        # mains interference (phase is a function of the absolute sample index only), then
-        # each channel gathers its sources in source order
-        for ch in range(n_ch):
-            out[k, ch] = 0.0
-        for h in range(n_harm):
-            phase = two_pi * ((idx * line_hz[h]) % sampling_rate_hz) / sampling_rate_hz
-            sn = math.sin(phase)
-            cs = math.cos(phase)
+        # mains interference (a function of the absolute sample index only), then each
+        # channel gathers its sources in source order, slot by slot
+        row = out[k]
+        if idx < mains_limit:
+            mrow = mains[phase_row]
             for ch in range(n_ch):
-                out[k, ch] += line_a[h, ch] * sn + line_b[h, ch] * cs
-        for ch in range(n_ch):
-            acc = out[k, ch]
-            for j in range(lf_ptr[ch], lf_ptr[ch + 1]):
-                acc += lf_w[j] * xv[lf_src[j]]
-            out[k, ch] = acc
+                row[ch] = mrow[ch]
+        else:
+            _mains_row(idx, line_hz, line_a, line_b, sampling_rate_hz, row)
+        phase_row += 1
+        if phase_row == period:
+            phase_row = 0
+        for s in range(n_slots):
+            kind = slot_plan[s, 0]
+            off = slot_plan[s, 1]
+            c0 = slot_plan[s, 2]
+            c1 = slot_plan[s, 3]
+            ss = slot_plan[s, SLOT_HEADER + c0:SLOT_HEADER + c1]
+            sw = slot_w[s, c0:c1]
+            acc = row[c0:c1]
+            if kind == SLOT_DIAGONAL:
+                sx = scratch[c0 + off:c1 + off]
+                for i in range(c1 - c0):
+                    acc[i] += sw[i] * sx[i] if ss[i] != n_src else 0.0
+            elif kind == SLOT_BROADCAST:
+                xb = scratch[off]
+                for i in range(c1 - c0):
+                    acc[i] += sw[i] * xb if ss[i] != n_src else 0.0
+            else:
+                for i in range(c1 - c0):
+                    acc[i] += sw[i] * scratch[ss[i]]
 
         # artifacts
         ev = cursor[1]

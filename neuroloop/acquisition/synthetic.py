@@ -425,13 +425,14 @@ class SyntheticSource(GeneratedSource):
         m = self._model
         n_src = m.sos.shape[0]
         self._rng = K.xoshiro_seed_state(opts.seed, opts.segment, _STREAM_NOISE)
-        self._sos = K.pack_sections(m.sos, m.n_sections)
+        self._runs = K.source_runs(K.pack_sections(m.sos, m.n_sections))
         self._zi = np.zeros((m.sos.shape[1], 2, n_src))
-        self._lead_field = K.lead_field_by_channel(m.mix_ptr, m.mix_ch, m.mix_w,
-                                                   len(spec.channel_names))
-        self._scratch = np.zeros((2, n_src))
-        self._env = np.ones(n_src)
-        self._target = np.ones(n_src)
+        self._slots = K.lead_field_slots(
+            *K.lead_field_by_channel(m.mix_ptr, m.mix_ch, m.mix_w, len(spec.channel_names)),
+            n_src)
+        self._mains = K.mains_table(m.line_hz, m.line_a, m.line_b, fs)
+        self._scratch = np.zeros(n_src + 1)
+        self._envelope = np.ones((2, n_src))  # current envelope, its target
         self._cursor = np.array([0, 0, -1], np.int64)
         self._env_alpha = 1.0 - math.exp(-1.0 / (m.envelope_tau_s * fs))
 
@@ -504,9 +505,9 @@ class SyntheticSource(GeneratedSource):
         K.synth_block(
             1, self._next_index, self._buf, self._lab,
             self.schedule.onsets, self.schedule.states, self.schedule.strengths,
-            self._cursor.copy(), self._rng.copy(), self._sos, self._zi.copy(),
-            m.logmod, self._env.copy(), self._target.copy(), self._env_alpha,
-            *self._lead_field, m.line_hz, m.line_a, m.line_b,
+            self._cursor.copy(), self._rng.copy(), *self._runs, self._zi.copy(),
+            m.logmod, self._envelope.copy(), self._env_alpha,
+            *self._slots, m.line_hz, m.line_a, m.line_b, self._mains,
             self.info.sampling_rate_hz, self.rail_uv,
             self.artifacts.onset, self.artifacts.length, self.artifacts.kind,
             self.artifacts.amp, self.artifacts.tau, self.artifacts.weights,
@@ -558,11 +559,13 @@ class SyntheticSource(GeneratedSource):
         m = self._model
         a = self.artifacts
         s = self.schedule
-        K.synth_block(
+        run_ptr, run_sos = self._runs
+        slot_plan, slot_w = self._slots
+        K.synth_block(  # no *args: a star call builds a list before the argument tuple
             n, first, out, labels, s.onsets, s.states, s.strengths, self._cursor, self._rng,
-            self._sos, self._zi, m.logmod, self._env, self._target,
-            self._env_alpha, *self._lead_field, m.line_hz, m.line_a, m.line_b,
-            self.info.sampling_rate_hz, self.rail_uv,
+            run_ptr, run_sos, self._zi, m.logmod, self._envelope,
+            self._env_alpha, slot_plan, slot_w, m.line_hz, m.line_a, m.line_b,
+            self._mains, self.info.sampling_rate_hz, self.rail_uv,
             a.onset, a.length, a.kind, a.amp, a.tau, a.weights, a.hold, self._scratch,
         )
         self._next_index = first + n

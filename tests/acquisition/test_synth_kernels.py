@@ -142,15 +142,19 @@ def test_source_filter_is_sosfilt_with_state_across_blocks(sos: np.ndarray) -> N
     args = dict(
         onsets=np.zeros(1, np.int64), states=np.zeros(1, np.int8), strengths=np.ones(1),
         cursor=np.array([0, 0, -1], np.int64), rng=rng,
-        sos=K.pack_sections(sos3, np.array([sos.shape[0]], np.int64)), zi=zi,
-        logmod=np.zeros((1, 1)), env=np.ones(1), target=np.ones(1), env_alpha=0.5,
-        lf_ptr=np.array([0, 1], np.int64), lf_src=np.zeros(1, np.int64),
-        lf_w=np.array([2.5]), line_hz=np.zeros(0), line_a=np.zeros((0, 1)),
+        zi=zi, logmod=np.zeros((1, 1)), envelope=np.ones((2, 1)), env_alpha=0.5,
+        line_hz=np.zeros(0), line_a=np.zeros((0, 1)),
         line_b=np.zeros((0, 1)), sampling_rate_hz=586.0, rail_uv=1e300,
         ev_onset=np.zeros(0, np.int64), ev_len=np.zeros(0, np.int64),
         ev_kind=np.zeros(0, np.int8), ev_amp=np.zeros(0), ev_tau=np.zeros(0),
-        ev_w=np.zeros((0, 1)), ev_hold=np.zeros((0, 1)), scratch=np.zeros((2, 1)),
+        ev_w=np.zeros((0, 1)), ev_hold=np.zeros((0, 1)), scratch=np.zeros(2),
     )
+    args["run_ptr"], args["run_sos"] = K.source_runs(
+        K.pack_sections(sos3, np.array([sos.shape[0]], np.int64)))
+    args["slot_plan"], args["slot_w"] = K.lead_field_slots(
+        np.array([0, 1], np.int64), np.zeros(1, np.int64), np.array([2.5]), 1)
+    args["mains"] = K.mains_table(
+        args["line_hz"], args["line_a"], args["line_b"], 586.0)
     pos = 0
     for size in (1, 1000, 59, 1940):
         part = np.empty((size, 1))
