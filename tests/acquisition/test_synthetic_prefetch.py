@@ -69,10 +69,10 @@ def test_the_thread_generates_ahead_of_the_reader():
     assert producer is not None
     # the ring fills without anybody reading
     for _ in range(200):
-        if producer._filled._value == producer.depth:  # noqa: SLF001 - white-box check
+        if producer.filled_count == producer.depth:  # noqa: SLF001 - white-box check
             break
         threading.Event().wait(0.01)
-    assert producer._filled._value == producer.depth  # noqa: SLF001
+    assert producer.filled_count == producer.depth  # noqa: SLF001
     src.close()
     assert not producer._thread.is_alive()  # noqa: SLF001
 
@@ -92,20 +92,20 @@ def test_release_when_idle_refills_only_when_the_reader_waits():
     src.start_prefetch(59, release_when_idle=True)
     producer = src._producer  # noqa: SLF001
     for _ in range(200):  # the ring fills
-        if producer._filled._value == producer.depth:  # noqa: SLF001
+        if producer.filled_count == producer.depth:  # noqa: SLF001
             break
         threading.Event().wait(0.01)
     for _ in range(3):
         assert src.read(59) is not None
     threading.Event().wait(0.2)
     # two chunks were read to the end, none handed back yet: nothing was refilled
-    assert producer._filled._value == producer.depth - 3  # noqa: SLF001
+    assert producer.filled_count == producer.depth - 3  # noqa: SLF001
     src.idle()
     for _ in range(200):
-        if producer._filled._value == producer.depth - 1:  # noqa: SLF001
+        if producer.filled_count == producer.depth - 1:  # noqa: SLF001
             break
         threading.Event().wait(0.01)
-    assert producer._filled._value == producer.depth - 1  # noqa: SLF001
+    assert producer.filled_count == producer.depth - 1  # noqa: SLF001
     # and the stream is still the direct one
     ref, _ = _direct(59 * 6)
     got = [src.read(59).data.copy() for _ in range(3)]  # samples 177..353
