@@ -114,6 +114,11 @@ class LoopListener:
         """Called once before the first cycle with the run's metadata (config, channel
         info, versions, decoder hash)."""
 
+    def on_armed(self, armed_ns: int) -> None:
+        """The supervisor was armed at ``armed_ns`` (loop clock), later than the ``armed_ns``
+        that :meth:`on_start`'s metadata planned (a live run arms after every listener has
+        started, back to back with the device). Must be cheap: the first cycle follows."""
+
     def on_samples(self, data: np.ndarray, first_index: int) -> None:
         """Raw samples exactly as received, (n_samples, n_channels) float64, in stream order."""
 

@@ -87,6 +87,9 @@ class RawChannelSubset(LoopListener):
             np.take(data if m == n else data[k:k + m], self.index, axis=1, out=out)
             self.inner.on_samples(out, first_index + k)
 
+    def on_armed(self, armed_ns: int) -> None:
+        self.inner.on_armed(armed_ns)
+
     def on_cycle(self, record: np.ndarray) -> None:
         self.inner.on_cycle(record)
 

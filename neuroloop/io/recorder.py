@@ -267,6 +267,13 @@ class SessionRecorder(LoopListener):
                                         daemon=True)
         self._thread.start()
 
+    def on_armed(self, armed_ns: int) -> None:
+        """Keep the arming time replay repeats; ``meta.json`` is rewritten by the writer
+        thread at its next flush (nothing slow in the control thread before cycle 0)."""
+        if self._started and not self._stopped:
+            self.meta["armed_ns"] = int(armed_ns)  # an existing key: the dict keeps its size
+            self._meta_dirty = True
+
     def on_samples(self, data: np.ndarray, first_index: int) -> None:
         """Copy one block of raw samples (n, n_channels) into the ring (no allocation)."""
         ring = self._samples

@@ -524,11 +524,11 @@ class Session:
         try:
             gc.collect()
             gc.freeze()
-            armed_ns = self.armed_ns if self.armed_ns is not None else self.clock.now_ns()
+            planned_ns = self.armed_ns if self.armed_ns is not None else self.clock.now_ns()
             if isinstance(self.clock, SimClock):
-                self.clock.set(armed_ns)
+                self.clock.set(planned_ns)
             meta = self.meta()
-            meta["armed_ns"] = int(armed_ns)
+            meta["armed_ns"] = int(planned_ns)
             for listener in list(loop.listeners):  # a recorder opens its files here
                 try:
                     listener.on_start(meta)
@@ -537,10 +537,24 @@ class Session:
             if max_cycles is None and loop.replay_cycles is None:
                 duration = self.options.duration_s or self.scenario.runtime.duration_s
                 max_cycles = max(1, int(round(duration / self.scenario.hop_s)))
-            arm_events = self.supervisor.arm(armed_ns)
+            # The device first, then the supervisor, back to back after every listener has
+            # started: the supervisor's slew reference (its ARM + guard) must not come before
+            # the device's (ARM received), or it grants a first rise the device refuses
+            # (NAK LIMIT -> FAULT latched for the whole run; seen with --record, whose files
+            # open in on_start). A replay arms at its recorded time.
             device_arm = getattr(self.stimulator, "arm", None)
             if callable(device_arm):  # a real or simulated device arms explicitly, authenticated
                 device_arm()
+            armed_ns = planned_ns if self.armed_ns is not None else self.clock.now_ns()
+            arm_events = self.supervisor.arm(armed_ns)
+            if armed_ns != planned_ns:
+                for listener in list(loop.listeners):  # the recorder keeps the real time
+                    on_armed = getattr(listener, "on_armed", None)  # duck-typed ones may lack it
+                    try:
+                        if on_armed is not None:
+                            on_armed(armed_ns)
+                    except Exception as exc:  # noqa: BLE001
+                        loop._detach(listener, exc)
             if arm_events:
                 loop._note_events(arm_events)
             try:

@@ -71,3 +71,45 @@ def test_link_inputs_of_a_device_run_replay_identically(small_bsi, bsi_decoder_f
         meta["counts"]["events"] = len(kept)
         (rec_dir / "meta.json").write_text(json.dumps(meta))
     assert replay_recording(rec_dir, check=True) == 1
+
+
+def test_a_live_run_arms_after_slow_listeners_and_replays_identically(
+        small_bsi, bsi_decoder_file, tmp_path, capsys) -> None:
+    """The supervisor arms after every listener has started and after the device, not at the
+    time the metadata planned before a slow listener (a recorder opening files, here 0.3 s):
+    its slew reference must not precede the device's, or it grants a first rise the device
+    refuses. The recording keeps the real arming time, so the run replays --check identical."""
+    import time
+
+    from neuroloop.records import LoopListener
+    from neuroloop.stimulation.stimulators import SimulatedStimulator
+
+    times: dict[str, int] = {}
+
+    class SlowStart(LoopListener):
+        def on_start(self, meta: dict) -> None:
+            times["planned"] = int(meta["armed_ns"])
+            time.sleep(0.3)
+
+    class Device(SimulatedStimulator):
+        def arm(self) -> None:
+            times["device"] = time.perf_counter_ns()
+
+    arm_events: list[dict] = []
+
+    class Events(LoopListener):
+        def on_events(self, events: list) -> None:
+            arm_events.extend(e for e in events if e.get("reason") == "arm")
+
+    rec_dir = tmp_path / "rec"
+    opts = RunOptions(fast=False, decoder_path=bsi_decoder_file, duration_s=1.0,
+                      stimulator=Device(16), realtime_priority=None)
+    session = Session(small_bsi, opts)
+    session.save_decoder(rec_dir)
+    opts.listeners = [SlowStart(), SessionRecorder(rec_dir), Events()]
+    session.open()
+    session.run()
+    armed = json.loads((rec_dir / "meta.json").read_text())["armed_ns"]
+    assert times["planned"] + 300_000_000 <= times["device"] <= armed
+    assert [e["time_ns"] for e in arm_events] == [armed]
+    assert replay_recording(rec_dir, check=True) == 0, capsys.readouterr().err
