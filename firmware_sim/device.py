@@ -380,12 +380,19 @@ class FirmwareDevice:
         Advances the frame counter and the newest-sample index whether or not the frame
         reaches the host (fault injection may drop it afterwards).
         """
+        return self.encode(self.data_message(samples, labels), now_us)
+
+    def data_message(self, samples: np.ndarray, labels: np.ndarray | None) -> Data:
+        """The next DATA message, not yet encoded (the simulator encodes it when the line
+        takes it, :mod:`firmware_sim.txqueue`); advances the frame counter and the
+        newest-sample index like :meth:`data_frame`. ``samples`` is referenced, not copied.
+        """
         spf = samples.shape[0]
         first = self.frame_counter * self.cfg.stream.samples_per_frame
         msg = Data(self.frame_counter, first, self.cfg.stream.uv_per_lsb, samples, labels)
         self.frame_counter += 1
         self.newest_sample = first + spf - 1
-        return self.encode(msg, now_us)
+        return msg
 
     def _ack(self, frame: Frame, now_us: int, applied: bool = False,
              latency_us: int = NO_LATENCY) -> bytes:

@@ -6,6 +6,10 @@ as it arrives), when the next DATA frame is due, when a delayed frame is due, or
 has been acquired, ``t0 + ((k + 1) * samples_per_frame) / fs`` on the device clock, computed
 from the frame index (drift-free); a late wake-up sends the overdue frames at once, never
 skips one.
+
+Replies before bulk data: DATA frames wait, unencoded, in a :class:`~firmware_sim.txqueue.
+DataFifo` and go to the line one at a time when it is free, so an ACK, NAK or INFO (and the
+housekeeping frames) never waits behind a backlog of bins (see :mod:`firmware_sim.txqueue`).
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import numpy as np
 
 from neuroloop.link.framing import warm_up as warm_up_framing
 from neuroloop.link.keys import LinkKeys
-from neuroloop.link.messages import FaultFlag
+from neuroloop.link.messages import Data, FaultFlag
 from neuroloop.stats import percentiles_us
 
 from .device import DeviceConfig, FirmwareDevice
 from .faults import FaultConfig, LinkFaults
 from .streamer import Streamer
 from .transport import PtyTransport, SocketTransport, Transport, TransportClosed
+from .txqueue import DataFifo
 
 __all__ = ["Simulator"]
 
@@ -72,6 +77,10 @@ class Simulator:
         self.stopped_by = ""
         self.frames_produced = 0
         self._late: list[int] = []  # how late each DATA frame left, us (scheduling jitter)
+        s = streamer.info
+        #: DATA frames waiting for the line (replies overtake them).
+        self.data_fifo = DataFifo(s.samples_per_frame, len(s.channel_names),
+                                  transport.max_queued_bytes)
 
     # ------------------------------------------------------------------ helpers
     def now_us(self) -> int:
@@ -99,6 +108,23 @@ class Simulator:
         if not self.transport.send(self.faults.corrupt_tx(frame)):
             # nobody reads the line: the device says so in its next STATUS
             self.device.fault_flags |= FaultFlag.TX_OVERFLOW
+
+    def _queue_data(self, msg: Data, due_us: int, now_us: int) -> None:
+        """Hand a DATA frame to the line if it is free and nothing waits, else to the FIFO."""
+        if not self.link_up:
+            return
+        if not self.data_fifo and self.transport.idle:
+            self._send([self.device.encode(msg, due_us)], now_us)
+        elif not self.data_fifo.push(msg, due_us):
+            self.device.fault_flags |= FaultFlag.TX_OVERFLOW
+
+    def _pump_data(self, now_us: int) -> None:
+        """Move waiting DATA frames to the line while it is free, encoding each as it goes
+        (so its sequence number follows every reply already sent)."""
+        fifo = self.data_fifo
+        while fifo and self.link_up and self.transport.idle:
+            msg, due = fifo.pop()
+            self._send([self.device.encode(msg, due)], now_us)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:
@@ -140,6 +166,7 @@ class Simulator:
                     dev.reboot(now)
                     silent_until = now + int(cfg.reboot_time_ms * 1000)
                     self.faults.released(2**62)  # frames in flight die with the radio
+                    self.data_fifo.clear()
                 if open_at is not None and now >= open_at:
                     open_at = None
                     dev.impedance.open_contact(int(cfg.open_contact))  # type: ignore[arg-type]
@@ -169,12 +196,12 @@ class Simulator:
                     while dev.streaming and now >= dev.frame_due_us(dev.frame_counter):
                         due = int(dev.frame_due_us(dev.frame_counter))
                         samples, labels = self.streamer.next_frame()
-                        frame = dev.data_frame(samples, labels, due)
+                        msg = dev.data_message(samples, labels)
                         self.frames_produced += 1
                         self._late.append(now - due)
                         last_stream_us = due
                         if not self.faults.drop_data_frame():
-                            self._send([frame], now)
+                            self._queue_data(msg, due, now)
                         else:
                             self._log({"kind": "inject", "time_us": now, "fault": "drop_frame",
                                        "frame_counter": dev.frame_counter - 1})
@@ -187,6 +214,7 @@ class Simulator:
                         self._transmit(f)
                     try:
                         self.transport.flush()
+                        self._pump_data(now)
                     except TransportClosed:
                         self.link_up = False
                 # a pty whose cable was pulled: run on until the output is safely off
@@ -238,7 +266,9 @@ class Simulator:
             "device": dict(dev.counters), "naks_by_reason": dict(dev.naks_by_reason),
             "rx": dev.parser.counters(), "injected": self.faults.counters(),
             "noise_bursts": self.streamer.noise_bursts,
-            "tx_overflow": self.transport.tx_overflow, "bytes_sent": self.transport.bytes_sent,
+            "tx_overflow": self.transport.tx_overflow + self.data_fifo.overflow,
+            "data_fifo_high_water": self.data_fifo.high_water,
+            "bytes_sent": self.transport.bytes_sent,
             "stim_latency_us": _pct(dev.latencies_us), "frame_lateness_us": _pct(self._late),
             "slowest_stims": [{"latency_us": a, "applied_us": b, "seq": c, "hop_last_sample": d}
                               for a, b, c, d in reversed(dev.slow_stims)],
