@@ -57,6 +57,9 @@ class Simulator:
         Monotonic clock (``time.monotonic_ns``); injectable for tests.
     """
 
+    #: Overdue DATA frames produced per wake-up at most, before the host's input is read again.
+    MAX_FRAMES_PER_WAKE = 8
+
     def __init__(self, *, transport: Transport, keys: LinkKeys, streamer: Streamer,
                  config: DeviceConfig, faults: FaultConfig | None = None, seed: int = 0,
                  log: IO[str] | None = None, duration_s: float | None = None,
@@ -77,6 +80,8 @@ class Simulator:
         self.stopped_by = ""
         self.frames_produced = 0
         self._late: list[int] = []  # how late each DATA frame left, us (scheduling jitter)
+        #: Times a due frame waited because the patient model was behind real time.
+        self.model_waits = 0
         s = streamer.info
         #: DATA frames waiting for the line (replies overtake them).
         self.data_fifo = DataFifo(s.samples_per_frame, len(s.channel_names),
@@ -173,6 +178,7 @@ class Simulator:
                     self._log({"kind": "inject", "time_us": now, "fault": "open_contact",
                                "contact": cfg.open_contact})
                 silent = now < silent_until
+                model_behind = False
                 # line speed (pty): a mismatch turns the line into noise both ways
                 if is_pty and self.link_up:
                     self.transport.line_speed_matches()  # type: ignore[attr-defined]
@@ -193,7 +199,17 @@ class Simulator:
                         if gap > 0:
                             self.streamer.skip(gap)
                         last_stream_us = None
-                    while dev.streaming and now >= dev.frame_due_us(dev.frame_counter):
+                    # overdue frames go out at once, but never by waiting for the patient
+                    # model (a model behind real time on a busy machine): the host's bytes
+                    # are read, and its ARM/STOP answered, between any two frames
+                    burst = 0
+                    while dev.streaming and now >= dev.frame_due_us(dev.frame_counter) \
+                            and burst < self.MAX_FRAMES_PER_WAKE:
+                        if not self.streamer.frame_ready():
+                            model_behind = True
+                            self.model_waits += 1
+                            break
+                        burst += 1
                         due = int(dev.frame_due_us(dev.frame_counter))
                         samples, labels = self.streamer.next_frame()
                         msg = dev.data_message(samples, labels)
@@ -206,7 +222,8 @@ class Simulator:
                             self._log({"kind": "inject", "time_us": now, "fault": "drop_frame",
                                        "frame_counter": dev.frame_counter - 1})
                         self.streamer.apply_output(dev.output)  # a patient that reacts hears it
-                        self.streamer.prepare()
+                        if self.streamer.frame_ready():
+                            self.streamer.prepare()
                     self._send(dev.tick(now), now)
                 # output
                 if self.link_up:
@@ -226,7 +243,9 @@ class Simulator:
                 # sleep until the next event
                 wake = now + self.tick_us
                 if dev.streaming and not silent:
-                    wake = min(wake, int(dev.frame_due_us(dev.frame_counter)))
+                    # a frame due while the model is behind: look again in a millisecond
+                    due_next = int(dev.frame_due_us(dev.frame_counter))
+                    wake = min(wake, max(due_next, now + 1000) if model_behind else due_next)
                 rel = self.faults.next_release_us()
                 if rel is not None:
                     wake = min(wake, rel)
@@ -268,6 +287,7 @@ class Simulator:
             "noise_bursts": self.streamer.noise_bursts,
             "tx_overflow": self.transport.tx_overflow + self.data_fifo.overflow,
             "data_fifo_high_water": self.data_fifo.high_water,
+            "model_waits": self.model_waits,
             "bytes_sent": self.transport.bytes_sent,
             "stim_latency_us": _pct(dev.latencies_us), "frame_lateness_us": _pct(self._late),
             "slowest_stims": [{"latency_us": a, "applied_us": b, "seq": c, "hop_last_sample": d}

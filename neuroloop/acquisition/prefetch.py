@@ -69,6 +69,8 @@ class ChunkProducer:
         self._error: BaseException | None = None
         self._write = 0  # next slot the producer fills
         self._read = 0   # next slot the consumer takes
+        self._produced = 0  # chunks filled so far (written by the producer only)
+        self._taken = 0     # chunks taken so far (written by the consumer only)
         self._ended = False
         self._thread = threading.Thread(target=self._run, name="neuroloop-prefetch", daemon=True)
 
@@ -98,12 +100,14 @@ class ChunkProducer:
                 self.first[slot] = self._next_first
                 self._next_first += n
                 self._write = (slot + 1) % self.depth
+                self._produced += 1
                 self._filled.release()
                 if n == 0:
                     return  # end of a finite stream: the consumer sees an empty chunk
         except BaseException as exc:  # noqa: BLE001 - handed to the reader
             self._error = exc
             self.n[self._write] = 0
+            self._produced += 1
             self._filled.release()
 
     # -- consumer ---------------------------------------------------------------------------
@@ -119,6 +123,7 @@ class ChunkProducer:
             return -1
         if not self._filled.acquire(timeout=timeout):
             return -1
+        self._taken += 1
         if self._error is not None:
             self._ended = True
             raise self._error
@@ -133,6 +138,13 @@ class ChunkProducer:
         """Hand the oldest taken slot back to the producer (after its samples were copied
         out); slots are released in the order they were taken."""
         self._free.release()
+
+    @property
+    def ready(self) -> bool:
+        """True when :meth:`take` would not wait: a filled chunk (or the end of the stream,
+        or the producer's error) is there. For a consumer that must not block (firmware_sim
+        answers its host while its patient model catches up)."""
+        return self._ended or self._produced > self._taken
 
     @property
     def ended(self) -> bool:

@@ -57,6 +57,9 @@ class BinStreamer:
     def next_frame(self) -> tuple[np.ndarray, np.ndarray]:
         return self._q, self._labels
 
+    def frame_ready(self) -> bool:
+        return True
+
     def prepare(self) -> None:
         pass
 
@@ -158,6 +161,88 @@ def test_arm_and_stop_are_answered_ahead_of_a_data_backlog(rig: Rig) -> None:
     c = link.counters
     assert c["replayed_frames"] == 0
     assert link.protocol.parser.malformed == 0 and link.protocol.parser.crc_errors == 0
+
+
+class SlowModel(BinStreamer):
+    """A patient model that falls behind real time: while ``stalled`` is set, the next frame
+    is not there (asking for it blocks, as the intracortical model's producer thread does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled = threading.Event()
+        self._released = threading.Event()
+        self._released.set()
+
+    def frame_ready(self) -> bool:
+        return not self.stalled.is_set()
+
+    def next_frame(self) -> tuple[np.ndarray, np.ndarray]:
+        while self.stalled.is_set():
+            time.sleep(0.005)
+        return super().next_frame()
+
+
+def test_arm_is_answered_while_the_patient_model_is_behind_real_time() -> None:
+    """On a busy machine the intracortical model (its own thread) falls behind; the simulator
+    used to wait for it inside its catch-up loop and read nothing from the host meanwhile."""
+    streamer = SlowModel()
+    sim = Simulator(transport=PtyTransport(3_000_000), keys=KEYS, streamer=streamer,
+                    config=DeviceConfig(stream=streamer.info,
+                                        array=electrode_array("paddle-5-6-5")),
+                    duration_s=60.0)
+    thread = threading.Thread(target=sim.run, name="firmware-sim", daemon=True)
+    thread.start()
+    link = DeviceLink(sim.transport.address, keys=KEYS, baudrate=3_000_000,
+                      settings=LinkSettings(auto_arm=False, realtime_priority=None))
+    try:
+        link.open()
+        time.sleep(0.2)
+        streamer.stalled.set()
+        time.sleep(0.3)  # frames are due and the model has none
+        link.arm(timeout_s=0.3)
+        assert link.send_stop()
+        deadline = time.monotonic() + 0.3
+        while sim.device.counters["stops"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert sim.device.counters["stops"] == 1
+        assert sim.model_waits > 0
+        produced = sim.frames_produced
+        streamer.stalled.clear()  # the model catches up: every overdue frame goes out
+        time.sleep(0.5)
+        assert sim.frames_produced >= produced + 20
+        assert link.counters["frames_lost"] == 0 and link.counters["replayed_frames"] == 0
+    finally:
+        streamer.stalled.clear()
+        link.close()
+        sim.request_stop()
+        thread.join(10.0)
+
+
+def test_chunk_producer_says_whether_a_chunk_waits() -> None:
+    from neuroloop.acquisition.prefetch import ChunkProducer
+
+    go = threading.Event()
+
+    def fill(out: np.ndarray, labels: np.ndarray) -> int:
+        go.wait(5.0)
+        go.clear()
+        out[...] = 1.0
+        return out.shape[0]
+
+    p = ChunkProducer(fill, first_index=0, n_channels=2, chunk_samples=3, depth=2).start()
+    try:
+        assert not p.ready
+        go.set()
+        deadline = time.monotonic() + 5.0
+        while not p.ready and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert p.ready
+        slot = p.take(timeout=0.0)
+        assert slot == 0 and not p.ready
+        p.release()
+    finally:
+        go.set()
+        p.stop()
 
 
 class _Line(Transport):
