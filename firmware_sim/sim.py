@@ -25,7 +25,7 @@ import numpy as np
 from neuroloop.link.framing import warm_up as warm_up_framing
 from neuroloop.link.keys import LinkKeys
 from neuroloop.link.messages import Data, FaultFlag
-from neuroloop.stats import percentiles_us
+from neuroloop.stats import LatencyLog, percentiles_us
 
 from .device import DeviceConfig, FirmwareDevice
 from .faults import FaultConfig, LinkFaults
@@ -79,7 +79,8 @@ class Simulator:
         self.link_up = True
         self.stopped_by = ""
         self.frames_produced = 0
-        self._late: list[int] = []  # how late each DATA frame left, us (scheduling jitter)
+        # how late each DATA frame left, us (scheduling jitter): the last 65536 frames
+        self._late = LatencyLog(1 << 16)
         #: Times a due frame waited because the patient model was behind real time.
         self.model_waits = 0
         s = streamer.info
@@ -214,7 +215,7 @@ class Simulator:
                         samples, labels = self.streamer.next_frame()
                         msg = dev.data_message(samples, labels)
                         self.frames_produced += 1
-                        self._late.append(now - due)
+                        self._late.add(now - due)
                         last_stream_us = due
                         if not self.faults.drop_data_frame():
                             self._queue_data(msg, due, now)
@@ -274,13 +275,12 @@ class Simulator:
     def summary(self) -> dict[str, Any]:
         """Counters of the run so far."""
         dev = self.device
-        trains = [t for t in dev.log if not t.ramp]
         return {
             "kind": "summary", "time_us": self.now_us(), "stopped_by": self.stopped_by,
             "session": f"0x{dev.session:08x}", "state": dev.state.name,
             "frames_produced": self.frames_produced,
             "frames_sent": self.frames_produced - self.faults.frames_dropped,
-            "pulse_trains": len(trains), "ramps": len(dev.log) - len(trains),
+            "pulse_trains": dev.trains_started, "ramps": dev.ramps_started,
             "battery_pct": round(dev.battery.soc_pct, 3),
             "device": dict(dev.counters), "naks_by_reason": dict(dev.naks_by_reason),
             "rx": dev.parser.counters(), "injected": self.faults.counters(),
@@ -289,15 +289,15 @@ class Simulator:
             "data_fifo_high_water": self.data_fifo.high_water,
             "model_waits": self.model_waits,
             "bytes_sent": self.transport.bytes_sent,
-            "stim_latency_us": _pct(dev.latencies_us), "frame_lateness_us": _pct(self._late),
+            "stim_latency_us": _pct(dev.latency_log), "frame_lateness_us": _pct(self._late),
             "slowest_stims": [{"latency_us": a, "applied_us": b, "seq": c, "hop_last_sample": d}
                               for a, b, c, d in reversed(dev.slow_stims)],
         }
 
 
-def _pct(values: list[int]) -> dict[str, float]:
-    """p50/p99/p99.9/max of microsecond samples, with their count."""
-    if not values:
+def _pct(log: LatencyLog) -> dict[str, float]:
+    """p50/p99/p99.9/max of the retained microsecond samples, with the count of all."""
+    if not log.count:
         return {"n": 0}
-    return {"n": len(values),
-            **percentiles_us(np.asarray(values, dtype=np.float64) * 1000.0, digits=1)}
+    return {"n": log.count,
+            **percentiles_us(log.values().astype(np.float64) * 1000.0, digits=1)}
