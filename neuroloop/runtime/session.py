@@ -524,14 +524,6 @@ class Session:
         try:
             gc.collect()
             gc.freeze()
-            # A device arms first: its own slew reference (the time ARM reached it) must not
-            # come after the supervisor's, or the supervisor grants a rise the device refuses
-            # (a NAK LIMIT at the first hops, latched as a device fault). The heartbeat thread
-            # keeps the device's watchdog fed until the loop runs (the listeners' start costs
-            # milliseconds, well inside the link's liveness timeout).
-            device_arm = getattr(self.stimulator, "arm", None)
-            if callable(device_arm) and self.armed_ns is None:
-                device_arm()
             armed_ns = self.armed_ns if self.armed_ns is not None else self.clock.now_ns()
             if isinstance(self.clock, SimClock):
                 self.clock.set(armed_ns)
@@ -546,8 +538,9 @@ class Session:
                 duration = self.options.duration_s or self.scenario.runtime.duration_s
                 max_cycles = max(1, int(round(duration / self.scenario.hop_s)))
             arm_events = self.supervisor.arm(armed_ns)
-            if callable(device_arm) and self.armed_ns is not None:
-                device_arm()  # a replay driving a device (never in practice): as before
+            device_arm = getattr(self.stimulator, "arm", None)
+            if callable(device_arm):  # a real or simulated device arms explicitly, authenticated
+                device_arm()
             if arm_events:
                 loop._note_events(arm_events)
             try:
