@@ -81,7 +81,7 @@ class Simulator:
         self.frames_produced = 0
         # how late each DATA frame left, us (scheduling jitter): the last 65536 frames
         self._late = LatencyLog(1 << 16)
-        #: Times a due frame waited because the patient model was behind real time.
+        #: Wake-ups that found a due frame not ready (the patient model behind real time).
         self.model_waits = 0
         s = streamer.info
         #: DATA frames waiting for the line (replies overtake them).
