@@ -289,8 +289,9 @@ class FirmwareDevice:
     counters : dict of str to int
     """
 
-    #: Pulse trains kept in :attr:`log` (a new STIM per control hop starts one: ~50/s).
-    TRAINS_KEPT = 4096
+    #: Pulse trains kept in :attr:`log` (a new STIM per control hop starts one, up to 50/s;
+    #: ~0.9 kB each, so the log fills within a minute or two of stimulation, then stays flat).
+    TRAINS_KEPT = 1024
     #: Latencies kept for the summary's percentiles (22 min of STIMs at 50/s).
     LATENCIES_KEPT = 1 << 16
 
