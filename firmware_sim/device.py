@@ -71,6 +71,7 @@ from neuroloop.link.messages import (
 from neuroloop.link.parser import StreamParser
 from neuroloop.safety.limits import SafetyLimits
 from neuroloop.safety.validate import validate
+from neuroloop.stats import LatencyLog
 from neuroloop.stimulation.command import WAVEFORM_BIPHASIC_SYMMETRIC, StimCommand
 from neuroloop.stimulation.electrodes import ElectrodeArray, electrode_array
 
@@ -282,9 +283,17 @@ class FirmwareDevice:
     output : StimCommand
         What the output stage delivers now.
     log : list of PulseTrain
-        Every pulse train delivered since power-on (the running one last, ``stop_us`` None).
+        The pulse trains delivered recently (the running one last, ``stop_us`` None): every
+        one since power-on up to ``TRAINS_KEPT``, then at least the last ``TRAINS_KEPT / 2``
+        (:attr:`trains_started` and :attr:`ramps_started` count them all).
     counters : dict of str to int
     """
+
+    #: Pulse trains kept in :attr:`log` (a new STIM per control hop starts one, up to 50/s;
+    #: ~0.9 kB each, so the log fills within a minute or two of stimulation, then stays flat).
+    TRAINS_KEPT = 1024
+    #: Latencies kept for the summary's percentiles (22 min of STIMs at 50/s).
+    LATENCIES_KEPT = 1 << 16
 
     def __init__(self, keys: LinkKeys, config: DeviceConfig, *, now_us: int = 0, seed: int = 0,
                  session: int | None = None,
@@ -296,17 +305,26 @@ class FirmwareDevice:
         self.battery = Battery(soc_pct=config.battery_pct)
         self.impedance = ImpedanceModel(self.n_contacts, self._rng)
         self.log: list[PulseTrain] = []
+        #: Pulse trains and ramps started since power-on (``log`` keeps the recent ones).
+        self.trains_started = 0
+        self.ramps_started = 0
         self.on_log = on_log
         self.counters: dict[str, int] = {"stims_applied": 0, "naks_sent": 0, "arms": 0,
                                          "stops": 0, "watchdog_trips": 0, "reboots": 0}
         self.naks_by_reason: dict[str, int] = {}
-        #: Device-measured latency of every applied STIM (hop's last sample -> applied), us.
-        self.latencies_us: list[int] = []
+        #: Device-measured latency of applied STIMs (hop's last sample -> applied), us: the
+        #: last ``LATENCIES_KEPT`` (a ring; :attr:`latencies_us` lists them oldest first).
+        self.latency_log = LatencyLog(self.LATENCIES_KEPT)
         #: The five slowest: (latency_us, applied_us, seq, hop_last_sample), ascending.
         self.slow_stims: list[tuple[int, int, int, int]] = []
         self._last_tick_us = now_us
         self._on_time = _OnTimeMeter()
         self._boot(now_us, session=session, rebooted=False)
+
+    @property
+    def latencies_us(self) -> list[int]:
+        """The retained device-measured STIM latencies, oldest first, us."""
+        return [int(v) for v in self.latency_log.ordered()]
 
     # ------------------------------------------------------------------ lifecycle
     def _boot(self, now_us: int, *, session: int | None, rebooted: bool) -> None:
@@ -380,12 +398,19 @@ class FirmwareDevice:
         Advances the frame counter and the newest-sample index whether or not the frame
         reaches the host (fault injection may drop it afterwards).
         """
+        return self.encode(self.data_message(samples, labels), now_us)
+
+    def data_message(self, samples: np.ndarray, labels: np.ndarray | None) -> Data:
+        """The next DATA message, not yet encoded (the simulator encodes it when the line
+        takes it, :mod:`firmware_sim.txqueue`); advances the frame counter and the
+        newest-sample index like :meth:`data_frame`. ``samples`` is referenced, not copied.
+        """
         spf = samples.shape[0]
         first = self.frame_counter * self.cfg.stream.samples_per_frame
         msg = Data(self.frame_counter, first, self.cfg.stream.uv_per_lsb, samples, labels)
         self.frame_counter += 1
         self.newest_sample = first + spf - 1
-        return self.encode(msg, now_us)
+        return msg
 
     def _ack(self, frame: Frame, now_us: int, applied: bool = False,
              latency_us: int = NO_LATENCY) -> bytes:
@@ -514,7 +539,7 @@ class FirmwareDevice:
         if s.hop_last_sample != NO_SAMPLE and self.streaming:
             lat = now_us - self.sample_time_us(int(s.hop_last_sample))
             latency = int(min(max(lat, 0.0), NO_LATENCY - 1))
-            self.latencies_us.append(latency)
+            self.latency_log.add(latency)
             if len(self.slow_stims) < 5 or latency > self.slow_stims[0][0]:
                 self.slow_stims.append((latency, now_us, seq, int(s.hop_last_sample)))
                 self.slow_stims.sort()
@@ -591,7 +616,18 @@ class FirmwareDevice:
                                  tuple(float(a) for a in cmd.amplitude_ma),
                                  float(cmd.pulse_width_us), float(cmd.frequency_hz),
                                  float(cmd.interphase_gap_us), float(cmd.case_ma))
-        self.log.append(self._train)
+        self._keep(self._train)
+
+    def _keep(self, train: PulseTrain) -> None:
+        """Log a new train; beyond ``TRAINS_KEPT`` the oldest half goes (every finished train
+        was already handed to ``on_log``), so a long run's memory stays flat."""
+        if train.ramp:
+            self.ramps_started += 1
+        else:
+            self.trains_started += 1
+        self.log.append(train)
+        if len(self.log) > self.TRAINS_KEPT:
+            del self.log[:len(self.log) - self.TRAINS_KEPT // 2]
 
     def _end_train(self, now_us: int, reason: str) -> None:
         if self._train is not None:
@@ -628,7 +664,7 @@ class FirmwareDevice:
                                      float(template.frequency_hz),
                                      float(template.interphase_gap_us), float(start_case),
                                      ramp=True)
-            self.log.append(self._train)
+            self._keep(self._train)
         else:
             self._ramp = None
             self.output.set_off()

@@ -6,6 +6,10 @@ as it arrives), when the next DATA frame is due, when a delayed frame is due, or
 has been acquired, ``t0 + ((k + 1) * samples_per_frame) / fs`` on the device clock, computed
 from the frame index (drift-free); a late wake-up sends the overdue frames at once, never
 skips one.
+
+Replies before bulk data: DATA frames wait, unencoded, in a :class:`~firmware_sim.txqueue.
+DataFifo` and go to the line one at a time when it is free, so an ACK, NAK or INFO (and the
+housekeeping frames) never waits behind a backlog of bins (see :mod:`firmware_sim.txqueue`).
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import numpy as np
 
 from neuroloop.link.framing import warm_up as warm_up_framing
 from neuroloop.link.keys import LinkKeys
-from neuroloop.link.messages import FaultFlag
-from neuroloop.stats import percentiles_us
+from neuroloop.link.messages import Data, FaultFlag
+from neuroloop.stats import LatencyLog, percentiles_us
 
 from .device import DeviceConfig, FirmwareDevice
 from .faults import FaultConfig, LinkFaults
 from .streamer import Streamer
 from .transport import PtyTransport, SocketTransport, Transport, TransportClosed
+from .txqueue import DataFifo
 
 __all__ = ["Simulator"]
 
@@ -52,6 +57,9 @@ class Simulator:
         Monotonic clock (``time.monotonic_ns``); injectable for tests.
     """
 
+    #: Overdue DATA frames produced per wake-up at most, before the host's input is read again.
+    MAX_FRAMES_PER_WAKE = 8
+
     def __init__(self, *, transport: Transport, keys: LinkKeys, streamer: Streamer,
                  config: DeviceConfig, faults: FaultConfig | None = None, seed: int = 0,
                  log: IO[str] | None = None, duration_s: float | None = None,
@@ -71,7 +79,14 @@ class Simulator:
         self.link_up = True
         self.stopped_by = ""
         self.frames_produced = 0
-        self._late: list[int] = []  # how late each DATA frame left, us (scheduling jitter)
+        # how late each DATA frame left, us (scheduling jitter): the last 65536 frames
+        self._late = LatencyLog(1 << 16)
+        #: Wake-ups that found a due frame not ready (the patient model behind real time).
+        self.model_waits = 0
+        s = streamer.info
+        #: DATA frames waiting for the line (replies overtake them).
+        self.data_fifo = DataFifo(s.samples_per_frame, len(s.channel_names),
+                                  transport.max_queued_bytes)
 
     # ------------------------------------------------------------------ helpers
     def now_us(self) -> int:
@@ -99,6 +114,23 @@ class Simulator:
         if not self.transport.send(self.faults.corrupt_tx(frame)):
             # nobody reads the line: the device says so in its next STATUS
             self.device.fault_flags |= FaultFlag.TX_OVERFLOW
+
+    def _queue_data(self, msg: Data, due_us: int, now_us: int) -> None:
+        """Hand a DATA frame to the line if it is free and nothing waits, else to the FIFO."""
+        if not self.link_up:
+            return
+        if not self.data_fifo and self.transport.idle:
+            self._send([self.device.encode(msg, due_us)], now_us)
+        elif not self.data_fifo.push(msg, due_us):
+            self.device.fault_flags |= FaultFlag.TX_OVERFLOW
+
+    def _pump_data(self, now_us: int) -> None:
+        """Move waiting DATA frames to the line while it is free, encoding each as it goes
+        (so its sequence number follows every reply already sent)."""
+        fifo = self.data_fifo
+        while fifo and self.link_up and self.transport.idle:
+            msg, due = fifo.pop()
+            self._send([self.device.encode(msg, due)], now_us)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:
@@ -140,12 +172,14 @@ class Simulator:
                     dev.reboot(now)
                     silent_until = now + int(cfg.reboot_time_ms * 1000)
                     self.faults.released(2**62)  # frames in flight die with the radio
+                    self.data_fifo.clear()
                 if open_at is not None and now >= open_at:
                     open_at = None
                     dev.impedance.open_contact(int(cfg.open_contact))  # type: ignore[arg-type]
                     self._log({"kind": "inject", "time_us": now, "fault": "open_contact",
                                "contact": cfg.open_contact})
                 silent = now < silent_until
+                model_behind = False
                 # line speed (pty): a mismatch turns the line into noise both ways
                 if is_pty and self.link_up:
                     self.transport.line_speed_matches()  # type: ignore[attr-defined]
@@ -166,20 +200,31 @@ class Simulator:
                         if gap > 0:
                             self.streamer.skip(gap)
                         last_stream_us = None
-                    while dev.streaming and now >= dev.frame_due_us(dev.frame_counter):
+                    # overdue frames go out at once, but never by waiting for the patient
+                    # model (a model behind real time on a busy machine): the host's bytes
+                    # are read, and its ARM/STOP answered, between any two frames
+                    burst = 0
+                    while dev.streaming and now >= dev.frame_due_us(dev.frame_counter) \
+                            and burst < self.MAX_FRAMES_PER_WAKE:
+                        if not self.streamer.frame_ready():
+                            model_behind = True
+                            self.model_waits += 1
+                            break
+                        burst += 1
                         due = int(dev.frame_due_us(dev.frame_counter))
                         samples, labels = self.streamer.next_frame()
-                        frame = dev.data_frame(samples, labels, due)
+                        msg = dev.data_message(samples, labels)
                         self.frames_produced += 1
-                        self._late.append(now - due)
+                        self._late.add(now - due)
                         last_stream_us = due
                         if not self.faults.drop_data_frame():
-                            self._send([frame], now)
+                            self._queue_data(msg, due, now)
                         else:
                             self._log({"kind": "inject", "time_us": now, "fault": "drop_frame",
                                        "frame_counter": dev.frame_counter - 1})
                         self.streamer.apply_output(dev.output)  # a patient that reacts hears it
-                        self.streamer.prepare()
+                        if self.streamer.frame_ready():
+                            self.streamer.prepare()
                     self._send(dev.tick(now), now)
                 # output
                 if self.link_up:
@@ -187,6 +232,7 @@ class Simulator:
                         self._transmit(f)
                     try:
                         self.transport.flush()
+                        self._pump_data(now)
                     except TransportClosed:
                         self.link_up = False
                 # a pty whose cable was pulled: run on until the output is safely off
@@ -198,7 +244,9 @@ class Simulator:
                 # sleep until the next event
                 wake = now + self.tick_us
                 if dev.streaming and not silent:
-                    wake = min(wake, int(dev.frame_due_us(dev.frame_counter)))
+                    # a frame due while the model is behind: look again in a millisecond
+                    due_next = int(dev.frame_due_us(dev.frame_counter))
+                    wake = min(wake, max(due_next, now + 1000) if model_behind else due_next)
                 rel = self.faults.next_release_us()
                 if rel is not None:
                     wake = min(wake, rel)
@@ -227,27 +275,29 @@ class Simulator:
     def summary(self) -> dict[str, Any]:
         """Counters of the run so far."""
         dev = self.device
-        trains = [t for t in dev.log if not t.ramp]
         return {
             "kind": "summary", "time_us": self.now_us(), "stopped_by": self.stopped_by,
             "session": f"0x{dev.session:08x}", "state": dev.state.name,
             "frames_produced": self.frames_produced,
             "frames_sent": self.frames_produced - self.faults.frames_dropped,
-            "pulse_trains": len(trains), "ramps": len(dev.log) - len(trains),
+            "pulse_trains": dev.trains_started, "ramps": dev.ramps_started,
             "battery_pct": round(dev.battery.soc_pct, 3),
             "device": dict(dev.counters), "naks_by_reason": dict(dev.naks_by_reason),
             "rx": dev.parser.counters(), "injected": self.faults.counters(),
             "noise_bursts": self.streamer.noise_bursts,
-            "tx_overflow": self.transport.tx_overflow, "bytes_sent": self.transport.bytes_sent,
-            "stim_latency_us": _pct(dev.latencies_us), "frame_lateness_us": _pct(self._late),
+            "tx_overflow": self.transport.tx_overflow + self.data_fifo.overflow,
+            "data_fifo_high_water": self.data_fifo.high_water,
+            "model_waits": self.model_waits,
+            "bytes_sent": self.transport.bytes_sent,
+            "stim_latency_us": _pct(dev.latency_log), "frame_lateness_us": _pct(self._late),
             "slowest_stims": [{"latency_us": a, "applied_us": b, "seq": c, "hop_last_sample": d}
                               for a, b, c, d in reversed(dev.slow_stims)],
         }
 
 
-def _pct(values: list[int]) -> dict[str, float]:
-    """p50/p99/p99.9/max of microsecond samples, with their count."""
-    if not values:
+def _pct(log: LatencyLog) -> dict[str, float]:
+    """p50/p99/p99.9/max of the retained microsecond samples, with the count of all."""
+    if not log.count:
         return {"n": 0}
-    return {"n": len(values),
-            **percentiles_us(np.asarray(values, dtype=np.float64) * 1000.0, digits=1)}
+    return {"n": log.count,
+            **percentiles_us(log.values().astype(np.float64) * 1000.0, digits=1)}

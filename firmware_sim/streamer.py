@@ -202,6 +202,14 @@ class Streamer:
         self._x[...] = block.data
         self._labels[...] = block.labels
 
+    def frame_ready(self) -> bool:
+        """True when the next frame can be had without waiting for the patient model (always,
+        except when the intracortical model, in its own thread, is behind real time)."""
+        if self._ready or not self._prefetch:
+            return True
+        producer = self.source._producer
+        return producer is None or producer.ready
+
     def prepare(self) -> None:
         """Generate the next frame ahead of its due time (so sending it costs no compute)."""
         if not self._ready:

@@ -106,6 +106,11 @@ class Transport:
                 self._queued -= len(head)
                 self._head_off = 0
 
+    @property
+    def idle(self) -> bool:
+        """True when every queued frame has been handed to the peer (the line is free)."""
+        return not self._out
+
     def discard_queue(self) -> None:
         self._out.clear()
         self._queued = 0

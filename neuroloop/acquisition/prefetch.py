@@ -76,8 +76,8 @@ class ChunkProducer:
         self._error: BaseException | None = None
         self._write = 0  # next slot the producer fills
         self._read = 0   # next slot the consumer takes
-        self._produced = 0  # chunks filled (written by the producer only)
-        self._taken = 0     # chunks taken (written by the consumer only)
+        self._produced = 0  # chunks filled so far (written by the producer only)
+        self._taken = 0     # chunks taken so far (written by the consumer only)
         self._ended = False
         self._thread = threading.Thread(target=self._run, name="neuroloop-prefetch", daemon=True)
 
@@ -114,6 +114,7 @@ class ChunkProducer:
         except BaseException as exc:  # noqa: BLE001 - handed to the reader
             self._error = exc
             self.n[self._write] = 0
+            self._produced += 1
             self._filled.put(None)
 
     # -- consumer ---------------------------------------------------------------------------
@@ -131,6 +132,7 @@ class ChunkProducer:
             self._filled.get(timeout=timeout)
         except queue.Empty:
             return -1
+        self._taken += 1
         if self._error is not None:
             self._ended = True
             raise self._error
@@ -139,15 +141,15 @@ class ChunkProducer:
             self._ended = True
             return -1
         self._read = (slot + 1) % self.depth
-        self._taken += 1
         return slot
 
     def peek(self) -> int:
-        """The slot :meth:`take` returns next if it is filled already, else -1 (never waits;
-        for cache warming: the consumer may read the slot, never write it)."""
-        if self._ended or self._produced <= self._taken or self._error is not None:
+        """The slot :meth:`take` returns next if it is filled already with samples, else -1
+        (never waits; for cache warming: the consumer may read the slot, never write it)."""
+        if self._ended or self._error is not None or not self.ready:
             return -1
-        return self._read
+        slot = self._read
+        return slot if self.n[slot] > 0 else -1
 
     def release(self) -> None:
         """Hand the oldest taken slot back to the producer (after its samples were copied
@@ -158,6 +160,13 @@ class ChunkProducer:
     def filled_count(self) -> int:
         """Chunks filled and not yet taken (for tests and diagnostics)."""
         return self._filled.qsize()
+
+    @property
+    def ready(self) -> bool:
+        """True when :meth:`take` would not wait: a filled chunk (or the end of the stream,
+        or the producer's error) is there. For a consumer that must not block (firmware_sim
+        answers its host while its patient model catches up)."""
+        return self._ended or self._produced > self._taken
 
     @property
     def ended(self) -> bool:

@@ -56,6 +56,9 @@ _N_STATES = Range(1, 127, integer=True)
 _N_CONTACTS = Range(1, 4096, integer=True)
 _N_OUTPUTS = Range(0, 4096, integer=True)
 _COUNT = Range(0, 1 << 62, integer=True)
+#: Units of the stored samples: microvolts, or the counts of an implant's bins (binned
+#: intracortical: threshold crossings and spike-band power per bin, ``intracortical://binned``).
+SAMPLE_UNITS = ("uV", "count")
 _FLUSH_INTERVAL_S = Range(0.0, 1.0, lo_open=True, unit="s")
 #: Top-level keys of the format and the JSON types they may hold (docs/recording.md).
 _META_TYPES: dict[str, tuple[type, ...]] = {
@@ -175,11 +178,11 @@ class Recording:
             B.SAMPLING_RATE_HZ, error=RecordingError,
             hint="the file is corrupt; re-record the session"))
         unit = channels.get("unit", "uV")
-        if unit not in ("uV", None):
+        if unit not in (*SAMPLE_UNITS, None):
             raise RecordingError(f"{meta_file}: channels.unit = {B.show_value(unit)}, but format "
-                                 f"version {self.format_version} stores samples in 'uV'; the "
-                                 "file is corrupt or was edited")
-        self.unit = "uV"
+                                 f"version {self.format_version} stores samples in 'uV' (or "
+                                 "'count': an implant's bins); the file is corrupt or was edited")
+        self.unit = unit or "uV"
         intentions = self.meta.get("intention_names") or []
         if not all(isinstance(n, str) for n in intentions):
             raise RecordingError(f"{meta_file}: intention_names must be a list of strings; the "
