@@ -171,10 +171,46 @@ def log_power(y, eps, out):
 # ----------------------------------------------------------------------------------------------
 # fused four-section passes (the fast path)
 # ----------------------------------------------------------------------------------------------
+#: Section kinds. A Butterworth band-pass from ``scipy.signal.butter(..., output="sos")`` has a
+#: first section ``[k, 2k, k]`` and then ``[1, +-2, 1]`` numerators: multiplying by 1 is exact and
+#: ``b0 * x`` equals ``b2 * x`` when ``b0 == b2``, so such sections skip one or two of their five
+#: products and still compute SciPy's bits exactly (a fifth fewer operations per band-pass).
+SECTION_GENERAL = 0
+#: ``b0 == b2 != 0``: one product serves both.
+SECTION_SYMMETRIC = 1
+#: ``b0 == b2 == 1``: no product at all for them.
+SECTION_UNIT = 2
+
+
 @jit
-def _quad_to(src, dst, q, z, c0, c1):
-    """Apply sections ``q[0..3]`` (shape (4, 6)) with state ``z`` (shape (4, 2, C)) from
-    ``src`` to ``dst`` (both (T, C); may be the same array), channels ``c0 <= c < c1``."""
+def _section(kind, x, s0, s1, b0, b1, b2, a1, a2):
+    """One direct-form II transposed step: returns ``(y, s0_new, s1_new)``.
+
+    ``kind`` is a compile-time constant at every call site, so only one branch is compiled.
+    """
+    if kind == SECTION_UNIT:
+        y = x + s0
+        return y, b1 * x - a1 * y + s1, x - a2 * y
+    if kind == SECTION_SYMMETRIC:
+        bx = b0 * x
+        y = bx + s0
+        return y, b1 * x - a1 * y + s1, bx - a2 * y
+    y = b0 * x + s0
+    return y, b1 * x - a1 * y + s1, b2 * x - a2 * y
+
+
+@jit
+def _quad(src, dst, q, z, acc, c0, c1, k0, k1, k2, k3, power):
+    """A pass of four sections of kinds ``k0..k3`` (:data:`SECTION_GENERAL` ...) over
+    channels ``c0 <= c < c1``: store the output in ``dst`` or, with ``power``, set
+    ``acc[c] = sum_t y[t, c] ** 2`` (``dst`` is then not used).
+
+    Every call site passes the kinds and ``power`` as constants, so Numba compiles one
+    specialisation per pattern (literal arguments) with the branches folded away. Not
+    closures made by a factory: closures share one qualified name, and with the on-disk
+    cache a process can link one variant's cached code in place of another's (seen with
+    Numba 0.68: a cached caller ran a stale variant after the source changed and changed back).
+    """
     n_samples = src.shape[0]
     b00 = q[0, 0]
     b01 = q[0, 1]
@@ -196,67 +232,8 @@ def _quad_to(src, dst, q, z, c0, c1):
     b32 = q[3, 2]
     a31 = q[3, 4]
     a32 = q[3, 5]
-    # 1-D slices of the tile, indexed from 0: the loops then vectorise (an index that could
-    # be negative would need wrap-around code in every access)
-    s00 = z[0, 0, c0:c1]
-    s01 = z[0, 1, c0:c1]
-    s10 = z[1, 0, c0:c1]
-    s11 = z[1, 1, c0:c1]
-    s20 = z[2, 0, c0:c1]
-    s21 = z[2, 1, c0:c1]
-    s30 = z[3, 0, c0:c1]
-    s31 = z[3, 1, c0:c1]
-    n_channels = c1 - c0
-    for t in range(n_samples):
-        xr = src[t, c0:c1]
-        dr = dst[t, c0:c1]
-        for c in range(n_channels):
-            xi = xr[c]
-            y = b00 * xi + s00[c]
-            s00[c] = b01 * xi - a01 * y + s01[c]
-            s01[c] = b02 * xi - a02 * y
-            xi = y
-            y = b10 * xi + s10[c]
-            s10[c] = b11 * xi - a11 * y + s11[c]
-            s11[c] = b12 * xi - a12 * y
-            xi = y
-            y = b20 * xi + s20[c]
-            s20[c] = b21 * xi - a21 * y + s21[c]
-            s21[c] = b22 * xi - a22 * y
-            xi = y
-            y = b30 * xi + s30[c]
-            s30[c] = b31 * xi - a31 * y + s31[c]
-            s31[c] = b32 * xi - a32 * y
-            dr[c] = y
-
-
-@jit
-def _quad_power(src, q, z, acc, c0, c1):
-    """Like :func:`_quad_to` but, instead of storing the output, set
-    ``acc[c] = sum_t y[t, c] ** 2`` for ``c0 <= c < c1``."""
-    n_samples = src.shape[0]
-    b00 = q[0, 0]
-    b01 = q[0, 1]
-    b02 = q[0, 2]
-    a01 = q[0, 4]
-    a02 = q[0, 5]
-    b10 = q[1, 0]
-    b11 = q[1, 1]
-    b12 = q[1, 2]
-    a11 = q[1, 4]
-    a12 = q[1, 5]
-    b20 = q[2, 0]
-    b21 = q[2, 1]
-    b22 = q[2, 2]
-    a21 = q[2, 4]
-    a22 = q[2, 5]
-    b30 = q[3, 0]
-    b31 = q[3, 1]
-    b32 = q[3, 2]
-    a31 = q[3, 4]
-    a32 = q[3, 5]
-    # 1-D slices of the tile, indexed from 0: the loops then vectorise (an index that could
-    # be negative would need wrap-around code in every access)
+    # 1-D slices of the tile, indexed from 0: the loops then vectorise (an index that
+    # could be negative would need wrap-around code in every access)
     s00 = z[0, 0, c0:c1]
     s01 = z[0, 1, c0:c1]
     s10 = z[1, 0, c0:c1]
@@ -267,28 +244,82 @@ def _quad_power(src, q, z, acc, c0, c1):
     s31 = z[3, 1, c0:c1]
     n_channels = c1 - c0
     acc_t = acc[c0:c1]
-    for c in range(n_channels):
-        acc_t[c] = 0.0
+    if power:
+        for c in range(n_channels):
+            acc_t[c] = 0.0
     for t in range(n_samples):
         xr = src[t, c0:c1]
+        dr = acc_t if power else dst[t, c0:c1]
         for c in range(n_channels):
-            xi = xr[c]
-            y = b00 * xi + s00[c]
-            s00[c] = b01 * xi - a01 * y + s01[c]
-            s01[c] = b02 * xi - a02 * y
-            xi = y
-            y = b10 * xi + s10[c]
-            s10[c] = b11 * xi - a11 * y + s11[c]
-            s11[c] = b12 * xi - a12 * y
-            xi = y
-            y = b20 * xi + s20[c]
-            s20[c] = b21 * xi - a21 * y + s21[c]
-            s21[c] = b22 * xi - a22 * y
-            xi = y
-            y = b30 * xi + s30[c]
-            s30[c] = b31 * xi - a31 * y + s31[c]
-            s31[c] = b32 * xi - a32 * y
-            acc_t[c] += y * y
+            y, s00[c], s01[c] = _section(k0, xr[c], s00[c], s01[c], b00, b01, b02, a01, a02)
+            y, s10[c], s11[c] = _section(k1, y, s10[c], s11[c], b10, b11, b12, a11, a12)
+            y, s20[c], s21[c] = _section(k2, y, s20[c], s21[c], b20, b21, b22, a21, a22)
+            y, s30[c], s31[c] = _section(k3, y, s30[c], s31[c], b30, b31, b32, a31, a32)
+            if power:
+                dr[c] += y * y
+            else:
+                dr[c] = y
+
+
+_G, _S, _U = SECTION_GENERAL, SECTION_SYMMETRIC, SECTION_UNIT
+#: Quad patterns with a compiled pass: any four sections, a Butterworth band-pass of order 4
+#: (or the first quad of a higher order), and the later quads of a higher order.
+QUAD_GENERAL, QUAD_BANDPASS_HEAD, QUAD_UNIT = 0, 1, 2
+
+
+@jit
+def section_kind(row):
+    """The :data:`SECTION_GENERAL`/``SYMMETRIC``/``UNIT`` kind of one SOS row (shape (6,))."""
+    b0 = row[0]
+    if b0 != row[2] or b0 == 0.0:
+        return SECTION_GENERAL
+    if b0 == 1.0:
+        return SECTION_UNIT
+    return SECTION_SYMMETRIC
+
+
+@jit
+def quad_pattern(q):
+    """The compiled pass that computes the four sections ``q`` (shape (4, 6)) exactly:
+    :data:`QUAD_UNIT`, :data:`QUAD_BANDPASS_HEAD` or :data:`QUAD_GENERAL`."""
+    k1 = section_kind(q[1])
+    k2 = section_kind(q[2])
+    k3 = section_kind(q[3])
+    if k1 != SECTION_UNIT or k2 != SECTION_UNIT or k3 != SECTION_UNIT:
+        return QUAD_GENERAL
+    k0 = section_kind(q[0])
+    if k0 == SECTION_UNIT:
+        return QUAD_UNIT
+    if k0 == SECTION_SYMMETRIC:
+        return QUAD_BANDPASS_HEAD
+    return QUAD_GENERAL
+
+
+@jit
+def _quad_to(src, dst, q, z, c0, c1):
+    """Apply sections ``q[0..3]`` (shape (4, 6)) with state ``z`` (shape (4, 2, C)) from
+    ``src`` to ``dst`` (both (T, C); may be the same array), channels ``c0 <= c < c1``."""
+    pattern = quad_pattern(q)
+    acc = z[0, 0]  # not used by a pass that stores its output
+    if pattern == QUAD_BANDPASS_HEAD:
+        _quad(src, dst, q, z, acc, c0, c1, _S, _U, _U, _U, False)
+    elif pattern == QUAD_UNIT:
+        _quad(src, dst, q, z, acc, c0, c1, _U, _U, _U, _U, False)
+    else:
+        _quad(src, dst, q, z, acc, c0, c1, _G, _G, _G, _G, False)
+
+
+@jit
+def _quad_power(src, q, z, acc, c0, c1):
+    """Like :func:`_quad_to` but, instead of storing the output, set
+    ``acc[c] = sum_t y[t, c] ** 2`` for ``c0 <= c < c1``."""
+    pattern = quad_pattern(q)
+    if pattern == QUAD_BANDPASS_HEAD:
+        _quad(src, src, q, z, acc, c0, c1, _S, _U, _U, _U, True)
+    elif pattern == QUAD_UNIT:
+        _quad(src, src, q, z, acc, c0, c1, _U, _U, _U, _U, True)
+    else:
+        _quad(src, src, q, z, acc, c0, c1, _G, _G, _G, _G, True)
 
 
 @jit

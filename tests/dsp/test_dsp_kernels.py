@@ -128,6 +128,57 @@ def test_identity_padding_is_bit_exact() -> None:
     assert np.array_equal(y1, y2)
 
 
+# ------------------------------------------------------------------- section kinds (fast path)
+def test_section_kinds_of_butterworth_bandpass_and_notch() -> None:
+    """A Butterworth band-pass is ``[k, 2k, k]`` then ``[1, +-2, 1]``: the fast passes apply."""
+    head = design_bandpass_sos((8, 12), 4, 586.0)
+    assert [_kernels.section_kind(r) for r in head] == [
+        _kernels.SECTION_SYMMETRIC, *[_kernels.SECTION_UNIT] * 3]
+    assert _kernels.quad_pattern(head) == _kernels.QUAD_BANDPASS_HEAD
+    order8 = design_bandpass_sos((8, 12), 8, 586.0)
+    assert _kernels.quad_pattern(order8[4:8]) == _kernels.QUAD_UNIT
+    notch = pad_sections(design_notch_sos([50.0, 100.0, 150.0], 30.0, 586.0))
+    assert {_kernels.quad_pattern(notch[s:s + 4]) for s in range(0, len(notch), 4)} == {
+        _kernels.QUAD_GENERAL}
+    general = head.copy()
+    general[1, 2] = 0.5  # b2 != b0: the generic pass
+    assert _kernels.quad_pattern(general) == _kernels.QUAD_GENERAL
+    zero = head.copy()
+    zero[0, [0, 2]] = 0.0  # 0 * x is not x: never a symmetric or unit section
+    assert _kernels.section_kind(zero[0]) == _kernels.SECTION_GENERAL
+
+
+@given(signals(max_channels=20), st.sampled_from([1, 2, 4, 8]), st.booleans(),
+       st.integers(0, 3))
+def test_every_quad_pass_computes_sosfilt_bits(x: np.ndarray, order: int, power: bool,
+                                               c0: int) -> None:
+    """Each pass (general, band-pass head, unit) gives exactly ``scipy.signal.sosfilt``'s bits
+    on its channel range, with the output stored or squared and summed, state carried."""
+    sos = pad_sections(design_bandpass_sos((13, 30), order, 250.0))
+    c0 = min(c0, x.shape[1] - 1)
+    c1 = x.shape[1]
+    z = np.zeros((sos.shape[0], 2, c1))
+    zi = np.zeros((sos.shape[0], 2, c1 - c0))
+    half = x.shape[0] // 2
+    for part in (x[:half], x[half:]):
+        part = np.ascontiguousarray(part)
+        expected, zi = scipy.signal.sosfilt(sos, part[:, c0:], axis=0, zi=zi)
+        y = part.copy()
+        for s in range(0, sos.shape[0], 4):
+            if power and s + 4 == sos.shape[0]:
+                acc = np.zeros(c1)
+                _kernels._quad_power(y, sos[s:s + 4], z[s:s + 4], acc, c0, c1)
+                # the kernel sums in time order, as cumsum does
+                assert np.array_equal(acc[c0:], np.cumsum(expected ** 2, axis=0)[-1])
+            else:
+                out = np.zeros_like(y)
+                _kernels._quad_to(y, out, sos[s:s + 4], z[s:s + 4], c0, c1)
+                y = out
+        if not power:
+            assert np.array_equal(y[:, c0:], expected)
+        assert np.array_equal(z[:, :, c0:], zi)
+
+
 # --------------------------------------------------------------------------------- log power
 @given(signals())
 def test_log_power_matches_reference(y: np.ndarray) -> None:
