@@ -161,6 +161,13 @@ class ReplaySource(BaseSource):
         moves the window). Sequential access reads 256 rows per disk read."""
         return self._rows[i]
 
+    def next_sample_index(self) -> int | None:
+        """Stream index of the next sample a read returns (None when every sample was read):
+        a replayed stall reads the samples the live reader had received before it stalled."""
+        if self._block >= self.recording.n_blocks:
+            return None
+        return int(self._block_row(self._block)[0]) + self._pos
+
     # -- BaseSource hooks -------------------------------------------------------------------
     def _open(self) -> None:
         self._reset()

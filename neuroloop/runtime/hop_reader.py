@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..acquisition.base import NO_LABEL, BaseSource
+from ..acquisition.base import NO_LABEL, BaseSource, Block
 from .clock import Clock
 
 __all__ = ["HopReader", "HOP_FULL", "HOP_STALLED", "HOP_EXHAUSTED"]
@@ -129,31 +129,35 @@ class HopReader:
                 if self.clock.simulated and not source.paced_by_device:
                     return HOP_STALLED
                 continue
-            n = block.n_samples
-            if self._started and block.first_index != self.next_index:
-                lost = block.first_index - self.next_index
-                if lost > 0:
-                    self.samples_lost += lost
-                self.gap = True
-                if self._fill:  # a hop never spans a gap: restart it at the new block
-                    self._fill = 0
-            self._started = True
-            self.next_index = block.first_index + n
-            self.hop[self._fill:self._fill + n] = block.data
-            if block.labels.shape[0] == n:
-                self.labels[self._fill:self._fill + n] = block.labels
-            else:
-                self.labels[self._fill:self._fill + n] = NO_LABEL
-            self._fill += n
-            # a device's receive time is when the sample became available; any other
-            # source is available when it is due (a recording's stored times belong to
-            # another run's clock)
-            self.available_ns = (block.received_ns
-                                 if source.paced_by_device and block.received_ns
-                                 else self.due_ns(self.next_index - 1))
-            self.on_samples(block.data, block.first_index)
+            self._take(block)
         self._fill = 0
         return HOP_FULL
+
+    def _take(self, block: Block) -> None:
+        """Append a block read from the source to the hop (at most what the hop lacks)."""
+        n = block.n_samples
+        if self._started and block.first_index != self.next_index:
+            lost = block.first_index - self.next_index
+            if lost > 0:
+                self.samples_lost += lost
+            self.gap = True
+            if self._fill:  # a hop never spans a gap: restart it at the new block
+                self._fill = 0
+        self._started = True
+        self.next_index = block.first_index + n
+        self.hop[self._fill:self._fill + n] = block.data
+        if block.labels.shape[0] == n:
+            self.labels[self._fill:self._fill + n] = block.labels
+        else:
+            self.labels[self._fill:self._fill + n] = NO_LABEL
+        self._fill += n
+        # a device's receive time is when the sample became available; any other
+        # source is available when it is due (a recording's stored times belong to
+        # another run's clock)
+        self.available_ns = (block.received_ns
+                             if self.source.paced_by_device and block.received_ns
+                             else self.due_ns(self.next_index - 1))
+        self.on_samples(block.data, block.first_index)
 
     def drop_hop(self) -> bool:
         """Injected stall: the hop's samples never reach the controller (a visible gap).
@@ -162,6 +166,7 @@ class HopReader:
         """
         if self.paced:
             self.clock.sleep_until(self.due_ns(self.next_index + self.n_hop - 1))
+        self._fill = 0  # the samples of a hop cut by the stall are not joined to later ones
         need = self.n_hop
         while need > 0:
             block = self.source.read(need, timeout=self.read_timeout_s)
@@ -177,6 +182,25 @@ class HopReader:
 
         A stall before the first block (a device that had not streamed yet: ``first_sample``
         is ``-hop``) leaves the reader unstarted, as it was live, so the first block is not a
-        gap whatever its stream index."""
-        self.next_index = int(first_sample) + self.n_hop
+        gap whatever its stream index.
+
+        A live read that timed out in the middle of a hop kept the samples it had received
+        (they were recorded) and went on filling the hop in the next cycle: when the source
+        says where its next sample is (``next_sample_index()``, a replay), the samples up to
+        where the live reader stood are read into the hop as they were live, and only what
+        the recording lacks (a dropped hop) is skipped."""
+        target = int(first_sample) + self.n_hop
+        upcoming = getattr(self.source, "next_sample_index", None)
+        while upcoming is not None and self.next_index < target and self._fill < self.n_hop:
+            nxt = upcoming()
+            if nxt is None or nxt >= target or (nxt < self.next_index and self._started):
+                break
+            block = self.source.read(min(target - nxt, self.n_hop - self._fill),
+                                     timeout=self.read_timeout_s)
+            if block is None:
+                break
+            self._take(block)
+        if self.next_index != target:
+            self._fill = 0  # skipped samples: as drop_hop, the hop starts afresh
+            self.next_index = target
         self._started = self._started or self.next_index != 0

@@ -8,45 +8,13 @@ import copy
 import tomllib
 from importlib import resources
 
+from stalling_source import StallingSource
+
 from neuroloop.acquisition import open_source
 from neuroloop.config import scenario_from_dict
 from neuroloop.io.recorder import SessionRecorder
 from neuroloop.io.replay import replay_recording
 from neuroloop.runtime.session import RunOptions, Session
-
-
-class _Stalling:
-    """The STN patient with reads that time out now and then (no samples: a stall)."""
-
-    reacts_to_stimulation = True
-    paced_by_device = False
-
-    def __init__(self, inner) -> None:
-        self.inner, self.info = inner, inner.info
-        self.calls = 0
-
-    @property
-    def exhausted(self) -> bool:
-        return False
-
-    def open(self):
-        self.inner.open()
-        return self
-
-    def read(self, n, timeout=None):
-        self.calls += 1
-        if self.calls % 23 == 0:
-            return None
-        return self.inner.read(n, timeout)
-
-    def map_intentions(self, names, scenario=""):
-        self.inner.map_intentions(names, scenario)
-
-    def stimulation_applied(self, *args) -> None:
-        self.inner.stimulation_applied(*args)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_stalled_cycles_replay_identically(tmp_path, capsys) -> None:
@@ -58,7 +26,8 @@ def test_stalled_cycles_replay_identically(tmp_path, capsys) -> None:
     s = Session(sc, RunOptions(fast=True, duration_s=15.0,
                                listeners=[SessionRecorder(rec)]))
     s.save_decoder(rec)
-    s.open(source=_Stalling(open_source("lfp://stn", seed=2)))
+    # reads that time out now and then (no samples: a stall)
+    s.open(source=StallingSource(open_source("lfp://stn", seed=2), stall=lambda k: k % 23 == 0))
     summary = s.run()
     assert summary["stall_cycles"] > 3
     assert replay_recording(rec, check=True) == 0, capsys.readouterr()

@@ -8,6 +8,8 @@ import copy
 import tomllib
 from importlib import resources
 
+from stalling_source import StallingSource
+
 from neuroloop.acquisition import open_source
 from neuroloop.config import scenario_from_dict
 from neuroloop.io.reader import open_recording
@@ -15,37 +17,6 @@ from neuroloop.io.recorder import SessionRecorder
 from neuroloop.io.replay import replay_recording
 from neuroloop.records import FLAG_SOURCE_STALL
 from neuroloop.runtime.session import RunOptions, Session
-
-
-class _LateBins:
-    """The binned implant with bins that arrive late now and then: a read that times out
-    (the cycle stalls), the bin then read by the next cycle, as over a busy link."""
-
-    paced_by_device = False
-
-    def __init__(self, inner) -> None:
-        self.inner, self.info = inner, inner.info
-        self.calls = 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    @property
-    def exhausted(self) -> bool:
-        return False
-
-    def open(self):
-        self.inner.open()
-        return self
-
-    def read(self, n, timeout=None):
-        self.calls += 1
-        if self.calls % 17 in (0, 1):  # two cycles in a row without a bin, every 17 reads
-            return None
-        return self.inner.read(n, timeout)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_binned_recording_with_stalls_replays_identically(tmp_path, capsys) -> None:
@@ -61,7 +32,9 @@ def test_binned_recording_with_stalls_replays_identically(tmp_path, capsys) -> N
     s = Session(sc, RunOptions(fast=True, duration_s=12.0, realtime_priority=None,
                                listeners=[SessionRecorder(rec)]))
     s.save_decoder(rec)
-    s.open(source=_LateBins(open_source("intracortical://binned", seed=3, n_channels=64)))
+    # bins that arrive late now and then: two cycles in a row without a bin, every 17 reads
+    s.open(source=StallingSource(open_source("intracortical://binned", seed=3, n_channels=64),
+                                 stall=lambda k: k % 17 in (0, 1)))
     summary = s.run()
     assert summary["stall_cycles"] > 40
     cycles = open_recording(rec).cycles
