@@ -33,6 +33,13 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
+from ._kernels import (
+    SECTION_GENERAL,
+    SECTION_SYMMETRIC,
+    SECTION_UNIT,
+    _section,
+    section_kind,
+)
 
 __all__ = ["TILE_CHANNELS", "row_means", "spike_bin", "spike_process"]
 
@@ -56,13 +63,86 @@ def row_means(x, out):
 
 
 @jit
+def _spike_tile(x, mean, r0, r1, c0, c1, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev, sumsq,
+                out, calibrating, k0, k1):
+    """Rows ``r0 <= t < r1`` of channels ``c0 <= c < c1``: both filters (sections of kinds
+    ``k0``, ``k1``, see :data:`neuroloop.dsp._kernels.SECTION_GENERAL`), the crossings and the
+    power accumulators; while ``calibrating`` also the spike band's squares.
+
+    Every call site passes ``calibrating``, ``k0`` and ``k1`` as constants: Numba compiles one
+    specialisation per combination (literal arguments), each inner loop without branches.
+    """
+    n_channels = out.shape[0] // 2
+    p00 = spk_sos[0, 0]
+    p01 = spk_sos[0, 1]
+    p02 = spk_sos[0, 2]
+    q01 = spk_sos[0, 4]
+    q02 = spk_sos[0, 5]
+    p10 = spk_sos[1, 0]
+    p11 = spk_sos[1, 1]
+    p12 = spk_sos[1, 2]
+    q11 = spk_sos[1, 4]
+    q12 = spk_sos[1, 5]
+    r00 = sbp_sos[0, 0]
+    r01 = sbp_sos[0, 1]
+    r02 = sbp_sos[0, 2]
+    u01 = sbp_sos[0, 4]
+    u02 = sbp_sos[0, 5]
+    r10 = sbp_sos[1, 0]
+    r11 = sbp_sos[1, 1]
+    r12 = sbp_sos[1, 2]
+    u11 = sbp_sos[1, 4]
+    u12 = sbp_sos[1, 5]
+    w = c1 - c0
+    # 1-D views of the tile indexed from 0 (the inner loop then vectorises)
+    a0 = spk_z[0, 0, c0:c1]
+    a1 = spk_z[0, 1, c0:c1]
+    b0 = spk_z[1, 0, c0:c1]
+    b1 = spk_z[1, 1, c0:c1]
+    d0 = sbp_z[0, 0, c0:c1]
+    d1 = sbp_z[0, 1, c0:c1]
+    e0 = sbp_z[1, 0, c0:c1]
+    e1 = sbp_z[1, 1, c0:c1]
+    thr_t = thr[c0:c1]
+    prev_t = prev[c0:c1]
+    tx_t = out[c0:c1]
+    sbp_t = out[n_channels + c0:n_channels + c1]
+    ss_t = sumsq[c0:c1]
+    for t in range(r0, r1):
+        m = mean[t]
+        xr = x[t, c0:c1]
+        for i in range(w):
+            v = xr[i] - m
+            # spike band, two sections, then the downward threshold crossing
+            y, a0[i], a1[i] = _section(k0, v, a0[i], a1[i], p00, p01, p02, q01, q02)
+            z, b0[i], b1[i] = _section(k1, y, b0[i], b1[i], p10, p11, p12, q11, q12)
+            th = thr_t[i]
+            tx_t[i] += 1.0 if (z < th) & (prev_t[i] >= th) else 0.0
+            prev_t[i] = z
+            if calibrating:
+                ss_t[i] += z * z
+            # spike-band power band, two sections
+            y, d0[i], d1[i] = _section(k0, v, d0[i], d1[i], r00, r01, r02, u01, u02)
+            z, e0[i], e1[i] = _section(k1, y, e0[i], e1[i], r10, r11, r12, u11, u12)
+            sbp_t[i] += abs(z)
+
+
+@jit
+def _is_bandpass_pair(sos):
+    """True for a 2nd-order Butterworth band-pass: ``[k, 2k, k]`` then ``[1, +-2, 1]``."""
+    return section_kind(sos[0]) == SECTION_SYMMETRIC and section_kind(sos[1]) == SECTION_UNIT
+
+
+@jit
 def spike_bin(x, use_car, mean, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev, sumsq, cal,
               multiplier, out):
     """Threshold crossings and spike-band power of one bin (module docstring).
 
     Both filters have exactly two second-order sections (a 2nd-order Butterworth band-pass;
     :func:`neuroloop.dsp.filters.pad_sections` pads a 1st-order design with an identity
-    section), applied fused in registers per channel.
+    section), applied fused in registers per channel. When both are band-pass pairs as
+    ``scipy.signal.butter`` designs them, the sections skip their products by 1 and repeated
+    products (the same bits; :mod:`neuroloop.dsp._kernels`, "section kinds").
 
     Parameters
     ----------
@@ -98,26 +178,7 @@ def spike_bin(x, use_car, mean, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev, sumsq
     for c in range(2 * n_channels):
         out[c] = 0.0
     calibrating = cal[0] > 0
-    p00 = spk_sos[0, 0]
-    p01 = spk_sos[0, 1]
-    p02 = spk_sos[0, 2]
-    q01 = spk_sos[0, 4]
-    q02 = spk_sos[0, 5]
-    p10 = spk_sos[1, 0]
-    p11 = spk_sos[1, 1]
-    p12 = spk_sos[1, 2]
-    q11 = spk_sos[1, 4]
-    q12 = spk_sos[1, 5]
-    r00 = sbp_sos[0, 0]
-    r01 = sbp_sos[0, 1]
-    r02 = sbp_sos[0, 2]
-    u01 = sbp_sos[0, 4]
-    u02 = sbp_sos[0, 5]
-    r10 = sbp_sos[1, 0]
-    r11 = sbp_sos[1, 1]
-    r12 = sbp_sos[1, 2]
-    u11 = sbp_sos[1, 4]
-    u12 = sbp_sos[1, 5]
+    bandpass = _is_bandpass_pair(spk_sos) and _is_bandpass_pair(sbp_sos)
     # two-level blocking: a block of rows (ROW_BLOCK x n_channels, in L2) is referenced once,
     # then every channel tile runs over those rows with its state in L1
     for r0 in range(0, n_samples, ROW_BLOCK):
@@ -129,70 +190,18 @@ def spike_bin(x, use_car, mean, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev, sumsq
                 mean[t] = 0.0
         for c0 in range(0, n_channels, TILE_CHANNELS):
             c1 = min(c0 + TILE_CHANNELS, n_channels)
-            w = c1 - c0
-            # 1-D views of the tile indexed from 0 (the inner loop then vectorises)
-            a0 = spk_z[0, 0, c0:c1]
-            a1 = spk_z[0, 1, c0:c1]
-            b0 = spk_z[1, 0, c0:c1]
-            b1 = spk_z[1, 1, c0:c1]
-            d0 = sbp_z[0, 0, c0:c1]
-            d1 = sbp_z[0, 1, c0:c1]
-            e0 = sbp_z[1, 0, c0:c1]
-            e1 = sbp_z[1, 1, c0:c1]
-            thr_t = thr[c0:c1]
-            prev_t = prev[c0:c1]
-            tx_t = out[c0:c1]
-            sbp_t = out[n_channels + c0:n_channels + c1]
-            ss_t = sumsq[c0:c1]
-            if calibrating:  # the same loop, also summing the spike band's squares
-                for t in range(r0, r1):
-                    m = mean[t]
-                    xr = x[t, c0:c1]
-                    for i in range(w):
-                        v = xr[i] - m
-                        # spike band, two sections
-                        y = p00 * v + a0[i]
-                        a0[i] = p01 * v - q01 * y + a1[i]
-                        a1[i] = p02 * v - q02 * y
-                        z = p10 * y + b0[i]
-                        b0[i] = p11 * y - q11 * z + b1[i]
-                        b1[i] = p12 * y - q12 * z
-                        th = thr_t[i]
-                        tx_t[i] += 1.0 if (z < th) & (prev_t[i] >= th) else 0.0
-                        prev_t[i] = z
-                        ss_t[i] += z * z
-                        # spike-band power band, two sections
-                        y = r00 * v + d0[i]
-                        d0[i] = r01 * v - u01 * y + d1[i]
-                        d1[i] = r02 * v - u02 * y
-                        z = r10 * y + e0[i]
-                        e0[i] = r11 * y - u11 * z + e1[i]
-                        e1[i] = r12 * y - u12 * z
-                        sbp_t[i] += abs(z)
-                continue
-            for t in range(r0, r1):
-                m = mean[t]
-                xr = x[t, c0:c1]
-                for i in range(w):
-                    v = xr[i] - m
-                    # spike band, two sections
-                    y = p00 * v + a0[i]
-                    a0[i] = p01 * v - q01 * y + a1[i]
-                    a1[i] = p02 * v - q02 * y
-                    z = p10 * y + b0[i]
-                    b0[i] = p11 * y - q11 * z + b1[i]
-                    b1[i] = p12 * y - q12 * z
-                    th = thr_t[i]
-                    tx_t[i] += 1.0 if (z < th) & (prev_t[i] >= th) else 0.0
-                    prev_t[i] = z
-                    # spike-band power band, two sections
-                    y = r00 * v + d0[i]
-                    d0[i] = r01 * v - u01 * y + d1[i]
-                    d1[i] = r02 * v - u02 * y
-                    z = r10 * y + e0[i]
-                    e0[i] = r11 * y - u11 * z + e1[i]
-                    e1[i] = r12 * y - u12 * z
-                    sbp_t[i] += abs(z)
+            if bandpass and calibrating:
+                _spike_tile(x, mean, r0, r1, c0, c1, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev,
+                            sumsq, out, True, SECTION_SYMMETRIC, SECTION_UNIT)
+            elif bandpass:
+                _spike_tile(x, mean, r0, r1, c0, c1, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev,
+                            sumsq, out, False, SECTION_SYMMETRIC, SECTION_UNIT)
+            elif calibrating:
+                _spike_tile(x, mean, r0, r1, c0, c1, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev,
+                            sumsq, out, True, SECTION_GENERAL, SECTION_GENERAL)
+            else:
+                _spike_tile(x, mean, r0, r1, c0, c1, spk_sos, spk_z, sbp_sos, sbp_z, thr, prev,
+                            sumsq, out, False, SECTION_GENERAL, SECTION_GENERAL)
     inv = 1.0 / n_samples
     for c in range(n_channels):
         out[n_channels + c] *= inv

@@ -22,10 +22,13 @@ def _spiky(rng: np.random.Generator, n: int, c: int) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("n_channels,car", [(150, True), (64, False), (7, True)])
-def test_spike_features_match_reference(n_channels: int, car: bool) -> None:
+@pytest.mark.parametrize("n_channels,car,order", [(150, True, 2), (64, False, 2), (7, True, 2),
+                                                  (70, True, 1)])
+def test_spike_features_match_reference(n_channels: int, car: bool, order: int) -> None:
+    """Order 2 runs the band-pass-pair specialisation, order 1 (padded) the general one."""
     fs, bin_n = 30000.0, 300
-    pipe = SpikeBandFeatures(n_channels, fs, bin_n, car=car, threshold_calibration_s=0.025)
+    pipe = SpikeBandFeatures(n_channels, fs, bin_n, car=car, threshold_calibration_s=0.025,
+                             filter_order=order)
     pipe.warmup()
     ref = SpikeBandRef(pipe.spike_sos, pipe.sbp_sos, n_channels, car=car,
                        multiplier=pipe.multiplier, calibration_bins=pipe.calibration_bins)
