@@ -287,15 +287,24 @@ def bench_bsi_ecog(n_hops: int = 5000, warmup_hops: int = 200,
 
 
 # ------------------------------------------------------------------------------------- eeg
-class _EegFast(_Path):
-    def __init__(self, decoder: Any) -> None:
-        from .dsp import FeaturePipeline
+def _probabilities(out: Any) -> np.ndarray:
+    return out.probabilities
 
-        self.pipe = FeaturePipeline(32, 250.0, 25, EEG_BANDS_HZ, filter_order=4, car=False)
-        self.dec = decoder
-        self.pipe.warmup()
-        decoder.warmup()
-        self.output = np.zeros(self.pipe.n_features + decoder.n_states)
+
+def _velocity(out: Any) -> np.ndarray:
+    return out.values[:2]
+
+
+class _DecodedFast(_Path):
+    """A feature pipeline, then a decoder (neuroloop's path): the output is the features
+    followed by ``tail(decoder output)`` (its probabilities, or its continuous values)."""
+
+    def __init__(self, pipe: Any, dec: Any, tail: Callable[[Any], np.ndarray],
+                 n_tail: int) -> None:
+        self.pipe, self.dec, self._tail = pipe, dec, tail
+        pipe.warmup()
+        dec.warmup()
+        self.output = np.zeros(pipe.n_features + n_tail)
         self._feats = self.output[:0]
         self._last: Any = None
 
@@ -306,7 +315,7 @@ class _EegFast(_Path):
     def collect(self) -> np.ndarray:
         n = self.pipe.n_features
         self.output[:n] = self._feats
-        self.output[n:] = self._last.probabilities
+        self.output[n:] = self._tail(self._last)
         self.state = int(self._last.state)
         return self.output
 
@@ -355,6 +364,7 @@ def bench_eeg(n_hops: int = 5000, warmup_hops: int = 200,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """32 ch x 250 Hz, 25-sample hops, mu + beta log power, LDA + HMM gate (3 states)."""
     from .decoders.lda import LDADecoder
+    from .dsp import FeaturePipeline
     from .dsp.features import LOG_POWER_EPS
 
     # Calibrate on labelled random features placed around the log powers the stream produces.
@@ -367,7 +377,8 @@ def bench_eeg(n_hops: int = 5000, warmup_hops: int = 200,
     X = centre + offsets[y] + rng.normal(0.0, 0.3, (y.size, n_feat))
     decoder = LDADecoder(n_states=n_states, shrinkage=0.1, transition_stay=0.9, gate_hops=2,
                          gate_threshold=0.6).fit(X, y)
-    fast = _EegFast(decoder)
+    fast = _DecodedFast(FeaturePipeline(32, 250.0, 25, EEG_BANDS_HZ, filter_order=4, car=False),
+                        decoder, _probabilities, decoder.n_states)
     ref = _EegRef(fast.pipe.bank_sos, LOG_POWER_EPS, decoder)
     res = compare_paths("eeg", fast, ref, hop_shape=(25, 32), n_hops=n_hops,
                         warmup_hops=warmup_hops, progress=progress)
@@ -516,26 +527,6 @@ class _KalmanRef:
         return self.mu_x + self.s
 
 
-class _IcFast(_Path):
-    def __init__(self, pipe: Any, dec: Any) -> None:
-        self.pipe, self.dec = pipe, dec
-        pipe.warmup()
-        dec.warmup()
-        self.output = np.zeros(pipe.n_features + 2)
-        self._feats = self.output[:0]
-        self._last: Any = None
-
-    def step(self, hop: np.ndarray) -> None:
-        self._feats = self.pipe.step(hop)
-        self._last = self.dec.step(self._feats)
-
-    def collect(self) -> np.ndarray:
-        n = self.pipe.n_features
-        self.output[:n] = self._feats
-        self.output[n:] = self._last.values[:2]
-        return self.output
-
-
 class _IcRef(_Path):
     def __init__(self, features: Callable[[np.ndarray], np.ndarray], dec: Any) -> None:
         self.features, self.kalman = features, _KalmanRef(dec)
@@ -563,7 +554,7 @@ def bench_intracortical_raw(n_hops: int = 300, warmup_hops: int = 60,
     n_hops, warmup_hops = min(n_hops, 500), max(warmup_hops, 55)
     pipe, ref_feats = _spike_pair(1024)
     dec = _fit_kalman(pipe.n_features)
-    res = compare_paths("intracortical-raw", _IcFast(pipe, dec), _IcRef(ref_feats, dec),
+    res = compare_paths("intracortical-raw", _DecodedFast(pipe, dec, _velocity, 2), _IcRef(ref_feats, dec),
                         hop_shape=(600, 1024), n_hops=n_hops, warmup_hops=warmup_hops,
                         progress=progress)
     res.update({"description": "1024 ch x 30 kHz, 20 ms bins: CAR, 250-5000 Hz crossings at "
@@ -587,7 +578,7 @@ def bench_intracortical_binned(n_hops: int = 5000, warmup_hops: int = 200,
 
     pipe = BinnedFeatures(2048)
     dec = _fit_kalman(2048)
-    res = compare_paths("intracortical-binned", _IcFast(pipe, dec),
+    res = compare_paths("intracortical-binned", _DecodedFast(pipe, dec, _velocity, 2),
                         _IcRef(lambda h: np.array(h[0]), dec), hop_shape=(1, 2048),
                         n_hops=n_hops, warmup_hops=warmup_hops, scale=3.0, progress=progress)
     res.update({"description": "binned: 2 x 1024 features per 20 ms bin from the implant, "
