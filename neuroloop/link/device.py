@@ -58,7 +58,7 @@ from ..stats import percentiles_us
 from ..stimulation.command import StimCommand
 from ..stimulation.electrodes import ElectrodeArray
 from .capacity import link_utilisation
-from .codec import VersionError
+from .codec import Direction, VersionError, encode_frame
 from .framing import warm_up as warm_up_framing
 from .host_protocol import (
     AckReceived,
@@ -457,6 +457,16 @@ class DeviceLink:
         self.protocol.stim_sent(time.perf_counter_ns())
         return seq
 
+    def rehearse_stim(self, command: StimCommand, hop_last_sample: int = -1) -> int:
+        """Encode ``command`` as :meth:`send_stim` would and send nothing (no sequence
+        number taken, no state changed): the control loop's shadow cycle warms the send
+        path with it. Returns the encoded frame's length, bytes."""
+        proto = self.protocol
+        frame = encode_frame(proto.stim(command, hop_last_sample), direction=Direction.H2D,
+                             seq=(proto.tx_seq + 1) & 0xFFFFFFFF, session=proto.guard.session or 0,
+                             timestamp_us=time.perf_counter_ns() // 1000, key=self.keys.h2d)
+        return len(frame)
+
     def send_stop(self) -> bool:
         """Send STOP (no tag, always accepted). Never raises; False if it could not be sent."""
         try:
@@ -558,6 +568,7 @@ class DeviceLink:
             "device_reboots": c["device_reboots"],
             "heartbeats_missed": c["heartbeats_missed"],
             "heartbeats_sent": c["heartbeats_sent"],
+            "rehearsals": c["rehearsals"],
             "samples_overflowed": c["samples_overflowed"],
             "frames_discarded_at_start": c["frames_discarded_at_start"],
             "link_rtt_us": {"p50": rtt["p50"], "p99": rtt["p99"], "max": rtt["max"]},
