@@ -120,8 +120,10 @@ class HopReader:
         part of a stage); with ``spin``, busy-wait instead of sleeping.
 
         A device-paced source: wait until ``lead_ns`` before the hop is expected, or until
-        samples arrive, whichever is first (with ``spin``, until they arrive: the read that
-        follows does not wait)."""
+        samples arrive, whichever is first. With ``spin``, return at once: :meth:`read_hop`
+        blocks on the source and the reader thread's samples wake it (a Python spin would
+        hold the interpreter lock the reader thread needs to decode them; polling with short
+        sleeps measured worse on the 2-core VM, 15 s binned runs: e2e p99 1345 vs 1054 us)."""
         if self.device_paced:
             if spin:
                 return  # read_hop waits on the source itself, woken by the samples
