@@ -166,6 +166,7 @@ def _report(res: dict[str, Any]) -> str:
         f"  link RTT us: {link['link_rtt_us']}; loop e2e us: {run['e2e_us']}; "
         f"deadline misses {run['deadline_misses']}, stalls {run['stall_cycles']}, "
         f"samples lost {run['samples_lost']}; decodes rehearsed {link.get('rehearsals')}",
+        f"  frame's last byte read -> samples queued us: {link.get('frame_to_queue_us')}",
         f"  DATA frame lateness on the device us: {dev['frame_lateness_us']}",
         f"  accuracy {run.get('accuracy')}, intent_to_stim_ms {run.get('intent_to_stim_ms')}, "
         f"interlocks {run.get('interlock_events')}",
