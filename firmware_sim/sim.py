@@ -149,6 +149,8 @@ class Simulator:
         open_at = None if cfg.open_contact is None else int(cfg.open_contact_after_s * s_us)
         silent_until = -1
         release_at: int | None = None  # when the model may produce the frames sent (us)
+        # a streamer whose model runs in a thread of its own, refilled when released
+        phased_model = bool(getattr(self.streamer, "model_in_thread", False))
         period_us = int(dev.cfg.stream.samples_per_frame * 1e6
                         / dev.cfg.stream.sampling_rate_hz)
         down_since: int | None = None
@@ -231,14 +233,14 @@ class Simulator:
                             self._log({"kind": "inject", "time_us": now, "fault": "drop_frame",
                                        "frame_counter": dev.frame_counter - 1})
                         self.streamer.apply_output(dev.output)  # a patient that reacts hears it
-                        if release_at is None and self.streamer.model_in_thread:
+                        if release_at is None and phased_model:
                             release_at = due + int(MODEL_PHASE * period_us)
                         if self.streamer.frame_ready():
                             self.streamer.prepare()
                     self._send(dev.tick(now), now)
                 if release_at is not None and (now >= release_at or model_behind):
                     release_at = None
-                    self.streamer.release_model()
+                    self.streamer.release_model()  # (phased_model: a Streamer)
                 # output
                 if self.link_up:
                     for f in self.faults.released(now):
