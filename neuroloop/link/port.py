@@ -277,7 +277,7 @@ class LinkPort:
             return True
         wake = due - self._rehearse_lead_ns
         left = wake - time.perf_counter_ns()
-        if left > 0:
+        if left > 0:  # until rehearse_lead_s before the frame, or until bytes arrive
             try:
                 fd = ser.fileno()
                 readable, _, _ = select.select([fd], [], [],
@@ -290,7 +290,8 @@ class LinkPort:
             if time.perf_counter_ns() < wake:
                 return False  # the stop flag's turn; then wait again
         self._rehearsed_for = due
-        if left > 0 and self.protocol.rehearse_data():  # a late frame is read at once
+        # not once the frame is due: then its bytes are read at once
+        if time.perf_counter_ns() < due and self.protocol.rehearse_data():
             self.counters["rehearsals"] += 1
         return True
 
