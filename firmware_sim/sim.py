@@ -33,7 +33,12 @@ from .streamer import Streamer
 from .transport import PtyTransport, SocketTransport, Transport, TransportClosed
 from .txqueue import DataFifo
 
-__all__ = ["Simulator"]
+__all__ = ["Simulator", "MODEL_PHASE"]
+
+#: The intracortical model produces the next frames this fraction of a frame period after a
+#: frame was due (:meth:`Streamer.release_model`): the host decodes the frame and closes its
+#: loop in the first millisecond or so, and warms its caches just before the next frame.
+MODEL_PHASE = 0.25
 
 
 class Simulator:
@@ -143,6 +148,11 @@ class Simulator:
         reboot_at = None if cfg.reboot_after_s is None else int(cfg.reboot_after_s * s_us)
         open_at = None if cfg.open_contact is None else int(cfg.open_contact_after_s * s_us)
         silent_until = -1
+        release_at: int | None = None  # when the model may produce the frames sent (us)
+        # a streamer whose model runs in a thread of its own, refilled when released
+        phased_model = bool(getattr(self.streamer, "model_in_thread", False))
+        period_us = int(dev.cfg.stream.samples_per_frame * 1e6
+                        / dev.cfg.stream.sampling_rate_hz)
         down_since: int | None = None
         last_stream_us: int | None = None
         is_pty = isinstance(self.transport, PtyTransport)
@@ -223,9 +233,14 @@ class Simulator:
                             self._log({"kind": "inject", "time_us": now, "fault": "drop_frame",
                                        "frame_counter": dev.frame_counter - 1})
                         self.streamer.apply_output(dev.output)  # a patient that reacts hears it
+                        if release_at is None and phased_model:
+                            release_at = due + int(MODEL_PHASE * period_us)
                         if self.streamer.frame_ready():
                             self.streamer.prepare()
                     self._send(dev.tick(now), now)
+                if release_at is not None and (now >= release_at or model_behind):
+                    release_at = None
+                    self.streamer.release_model()  # (phased_model: a Streamer)
                 # output
                 if self.link_up:
                     for f in self.faults.released(now):
@@ -247,6 +262,8 @@ class Simulator:
                     # a frame due while the model is behind: look again in a millisecond
                     due_next = int(dev.frame_due_us(dev.frame_counter))
                     wake = min(wake, max(due_next, now + 1000) if model_behind else due_next)
+                if release_at is not None:
+                    wake = min(wake, release_at)
                 rel = self.faults.next_release_us()
                 if rel is not None:
                     wake = min(wake, rel)

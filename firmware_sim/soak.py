@@ -5,7 +5,13 @@ Usage::
     python -m firmware_sim.soak --duration 600            # the issue-4 target run (10 min)
     python -m firmware_sim.soak --duration 60 -- --corrupt-bytes 0.01 --samples-per-frame 1
 
-Everything after ``--`` goes to firmware-sim. The report compares the run with the link
+    python -m firmware_sim.soak --duration 60 --config binned.toml --baud 3000000 \
+        --e2e-p99-us 1000                    # intracortical binned (README), e2e target
+
+Everything after ``--`` goes to firmware-sim. ``--config FILE`` runs your own scenario file
+(firmware-sim streams its preset, e.g. ``base = "intracortical"``); ``--baud`` sets the line
+speed on both ends; ``--e2e-p99-us`` adds the loop's end-to-end p99 (the frame's last byte
+read by the host -> STIM written) as a target. The report compares the run with the link
 targets: no frame lost, no CRC error, every STIM acknowledged (host STIMs sent = STIMs the
 device applied, no NAK, no ACK missing) and the device-measured end-to-end latency (hop's
 last sample acquired -> STIM applied, device clock) p99 <= 5 ms. With faults injected the
@@ -48,9 +54,21 @@ def _start_sim(key_file: Path, log: Path, duration_s: float, extra: list[str]
 
 
 def soak(duration_s: float, *, scenario: str = "bsi", sim_args: list[str] | None = None,
-         key_file: Path | None = None, workdir: Path | None = None) -> dict[str, Any]:
+         key_file: Path | None = None, workdir: Path | None = None,
+         config: Path | None = None, baud: int | None = None,
+         e2e_p99_us: float | None = None) -> dict[str, Any]:
     """Run the soak; returns {"run": neuroloop's JSON summary, "device": firmware-sim's
-    summary, "checks": {...}, "passed": bool}."""
+    summary, "checks": {...}, "passed": bool}.
+
+    ``config``: a scenario file instead of the preset ``scenario`` (its preset, e.g.
+    ``base = "intracortical"``, is what firmware-sim streams); ``baud``: line speed of both
+    ends; ``e2e_p99_us``: also check the loop's end-to-end p99 against it (us)."""
+    if config is not None:
+        from neuroloop.config import load_scenario
+
+        scenario = load_scenario(Path(config)).name
+    run_scenario = ["--config", str(config)] if config is not None else ["--scenario", scenario]
+    baud_args = [] if baud is None else ["--baud", str(int(baud))]
     tmp = Path(workdir or tempfile.mkdtemp(prefix="neuroloop-soak-"))
     kf = key_file or tmp / "keys.toml"
     log = tmp / "firmware.jsonl"
@@ -59,12 +77,15 @@ def soak(duration_s: float, *, scenario: str = "bsi", sim_args: list[str] | None
 
     if "--preset" not in extra and scenario in patient_presets():
         extra = ["--preset", scenario, *extra]  # the device streams the scenario's patient
+    if baud is not None and "--baud" not in extra:
+        extra = [*extra, *baud_args]
     sim, address = _start_sim(kf, log, duration_s + 120.0, extra)
     try:
         t0 = time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "neuroloop.cli", "run", "--scenario", scenario,
-                            "--device", address, "--key-file", str(kf), "--duration",
-                            str(duration_s), "--json"], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-m", "neuroloop.cli", "run", *run_scenario,
+                            "--device", address, "--key-file", str(kf), *baud_args,
+                            "--duration", str(duration_s), "--json"],
+                           capture_output=True, text=True)
         wall = time.monotonic() - t0
     finally:
         if sim.poll() is None:
@@ -79,7 +100,7 @@ def soak(duration_s: float, *, scenario: str = "bsi", sim_args: list[str] | None
     entries = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
     device = entries[-1]
     trains = [e for e in entries if e["kind"] == "train"]
-    out_of_limits = _out_of_limits(trains, scenario)
+    out_of_limits = _out_of_limits(trains, str(config) if config is not None else scenario)
     link = run["link"]
     lat = device["stim_latency_us"]
     checks = {
@@ -96,6 +117,11 @@ def soak(duration_s: float, *, scenario: str = "bsi", sim_args: list[str] | None
         f"device latency p99 <= {LATENCY_P99_TARGET_US:g} us":
             lat.get("p99", float("inf")) <= LATENCY_P99_TARGET_US,
     }
+    if e2e_p99_us is not None:
+        checks[f"loop e2e p99 <= {e2e_p99_us:g} us"] = run["e2e_us"]["p99"] <= e2e_p99_us
+        checks["no deadline miss, no stall, no sample lost"] = (
+            run["deadline_misses"] == 0 and run["stall_cycles"] == 0
+            and run["samples_lost"] == 0)
     return {"run": run, "device": device, "checks": checks, "passed": all(checks.values()),
             "out_of_limits": out_of_limits,
             "wall_s": round(wall, 1), "workdir": str(tmp)}
@@ -138,7 +164,9 @@ def _report(res: dict[str, Any]) -> str:
         f"  device latency (sample acquired -> applied) us: p50 {lat.get('p50')} "
         f"p99 {lat.get('p99')} p99.9 {lat.get('p999')} max {lat.get('max')} (n={lat.get('n')})",
         f"  link RTT us: {link['link_rtt_us']}; loop e2e us: {run['e2e_us']}; "
-        f"deadline misses {run['deadline_misses']}",
+        f"deadline misses {run['deadline_misses']}, stalls {run['stall_cycles']}, "
+        f"samples lost {run['samples_lost']}; decodes rehearsed {link.get('rehearsals')}",
+        f"  frame's last byte read -> samples queued us: {link.get('frame_to_queue_us')}",
         f"  DATA frame lateness on the device us: {dev['frame_lateness_us']}",
         f"  accuracy {run.get('accuracy')}, intent_to_stim_ms {run.get('intent_to_stim_ms')}, "
         f"interlocks {run.get('interlock_events')}",
@@ -161,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Long closed-loop run through firmware-sim.")
     p.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
     p.add_argument("--scenario", default="bsi")
+    p.add_argument("--config", type=Path, help="your own scenario file (instead of --scenario)")
+    p.add_argument("--baud", type=int, help="line speed of both ends (default 921600)")
+    p.add_argument("--e2e-p99-us", type=float,
+                   help="also check the loop's end-to-end p99 against this many us")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--no-targets", action="store_true",
                    help="exit 0 whatever the figures (for fault-injection runs)")
@@ -168,8 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.duration > 0:
         print("soak: error: --duration must be > 0", file=sys.stderr)
         return 2
+    if args.baud is not None and args.baud <= 0 or args.e2e_p99_us is not None \
+            and not args.e2e_p99_us > 0:
+        print("soak: error: --baud and --e2e-p99-us must be > 0", file=sys.stderr)
+        return 2
     try:
-        res = soak(args.duration, scenario=args.scenario, sim_args=sim_args)
+        res = soak(args.duration, scenario=args.scenario, sim_args=sim_args, config=args.config,
+                   baud=args.baud, e2e_p99_us=args.e2e_p99_us)
     except RuntimeError as exc:
         print(f"soak: error: {exc}", file=sys.stderr)
         return 2

@@ -123,6 +123,8 @@ class Streamer:
         spf_default, scale_default = PRESET_FRAMING.get(preset, (max(1, round(info.sampling_rate_hz
                                                                                / 10)), 0.25))
         self._prefetch = preset == "intracortical"
+        #: the model runs in a thread of its own and produces when released (release_model)
+        self.model_in_thread = self._prefetch
         if preset == "intracortical" and self.source.mode == "raw":
             # a DATA payload holds at most 16 KB: fewer samples per frame for many electrodes
             spf_default = max(1, min(INTRACORTICAL_RAW_FRAMING[0], 8000 // info.n_channels))
@@ -195,12 +197,26 @@ class Streamer:
             self.source.read_into(self._x, self._labels)
             return
         if self.source._producer is None:
-            self.source.start_prefetch(self.spf, depth=16)
+            # the model refills a frame only when released (release_model): the simulator
+            # does so between frames, away from the host's work on the frame just sent
+            self.source.start_prefetch(self.spf, depth=16, release_when_idle=True)
         block = self.source.read(self.spf)
         if block is None:
             raise RuntimeError("the intracortical model ended")
         self._x[...] = block.data
         self._labels[...] = block.labels
+
+    def release_model(self) -> None:
+        """Let the intracortical model's thread produce the frames taken since the last call.
+
+        The simulator calls it a fraction of a frame period after each frame
+        (:data:`~firmware_sim.sim.MODEL_PHASE`), or at once when the model is behind: a real
+        implant computes its bins on its own chip, and on a shared machine the model's
+        30.7 M samples/s would otherwise be computed just as the host decodes the frame and
+        closes its loop, on the same cores. No-op for the other presets.
+        """
+        if self._prefetch:
+            self.source.idle()
 
     def frame_ready(self) -> bool:
         """True when the next frame can be had without waiting for the patient model (always,

@@ -54,11 +54,11 @@ import serial
 
 from ..acquisition.base import SourceInfo
 from ..errors import AuthenticationError, ConfigError, DeviceError, NeuroloopError
-from ..stats import percentiles_us
+from ..stats import LatencyLog, percentiles_us
 from ..stimulation.command import StimCommand
 from ..stimulation.electrodes import ElectrodeArray
 from .capacity import link_utilisation
-from .codec import VersionError
+from .codec import Direction, VersionError, encode_frame
 from .framing import warm_up as warm_up_framing
 from .host_protocol import (
     AckReceived,
@@ -148,6 +148,8 @@ class DeviceLink:
         self._expected_array: ElectrodeArray | None = None
         self._consumer_ns = 0
         self._counters: dict[str, int] = {"arms_sent": 0, "stop_failed": 0}
+        #: per DATA frame: its last bytes read -> its samples queued for the loop, ns
+        self._frame_to_queue = LatencyLog(1 << 16)
         from .serial_source import SerialSource
         from .serial_stimulator import SerialStimulator
 
@@ -299,6 +301,8 @@ class DeviceLink:
                 cap = int(self.settings.queue_s * info.sampling_rate_hz) if info else 1 << 30
                 self.samples.put(ev.first_index, ev.data, ev.labels, ev.received_ns,
                                  ev.acquired_us, cap)
+                # last bytes read -> samples queued for the loop: the link's share of e2e
+                self._frame_to_queue.add(time.perf_counter_ns() - ev.received_ns)
             elif isinstance(ev, AckReceived):
                 if ev.ack.acked_type == MsgType.ARM:
                     self._arm_answer(ev.ack.acked_seq, ev.ack)
@@ -457,6 +461,16 @@ class DeviceLink:
         self.protocol.stim_sent(time.perf_counter_ns())
         return seq
 
+    def rehearse_stim(self, command: StimCommand, hop_last_sample: int = -1) -> int:
+        """Encode ``command`` as :meth:`send_stim` would and send nothing (no sequence
+        number taken, no state changed): the control loop's shadow cycle warms the send
+        path with it. Returns the encoded frame's length, bytes."""
+        proto = self.protocol
+        frame = encode_frame(proto.stim(command, hop_last_sample), direction=Direction.H2D,
+                             seq=(proto.tx_seq + 1) & 0xFFFFFFFF, session=proto.guard.session or 0,
+                             timestamp_us=time.perf_counter_ns() // 1000, key=self.keys.h2d)
+        return len(frame)
+
     def send_stop(self) -> bool:
         """Send STOP (no tag, always accepted). Never raises; False if it could not be sent."""
         try:
@@ -558,10 +572,12 @@ class DeviceLink:
             "device_reboots": c["device_reboots"],
             "heartbeats_missed": c["heartbeats_missed"],
             "heartbeats_sent": c["heartbeats_sent"],
+            "rehearsals": c["rehearsals"],
             "samples_overflowed": c["samples_overflowed"],
             "frames_discarded_at_start": c["frames_discarded_at_start"],
             "link_rtt_us": {"p50": rtt["p50"], "p99": rtt["p99"], "max": rtt["max"]},
             "device_latency_us": lat,
+            "frame_to_queue_us": percentiles_us(self._frame_to_queue.values()),
             "bytes_received": p.bytes_received,
             "bytes_sent": c["bytes_sent"],
             "utilisation": util,

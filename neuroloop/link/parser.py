@@ -13,8 +13,11 @@ from collections import deque
 from ..errors import AuthenticationError, ProtocolError
 from .codec import MAX_ENCODED_LEN, CrcError, Direction, Frame, WrongDirectionError, decode_body
 from .framing import FrameSplitter, cobs_decode
+from .messages import MsgType
 
 __all__ = ["StreamParser"]
+
+_DATA = int(MsgType.DATA)
 
 
 class StreamParser:
@@ -36,6 +39,9 @@ class StreamParser:
         oversize frames and undecodable payloads.
     errors : deque of ProtocolError
         The most recent errors, oldest first.
+    last_data : bytes or None
+        The encoded bytes (without delimiter) of the last valid DATA frame, kept (not copied)
+        for :meth:`rehearse`.
     """
 
     def __init__(self, expect: Direction, key: bytes | None, *, max_errors_kept: int = 64
@@ -50,6 +56,7 @@ class StreamParser:
         self.auth_failures = 0
         self.wrong_direction = 0
         self.bytes_received = 0
+        self.last_data: bytes | None = None
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | ProtocolError]:
         """Parse ``data``; return frames and errors in stream order (errors are also counted)."""
@@ -62,11 +69,27 @@ class StreamParser:
                 f"frame longer than {MAX_ENCODED_LEN} bytes without a delimiter; discarded")))
         for enc in encoded:
             try:
-                out.append(decode_body(cobs_decode(enc), expect=self.expect, key=self.key))
-                self.frames_ok += 1
+                frame = decode_body(cobs_decode(enc), expect=self.expect, key=self.key)
             except ProtocolError as exc:
                 out.append(self._record(exc))
+                continue
+            self.frames_ok += 1
+            if frame.header.msg_type == _DATA:
+                self.last_data = enc
+            out.append(frame)
         return out
+
+    def rehearse(self, encoded: bytes) -> Frame | None:
+        """Check and decode ``encoded`` (one COBS frame) exactly as :meth:`feed` would, but
+        count nothing and keep nothing: the decoded frame, or None when it fails a check.
+
+        Used to warm the caches of the receive path shortly before a frame is due
+        (:meth:`HostProtocol.rehearse_data`).
+        """
+        try:
+            return decode_body(cobs_decode(encoded), expect=self.expect, key=self.key)
+        except ProtocolError:
+            return None
 
     def data_received(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Parse ``data``; return the valid frames only (errors are counted and kept)."""
@@ -83,6 +106,11 @@ class StreamParser:
             self.malformed += 1
         self.errors.append(exc)
         return exc
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished frame waiting for the rest of it."""
+        return self._splitter.pending
 
     @property
     def total_errors(self) -> int:

@@ -110,6 +110,27 @@ class SampleQueue:
             self._cond.notify_all()
         return True
 
+    def ready(self) -> bool:
+        """True when the consumer has started and samples are waiting (never blocks)."""
+        return self.started and self._queued_samples > 0
+
+    def wait_ready(self, timeout_s: float, interrupted: Callable[[], bool] = lambda: False
+                   ) -> bool:
+        """Wait up to ``timeout_s`` (s) for samples without taking any; True when some are
+        waiting. Before the consumer's first read nothing counts (it will be dropped)."""
+        if not self.started:
+            return False
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not self._queue:
+                if interrupted():
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
     def wake(self) -> None:
         """Wake a waiting reader (the link failed or closed: it checks ``interrupted``)."""
         with self._cond:

@@ -12,6 +12,9 @@ otherwise from the environment), or taken from :attr:`DeviceLink.source`.
 * labels are the simulator's ground truth when the device sends them, else ``NO_LABEL``.
 * :attr:`safety_inputs` is the link's monitor: a session built on this source polls it
   every cycle (heartbeat lost, stream stalled, NAK storm, device fault, impedance).
+* :meth:`samples_ready` and :meth:`wait_for_samples` tell the control loop whether samples
+  are waiting without taking them: it warms its caches before a hop is expected, unless the
+  hop is there already.
 * The first :meth:`read` drops whatever was queued before it, and frames still in the port's
   buffer (they arrive more than 10 ms later than the stream's fastest frame, judged from the
   device timestamps): samples from before the loop started are history, not input. Counted
@@ -152,6 +155,17 @@ class SerialSource(BaseSource):
         block.first_index = first
         block.received_ns = recv
         return block
+
+    def samples_ready(self) -> bool:
+        """True when samples are waiting for :meth:`read` (never blocks; False before the
+        first read, which drops whatever was queued before it)."""
+        return self.link.samples.ready()
+
+    def wait_for_samples(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` (s) for samples without reading them (a loop sleeps with
+        it until shortly before a hop is expected; the samples wake it early)."""
+        link = self.link
+        return link.samples.wait_ready(max(0.0, timeout_s), link._interrupted)
 
     def _close(self) -> None:
         if self._owns_ref and self._link is not None:

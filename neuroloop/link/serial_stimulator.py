@@ -100,6 +100,12 @@ class SerialStimulator(BaseStimulator):
         """
         self.link.send_stim(command, hop_last_sample)
 
+    def rehearsal(self) -> BaseStimulator:
+        """A stimulator for the loop's shadow cycle: it encodes every command into a STIM
+        frame exactly as :meth:`send` does (message, header, tag, CRC, COBS), so the real
+        send finds that code warm, but sends nothing and changes no link state."""
+        return _RehearsalStimulator(self.link)
+
     def stop(self) -> None:
         """Send STOP. Always allowed, never authenticated, never raises."""
         if self._link is not None:
@@ -117,3 +123,19 @@ class SerialStimulator(BaseStimulator):
         self.stop()
         if self._owns_ref and self._link is not None:
             self._link.release()
+
+
+class _RehearsalStimulator(BaseStimulator):
+    """Encodes STIM frames and drops them (see :meth:`SerialStimulator.rehearsal`)."""
+
+    def __init__(self, link: DeviceLink) -> None:
+        self._link = link
+
+    def send(self, command: StimCommand, hop_last_sample: int = -1) -> None:
+        self._link.rehearse_stim(command, hop_last_sample)
+
+    def stop(self) -> None:
+        pass
+
+    def status(self) -> dict[str, Any]:
+        return {}

@@ -41,6 +41,11 @@ class LinkSettings:
         SCHED_FIFO priority the reader and heartbeat threads ask for (like the control
         loop, so that a busy machine does not delay frames); None keeps them time-shared.
         Refusal is not an error (see ``stats()["realtime"]``).
+    rehearse_lead_s : float or None
+        The reader thread wakes this long before the next DATA frame is due (one frame
+        period after the last) and decodes the last frame again, outputs discarded, so that
+        the real frame is decoded with warm caches (:meth:`HostProtocol.rehearse_data`);
+        None: never (the reader sleeps until bytes arrive), s.
     """
 
     open_timeout_s: float = 2.0
@@ -57,3 +62,4 @@ class LinkSettings:
     read_chunk_timeout_s: float = 0.02
     auto_arm: bool = True
     realtime_priority: int | None = 50
+    rehearse_lead_s: float | None = 0.001

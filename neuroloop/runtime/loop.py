@@ -364,7 +364,8 @@ class ControlLoop:
             return FLAG_SOURCE_STALL
         if self._shadow is not None:  # warm the caches until the hop is nearly due, then spin
             reader.wait(lead_ns=SHADOW_LEAD_NS)
-            self._shadow.warm(reader.hop_due_ns(), self.clock.now_ns)
+            if not reader.ready():  # a device's hop already there is read at once
+                self._shadow.warm(reader.hop_due_ns(), self.clock.now_ns)
             reader.wait(spin=True)
         else:
             reader.wait()

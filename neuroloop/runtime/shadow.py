@@ -106,8 +106,10 @@ class ShadowCycle:
         the LDA decoder, the stateless policies, the supervisor) shares its coefficients,
         configuration and scratch buffers with the shadow, which warms them too.
     stimulator : BaseStimulator
-        The loop's stimulator: a simulated one is copied, anything else (a device link) is
-        replaced by a null stimulator, so the shadow never talks to hardware.
+        The loop's stimulator: a simulated one is copied; one with a ``rehearsal()`` method
+        (a device link's) is replaced by what that returns, a stimulator that encodes each
+        command as the real one would and sends nothing; anything else by a null stimulator.
+        The shadow never talks to hardware.
     hop : ndarray, shape (hop_samples, n_channels)
         The loop's hop buffer: the shadow reads the previous hop from it, never writes it.
     cycle_period_ns : int
@@ -129,8 +131,10 @@ class ShadowCycle:
         self.supervisor = _shadow_copy(supervisor)
         from ..stimulation.stimulators import SimulatedStimulator
 
+        rehearsal = getattr(stimulator, "rehearsal", None)
         self.stimulator: BaseStimulator = (copy.deepcopy(stimulator)
                                            if isinstance(stimulator, SimulatedStimulator)
+                                           else rehearsal() if rehearsal is not None
                                            else _NullStimulator())
         self.hop = hop
         self.period_ns = int(cycle_period_ns)
