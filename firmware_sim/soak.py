@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from neuroloop import _checks as B
+from neuroloop.errors import NeuroloopError
+
 __all__ = ["main", "soak"]
 
 LATENCY_P99_TARGET_US = 5000.0
@@ -179,6 +182,10 @@ def _report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: A loop end-to-end p99 to check against, us (1 us to 1 s).
+_E2E_P99_US = B.Range(0.0, 1e6, lo_open=True, unit="us")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     sim_args: list[str] = []
@@ -187,27 +194,22 @@ def main(argv: list[str] | None = None) -> int:
         argv, sim_args = argv[:i], argv[i + 1:]
     p = argparse.ArgumentParser(prog="python -m firmware_sim.soak",
                                 description="Long closed-loop run through firmware-sim.")
-    p.add_argument("--duration", type=float, default=600.0, help="seconds (default 600)")
+    p.add_argument("--duration", type=B.argparse_number(B.DURATION_S, "e.g. 600"), default=600.0,
+                   help="seconds (default 600)")
     p.add_argument("--scenario", default="bsi")
     p.add_argument("--config", type=Path, help="your own scenario file (instead of --scenario)")
-    p.add_argument("--baud", type=int, help="line speed of both ends (default 921600)")
-    p.add_argument("--e2e-p99-us", type=float,
+    p.add_argument("--baud", type=B.argparse_number(B.BAUD, "e.g. 3000000"),
+                   help="line speed of both ends (default 921600)")
+    p.add_argument("--e2e-p99-us", type=B.argparse_number(_E2E_P99_US, "e.g. 1000"),
                    help="also check the loop's end-to-end p99 against this many us")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--no-targets", action="store_true",
                    help="exit 0 whatever the figures (for fault-injection runs)")
     args = p.parse_args(argv)
-    if not args.duration > 0:
-        print("soak: error: --duration must be > 0", file=sys.stderr)
-        return 2
-    if args.baud is not None and args.baud <= 0 or args.e2e_p99_us is not None \
-            and not args.e2e_p99_us > 0:
-        print("soak: error: --baud and --e2e-p99-us must be > 0", file=sys.stderr)
-        return 2
     try:
         res = soak(args.duration, scenario=args.scenario, sim_args=sim_args, config=args.config,
                    baud=args.baud, e2e_p99_us=args.e2e_p99_us)
-    except RuntimeError as exc:
+    except (RuntimeError, NeuroloopError) as exc:  # a run that failed, a bad --config
         print(f"soak: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(res, indent=1, default=str) if args.json else _report(res))

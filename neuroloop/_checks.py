@@ -32,6 +32,7 @@ bench --hops                 [100, 200000]
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = [
-    "Range", "check_number", "show_value",
+    "Range", "check_number", "show_value", "argparse_number",
     "DURATION_S", "FAST_DURATION_MAX_S", "FAST_CYCLES_MAX", "DEADLINE_MS", "SAMPLING_RATE_HZ",
     "N_CHANNELS", "HOP_SAMPLES", "HOP_MAX_S", "HOP_MAX_VALUES", "FILTER_ORDER", "NOTCH_Q",
     "CALIBRATION_S", "CALIBRATION_MAX_VALUES", "STATUS_INTERVAL_S", "SEED", "SNR", "BAUD",
@@ -154,6 +155,22 @@ def check_number(name: str, value: Any, rng: Range, *, hint: str = "",
             problem = "too large"
         raise error(f"{what} is {problem}; {fix}")
     return int(value) if rng.integer else v
+
+
+def argparse_number(rng: Range, hint: str = "") -> Any:
+    """An argparse ``type`` for a number in ``rng``: the same checker as the scenario keys
+    (:func:`check_number`); argparse names the option in the one-line message (exit 2)."""
+    def parse(text: str) -> int | float:
+        try:
+            value: int | float = int(text) if rng.integer else float(text)
+        except ValueError:
+            value = text  # type: ignore[assignment]  # check_number refuses it with the fix
+        try:
+            return check_number("", value, rng, hint=hint, shown=text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = "integer" if rng.integer else "number"
+    return parse
 
 
 # -- the bounds ------------------------------------------------------------------------------

@@ -37,20 +37,8 @@ def _eprint(msg: str) -> None:
     sys.stderr.flush()
 
 
-def _bounded(rng: B.Range, hint: str = "") -> Any:
-    """An argparse ``type`` for a number in ``rng``: the same checker as the scenario keys
-    (:func:`neuroloop._checks.check_number`); argparse names the option in the message."""
-    def parse(text: str) -> int | float:
-        try:
-            value: int | float = int(text) if rng.integer else float(text)
-        except ValueError:
-            value = text  # type: ignore[assignment]  # check_number refuses it with the fix
-        try:
-            return B.check_number("", value, rng, hint=hint, shown=text)
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    parse.__name__ = "integer" if rng.integer else "number"
-    return parse
+#: An argparse ``type`` for a number in a :class:`~neuroloop._checks.Range` (one checker).
+_bounded = B.argparse_number
 
 
 def _inject_spec(text: str) -> str:
