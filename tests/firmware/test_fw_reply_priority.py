@@ -93,6 +93,17 @@ class Uart:
         return getattr(self._inner, name)
 
 
+def _start_simulator(streamer: Any) -> tuple[Simulator, threading.Thread]:
+    """firmware_sim streaming ``streamer`` on a 3 Mbaud pty, in a thread of this process."""
+    sim = Simulator(transport=PtyTransport(3_000_000), keys=KEYS, streamer=streamer,
+                    config=DeviceConfig(stream=streamer.info,
+                                        array=electrode_array("paddle-5-6-5")),
+                    duration_s=60.0)
+    thread = threading.Thread(target=sim.run, name="firmware-sim", daemon=True)
+    thread.start()
+    return sim, thread
+
+
 @dataclass
 class Rig:
     sim: Simulator
@@ -103,12 +114,7 @@ class Rig:
 @pytest.fixture
 def rig() -> Iterator[Rig]:
     streamer = BinStreamer()
-    sim = Simulator(transport=PtyTransport(3_000_000), keys=KEYS, streamer=streamer,
-                    config=DeviceConfig(stream=streamer.info,
-                                        array=electrode_array("paddle-5-6-5")),
-                    duration_s=60.0)
-    thread = threading.Thread(target=sim.run, name="firmware-sim", daemon=True)
-    thread.start()
+    sim, thread = _start_simulator(streamer)
     uarts: list[Uart] = []
 
     def factory(url: str, **kw: Any) -> Uart:
@@ -186,12 +192,7 @@ def test_arm_is_answered_while_the_patient_model_is_behind_real_time() -> None:
     """On a busy machine the intracortical model (its own thread) falls behind; the simulator
     used to wait for it inside its catch-up loop and read nothing from the host meanwhile."""
     streamer = SlowModel()
-    sim = Simulator(transport=PtyTransport(3_000_000), keys=KEYS, streamer=streamer,
-                    config=DeviceConfig(stream=streamer.info,
-                                        array=electrode_array("paddle-5-6-5")),
-                    duration_s=60.0)
-    thread = threading.Thread(target=sim.run, name="firmware-sim", daemon=True)
-    thread.start()
+    sim, thread = _start_simulator(streamer)
     link = DeviceLink(sim.transport.address, keys=KEYS, baudrate=3_000_000,
                       settings=LinkSettings(auto_arm=False, realtime_priority=None))
     try:
